@@ -1,0 +1,53 @@
+"""Session-wide real servers (tests.harness) and a fresh namespace per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import hvac
+import pytest
+from kubernetes import client, config
+
+from tests.harness import Stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Every server, started once per session. A server that cannot start fails the run."""
+    servers = Stack(tmp_path_factory.mktemp("stack"))
+    servers.up()
+    try:
+        yield servers
+    finally:
+        servers.down()
+
+
+@pytest.fixture(scope="session")
+def kube_api(stack: Stack) -> client.ApiClient:
+    """A cluster-admin client of the test apiserver."""
+    return config.new_client_from_config(config_file=str(stack.kube.kubeconfig))
+
+
+@pytest.fixture
+def core_v1(kube_api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(kube_api)
+
+
+@pytest.fixture
+def namespace(core_v1: client.CoreV1Api) -> str:
+    """A namespace of this test's own (never deleted: no controller-manager finishes deletes)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    return name
+
+
+@pytest.fixture
+def vault_client(stack: Stack) -> hvac.Client:
+    return hvac.Client(url=stack.vault.address, token=stack.vault.token)
+
+
+@pytest.fixture(scope="session")
+def state_dir(stack: Stack) -> Path:
+    return stack.dir

@@ -1,0 +1,65 @@
+"""The whole local environment: Kubernetes, OpenBao, a credential helper and a registry."""
+
+from __future__ import annotations
+
+import shlex
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.harness.credhelper import CredentialHelper
+from tests.harness.kube import Kube
+from tests.harness.process import stop_pid_file
+from tests.harness.registry import Registry
+from tests.harness.vault import Vault
+
+
+class Stack:
+    """Every server syncd talks to, started on loopback ports under one state folder."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir.resolve()
+        self.kube = Kube(self.dir)
+        self.vault = Vault(self.dir)
+        self.helper = CredentialHelper(self.dir)
+        self.registry = Registry(self.dir)
+
+    @property
+    def env_path(self) -> Path:
+        return self.dir / "env"
+
+    def up(self) -> None:
+        """Start everything and return once each server answers its health check."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # The apiserver takes the longest; the others start while it comes up.
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                futures = [pool.submit(part.start) for part in (self.kube, self.vault, self.helper, self.registry)]
+                for future in futures:
+                    future.result()
+        except BaseException:
+            self.down()
+            raise
+        self.env_path.write_text(self.env_file())
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "KUBECONFIG": str(self.kube.kubeconfig),
+            "VAULT_ADDR": self.vault.address,
+            "VAULT_TOKEN": self.vault.token,
+            "SYNCD_TEST_VAULT_AUDIT_LOG": str(self.vault.audit_log),
+            **self.helper.env,
+            "SYNCD_TEST_REGISTRY": self.registry.host,
+            "SYNCD_TEST_REGISTRY_USER": self.registry.username,
+            "SYNCD_TEST_REGISTRY_PASSWORD": self.registry.password,
+        }
+
+    def env_file(self) -> str:
+        lines = ["# Written by `python -m tests.harness up`; source it: `. D/env`"]
+        lines += [f"export {key}={shlex.quote(value)}" for key, value in self.environment().items()]
+        return "\n".join(lines) + "\n"
+
+    def down(self) -> None:
+        """Stop every server this folder started, even from another process than `up`."""
+        for pid_file in sorted((self.dir / "pids").glob("*")) if (self.dir / "pids").exists() else []:
+            stop_pid_file(pid_file)
+        self.helper.stop()
