@@ -27,10 +27,17 @@ class CredentialHelper:
 
     def _run(self, argv: list[str], stdin: str | None = None) -> str:
         result = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, check=False, env={**os.environ, **self.env},
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **self.env},
         )
         if result.returncode != 0:
-            raise HarnessError(f"{argv[0]} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+            raise HarnessError(
+                f"{argv[0]} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+            )
         return result.stdout
 
     def start(self) -> None:
@@ -38,10 +45,21 @@ class CredentialHelper:
             if not shutil.which(tool):
                 raise HarnessError(f"`{tool}` is missing: {APT_HINT}")
         self.gnupg_home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._run([
-            "gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
-            "--quick-gen-key", "syncd test <syncd-test@example.invalid>", "default", "default", "never",
-        ])
+        self._run(
+            [
+                "gpg",
+                "--batch",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                "syncd test <syncd-test@example.invalid>",
+                "default",
+                "default",
+                "never",
+            ]
+        )
         listing = self._run(["gpg", "--list-keys", "--with-colons"])
         fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
         self._run(["pass", "init", fingerprint])
@@ -56,5 +74,8 @@ class CredentialHelper:
     def stop(self) -> None:
         if self.gnupg_home.exists():
             subprocess.run(
-                ["gpgconf", "--kill", "all"], env={**os.environ, **self.env}, check=False, capture_output=True,
+                ["gpgconf", "--kill", "all"],
+                env={**os.environ, **self.env},
+                check=False,
+                capture_output=True,
             )

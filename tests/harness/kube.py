@@ -74,14 +74,21 @@ class Kube:
     def start_etcd(self, binary: Path) -> None:
         self.etcd_port, peer_port = free_port(), free_port()
         client_url, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer_port}"
-        self.etcd.start([
-            str(binary), "--name=default", f"--data-dir={self.dir / 'etcd-data'}",
-            f"--listen-client-urls={client_url}", f"--advertise-client-urls={client_url}",
-            f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster=default={peer_url}",
-            # Throwaway data: durability costs seconds per test and buys nothing here.
-            "--unsafe-no-fsync", "--log-level=warn",
-        ])
+        self.etcd.start(
+            [
+                str(binary),
+                "--name=default",
+                f"--data-dir={self.dir / 'etcd-data'}",
+                f"--listen-client-urls={client_url}",
+                f"--advertise-client-urls={client_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=default={peer_url}",
+                # Throwaway data: durability costs seconds per test and buys nothing here.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ]
+        )
         self.etcd.wait_healthy(lambda: requests.get(f"{client_url}/health", timeout=2).ok)
 
     def apiserver_argv(self, binary: Path) -> list[str]:
@@ -90,9 +97,12 @@ class Kube:
             str(binary),
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
             f"--cert-dir={self.dir / 'certs'}",
-            f"--tls-cert-file={self.pki.serving_cert}", f"--tls-private-key-file={self.pki.serving_key}",
+            f"--tls-cert-file={self.pki.serving_cert}",
+            f"--tls-private-key-file={self.pki.serving_key}",
             f"--client-ca-file={self.pki.ca_cert}",
-            f"--secure-port={self.port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={self.port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--authorization-mode=RBAC",
             f"--service-account-issuer={self.url}/",
@@ -100,7 +110,8 @@ class Kube:
             f"--service-account-signing-key-file={self.pki.sa_signing_key}",
             # No controller-manager runs, so nothing would create the token the plugin waits for.
             "--disable-admission-plugins=ServiceAccount",
-            "--allow-privileged=true", "--v=1",
+            "--allow-privileged=true",
+            "--v=1",
         ]
 
     def start_apiserver(self, binary: Path) -> None:
@@ -115,7 +126,9 @@ class Kube:
     def _ready(self) -> bool:
         assert self.pki is not None
         response = requests.get(
-            f"{self.url}/readyz", timeout=3, verify=str(self.pki.ca_cert),
+            f"{self.url}/readyz",
+            timeout=3,
+            verify=str(self.pki.ca_cert),
             cert=(str(self.pki.admin_cert), str(self.pki.admin_key)),
         )
         return response.status_code == 200
@@ -126,10 +139,14 @@ class Kube:
         def b64(path: Path) -> str:
             return base64.b64encode(path.read_bytes()).decode()
 
-        self.kubeconfig.write_text(KUBECONFIG_TEMPLATE.format(
-            server=self.url, ca=b64(self.pki.ca_cert),
-            cert=b64(self.pki.admin_cert), key=b64(self.pki.admin_key),
-        ))
+        self.kubeconfig.write_text(
+            KUBECONFIG_TEMPLATE.format(
+                server=self.url,
+                ca=b64(self.pki.ca_cert),
+                cert=b64(self.pki.admin_cert),
+                key=b64(self.pki.admin_key),
+            )
+        )
         self.kubeconfig.chmod(0o600)
 
     def stop(self) -> None:

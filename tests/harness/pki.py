@@ -64,13 +64,14 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurve
 
 
 def _leaf(
-    ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, subject: x509.Name, usage: x509.ObjectIdentifier,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_name: x509.Name,
+    subject: x509.Name,
+    usage: x509.ObjectIdentifier,
     sans: list[x509.GeneralName] | None = None,
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = _key()
-    builder = _builder(subject, ca_name, key.public_key()).add_extension(
-        x509.ExtendedKeyUsage([usage]), critical=False
-    )
+    builder = _builder(subject, ca_name, key.public_key()).add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(ca_key, hashes.SHA256()), key
@@ -83,9 +84,20 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
 def create(directory: Path) -> KubePKI:
     """Write a fresh CA and every certificate and key under `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
-    pki = KubePKI(*(directory / n for n in (
-        "ca.crt", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key", "sa.pub", "sa.key",
-    )))
+    pki = KubePKI(
+        *(
+            directory / n
+            for n in (
+                "ca.crt",
+                "apiserver.crt",
+                "apiserver.key",
+                "admin.crt",
+                "admin.key",
+                "sa.pub",
+                "sa.key",
+            )
+        )
+    )
     ca_key, ca_name = _key(), _name("syncd-test-ca")
     ca_cert = (
         _builder(ca_name, ca_name, ca_key.public_key())
@@ -102,7 +114,9 @@ def create(directory: Path) -> KubePKI:
     _write_cert(pki.serving_cert, serving)
     _write_key(pki.serving_key, serving_key)
     # system:masters is the group the apiserver treats as cluster-admin without any RBAC binding.
-    admin, admin_key = _leaf(ca_key, ca_name, _name("syncd-test-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH)
+    admin, admin_key = _leaf(
+        ca_key, ca_name, _name("syncd-test-admin", "system:masters"), ExtendedKeyUsageOID.CLIENT_AUTH
+    )
     _write_cert(pki.admin_cert, admin)
     _write_key(pki.admin_key, admin_key)
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

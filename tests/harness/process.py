@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,8 +38,13 @@ class Server:
         with self.log_path.open("ab") as log:
             # A session of its own, so that `down` from another process can kill the whole group.
             self.process = subprocess.Popen(
-                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                start_new_session=True,
             )
         self.pid_path.write_text(str(self.process.pid))
 
@@ -100,7 +106,5 @@ def stop_pid_file(pid_path: Path, timeout: float = 15.0) -> None:
 
 def _reap(pid: int) -> None:
     """Collect our own exited child so that it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

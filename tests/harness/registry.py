@@ -11,7 +11,7 @@ import requests
 from tests.harness.process import HarnessError, Server, free_port
 
 USERNAME = "syncd-test"
-PASSWORD = "registry-pass-7f3a9c"  # noqa: S105 - a throwaway credential for the local test registry
+PASSWORD = "registry-pass-7f3a9c"
 
 CONFIG = """\
 version: 0.1
@@ -45,12 +45,17 @@ class Registry:
     def start(self) -> None:
         for tool in ("docker-registry", "htpasswd"):
             if not shutil.which(tool):
-                raise HarnessError(f"`{tool}` is missing: apt-get install docker-registry apache2-utils (or `make deps`)")
+                raise HarnessError(
+                    f"`{tool}` is missing: apt-get install docker-registry apache2-utils (or `make deps`)"
+                )
         self.dir.mkdir(parents=True, exist_ok=True)
         htpasswd = self.dir / "htpasswd"
         # distribution's htpasswd auth accepts bcrypt entries only.
         entry = subprocess.run(
-            ["htpasswd", "-Bbn", self.username, self.password], capture_output=True, text=True, check=True,
+            ["htpasswd", "-Bbn", self.username, self.password],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         htpasswd.write_text(entry)
         self.port = free_port()

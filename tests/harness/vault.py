@@ -46,13 +46,18 @@ class Vault:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or self.port or free_port()
         config = self.dir / "config.hcl"
-        config.write_text(
-            f'audit "file" "file" {{\n  options {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n'
+        config.write_text(f'audit "file" "file" {{\n  options {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n')
+        self.server.start(
+            [
+                str(find_bao()),
+                "server",
+                "-dev",
+                f"-dev-root-token-id={self.token}",
+                f"-dev-listen-address=127.0.0.1:{self.port}",
+                f"-config={config}",
+            ],
+            env={"BAO_ADDR": "", "VAULT_ADDR": ""},
         )
-        self.server.start([
-            str(find_bao()), "server", "-dev", f"-dev-root-token-id={self.token}",
-            f"-dev-listen-address=127.0.0.1:{self.port}", f"-config={config}",
-        ], env={"BAO_ADDR": "", "VAULT_ADDR": ""})
         self.server.wait_healthy(self._healthy)
 
     def _healthy(self) -> bool:

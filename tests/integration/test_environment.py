@@ -70,25 +70,40 @@ def _token_for(core_v1: client.CoreV1Api, service_account: str, namespace: str) 
 
 
 def test_kubernetes_auth_login_with_tokenrequest_token(
-    stack: Stack, kube_api: client.ApiClient, core_v1: client.CoreV1Api, vault_client: hvac.Client, namespace: str,
+    stack: Stack,
+    kube_api: client.ApiClient,
+    core_v1: client.CoreV1Api,
+    vault_client: hvac.Client,
+    namespace: str,
 ) -> None:
     for name in ("vault-reviewer", "syncd"):
-        core_v1.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name)))
-    client.RbacAuthorizationV1Api(kube_api).create_cluster_role_binding(client.V1ClusterRoleBinding(
-        metadata=client.V1ObjectMeta(name=f"{namespace}-vault-reviewer"),
-        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"),
-        subjects=[client.RbacV1Subject(kind="ServiceAccount", name="vault-reviewer", namespace=namespace)],
-    ))
+        core_v1.create_namespaced_service_account(
+            namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
+        )
+    client.RbacAuthorizationV1Api(kube_api).create_cluster_role_binding(
+        client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name=f"{namespace}-vault-reviewer"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="system:auth-delegator"
+            ),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="vault-reviewer", namespace=namespace)],
+        )
+    )
     mount = f"kubernetes-{uuid.uuid4().hex[:8]}"
     vault_client.sys.enable_auth_method("kubernetes", path=mount)
     vault_client.auth.kubernetes.configure(
-        kubernetes_host=stack.kube.url, kubernetes_ca_cert=stack.kube.pki.ca_cert.read_text(),  # type: ignore[union-attr]
-        token_reviewer_jwt=_token_for(core_v1, "vault-reviewer", namespace), disable_local_ca_jwt=True,
+        kubernetes_host=stack.kube.url,
+        kubernetes_ca_cert=stack.kube.pki.ca_cert.read_text(),  # type: ignore[union-attr]
+        token_reviewer_jwt=_token_for(core_v1, "vault-reviewer", namespace),
+        disable_local_ca_jwt=True,
         mount_point=mount,
     )
     vault_client.auth.kubernetes.create_role(
-        "syncd", bound_service_account_names=["syncd"], bound_service_account_namespaces=[namespace],
-        policies=["default"], mount_point=mount,
+        "syncd",
+        bound_service_account_names=["syncd"],
+        bound_service_account_namespaces=[namespace],
+        policies=["default"],
+        mount_point=mount,
     )
     app = hvac.Client(url=stack.vault.address)
     login = app.auth.kubernetes.login("syncd", _token_for(core_v1, "syncd", namespace), mount_point=mount)
@@ -97,7 +112,9 @@ def test_kubernetes_auth_login_with_tokenrequest_token(
     # OpenBao asked our apiserver (TokenReview): a token of another ServiceAccount is refused.
     with pytest.raises(hvac.exceptions.VaultError):
         hvac.Client(url=stack.vault.address).auth.kubernetes.login(
-            "syncd", _token_for(core_v1, "vault-reviewer", namespace), mount_point=mount,
+            "syncd",
+            _token_for(core_v1, "vault-reviewer", namespace),
+            mount_point=mount,
         )
 
 

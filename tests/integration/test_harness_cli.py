@@ -43,7 +43,9 @@ def _processes_using(directory: Path) -> list[str]:
 def test_up_writes_kubeconfig_and_env_and_down_leaves_no_process(tmp_path: Path) -> None:
     state = tmp_path / "d"
     harness = [sys.executable, "-m", "tests.harness"]
-    up = subprocess.run([*harness, "up", "--dir", str(state)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    up = subprocess.run(
+        [*harness, "up", "--dir", str(state)], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+    )
     try:
         assert up.returncode == 0, up.stderr
         pid_files = sorted((state / "pids").iterdir())
@@ -54,12 +56,17 @@ def test_up_writes_kubeconfig_and_env_and_down_leaves_no_process(tmp_path: Path)
             assert f"export {key}=" in env_text
         kubectl = subprocess.run(
             ["kubectl", "--kubeconfig", str(state / "kubeconfig"), "get", "ns", "-o", "name"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert kubectl.returncode == 0, kubectl.stderr
         assert "namespace/default" in kubectl.stdout.split()
     finally:
-        down = subprocess.run([*harness, "down", "--dir", str(state)], cwd=REPO, capture_output=True, text=True, timeout=120)
+        down = subprocess.run(
+            [*harness, "down", "--dir", str(state)], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        )
     assert down.returncode == 0, down.stderr
     assert not [pid for pid in pids if _alive(pid)]
     assert _processes_using(state) == []

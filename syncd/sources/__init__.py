@@ -1,0 +1,1 @@
+"""Credential sources: Vault/OpenBao, Docker credential helpers, docker config.json files."""
