@@ -1,35 +1,112 @@
-"""Command line: parse arguments and hand off to the application; exit codes of SPEC §2."""
+"""Command line: parse arguments, load the config, hand off; exit codes of SPEC §2."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from syncd import __version__
+from syncd import __version__, logs
+from syncd.app import ClusterOptions, build_cluster, build_reconciler, write_workers
+from syncd.config import Config, load_config
+from syncd.errors import ConfigError, KubeError
+from syncd.output import plan_table, results_json, status_json, status_table, summary
+from syncd.status import cluster_status
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+log = logging.getLogger("syncd")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=os.environ.get("SYNCD_CONFIG"), help="default $SYNCD_CONFIG")
+    common.add_argument("--kubeconfig", help="default: in-cluster in a pod, else $KUBECONFIG or ~/.kube/config")
+    common.add_argument("--context", help="kubeconfig context")
+    common.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    common.add_argument("--log-format", choices=["json", "text"], help="default: text on a terminal, else json")
+    return common
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="syncd", description=__doc__)
+    parser = argparse.ArgumentParser(prog="syncd", description="Sync registry credentials into Kubernetes Secrets.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common()
+    once = commands.add_parser("once", parents=[common], help="sync every secret spec once, then exit")
+    once.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    once.add_argument("--output", choices=["table", "json"], default="table")
+    commands.add_parser("check-config", parents=[common], help="validate the config and print every problem")
+    status = commands.add_parser("status", parents=[common], help="what is in the cluster now (no secret values)")
+    status.add_argument("--output", choices=["table", "json"], default="table")
     commands.add_parser("version", help="print the version")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def _load(args: argparse.Namespace) -> Config:
+    if args.config is None:
+        raise ConfigError("config", [])
+    return load_config(args.config)
+
+
+def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
+    print(f"{args.config}: valid ({len(config.credentials)} credentials, {len(config.secrets)} secret specs)")
+    return EXIT_OK
+
+
+def cmd_once(args: argparse.Namespace, config: Config) -> int:
+    reconciler = build_reconciler(config, ClusterOptions(args.kubeconfig, args.context))
+    results = reconciler.sync_all(dry_run=args.dry_run)
+    if args.output == "json":
+        print(results_json(results))
+    else:
+        print(plan_table(results) if args.dry_run else summary(results))
+    return EXIT_OK if all(r.result == "success" for r in results) else EXIT_FAILURE
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    cluster = build_cluster(ClusterOptions(args.kubeconfig, args.context), write_workers())
+    rows = cluster_status(cluster, config)
+    print(status_json(rows) if args.output == "json" else status_table(rows))
+    return EXIT_OK if all(r.state == "in_sync" for r in rows) else EXIT_FAILURE
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "check-config": cmd_check_config,
+    "once": cmd_once,
+    "status": cmd_status,
+}
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        args = parser.parse_args(argv)
+        config = _load(args)
+    except ConfigError as exc:
+        if not exc.problems:
+            print("syncd: no config: pass --config FILE or set $SYNCD_CONFIG", file=sys.stderr)
+        else:
+            print(f"syncd: invalid config {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args, config)
+    except KubeError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     if args.command == "version":
         print(f"syncd {__version__}")
         return EXIT_OK
-    return EXIT_USAGE
+    logs.setup(args.log_level, args.log_format)
+    return _run(args)
 
 
 if __name__ == "__main__":

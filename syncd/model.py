@@ -90,3 +90,67 @@ class SyncResult:
         if self.failed_writes or self.conflicts or self.service_account_errors:
             return "partial"
         return "success"
+
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "syncd"
+SPEC_LABEL = "syncd.io/secret"
+HASH_ANNOTATION = "syncd.io/content-hash"
+CREDENTIALS_ANNOTATION = "syncd.io/credentials"
+SYNCED_AT_ANNOTATION = "syncd.io/synced-at"
+# Records the spec's `prune` at write time, so that Secrets of a spec later removed from the
+# config are deleted only if that spec asked for pruning.
+PRUNE_ANNOTATION = "syncd.io/prune"
+SECRET_TYPE = "kubernetes.io/dockerconfigjson"  # noqa: S105 - a type name
+DATA_KEY = ".dockerconfigjson"
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+
+
+@dataclass(frozen=True)
+class DesiredSecret:
+    """What every selected namespace should hold for one secret spec. Content stays out of repr."""
+
+    name: str
+    content: bytes = field(repr=False)
+    content_hash: str
+    credentials: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    prune: bool = True
+
+
+@dataclass(frozen=True)
+class ExistingSecret:
+    """A Secret as found in the cluster: ownership and hashes, never its content."""
+
+    namespace: str
+    name: str
+    resource_version: str
+    managed: bool
+    spec: str | None = None
+    annotated_hash: str | None = None
+    data_hash: str | None = None
+    secret_type: str | None = None
+    synced_at: str | None = None
+    credentials: str | None = None
+    registries: tuple[str, ...] = ()
+    prune: bool = False
+
+    def matches(self, desired: DesiredSecret) -> bool:
+        """In sync: ours, of the right type, and both its data and its annotation hash are current."""
+        return (
+            self.managed
+            and self.secret_type == SECRET_TYPE
+            and self.data_hash == desired.content_hash
+            and self.annotated_hash == desired.content_hash
+            and self.credentials == ",".join(desired.credentials)
+        )
+
+
+@dataclass(frozen=True)
+class ServiceAccountRef:
+    """A ServiceAccount and the names of the Secrets in its imagePullSecrets."""
+
+    namespace: str
+    name: str
+    pull_secrets: tuple[str, ...]

@@ -63,3 +63,12 @@ def render(credentials: Iterable[RegistryCredential]) -> RenderedConfig:
     ordered = {registry: auths[registry] for registry in sorted(auths, key=lambda r: r.encode())}
     content = _go_json({"auths": ordered}).encode("utf-8")
     return RenderedConfig(content=content, content_hash=content_hash(content))
+
+
+def registries_of(content: bytes) -> tuple[str, ...]:
+    """Registry names in a `.dockerconfigjson` (for status output); () when it is not one."""
+    try:
+        auths = json.loads(content).get("auths")
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(sorted(auths)) if isinstance(auths, dict) else ()

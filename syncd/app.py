@@ -1,0 +1,52 @@
+"""Composition root: builds sources, the cluster client and the reconciler from a config."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from syncd.config import Config
+from syncd.kube.client import load_api_client
+from syncd.kube.cluster import KubeCluster
+from syncd.metrics import Metrics
+from syncd.reconciler import Reconciler
+from syncd.sources.base import Source
+from syncd.sources.docker_config import DockerConfigSource
+from syncd.sources.helper import HelperSource
+from syncd.sources.vault import VaultSource
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+def write_workers() -> int:
+    """Concurrent writes: enough to hide apiserver latency, bounded so as not to flood it."""
+    return min(32, 8 * (os.cpu_count() or 2))
+
+
+def build_sources(config: Config) -> dict[str, Source]:
+    sources: dict[str, Source] = {"helper": HelperSource(), "docker_config": DockerConfigSource()}
+    if config.vault is not None:
+        sources["vault"] = VaultSource.from_config(config.vault)
+    return sources
+
+
+def build_cluster(options: ClusterOptions, workers: int) -> KubeCluster:
+    api = load_api_client(kubeconfig=options.kubeconfig, context=options.context, pool_size=workers + 4)
+    return KubeCluster(api)
+
+
+def build_reconciler(config: Config, options: ClusterOptions, registry: CollectorRegistry | None = None) -> Reconciler:
+    workers = write_workers()
+    return Reconciler(
+        config=config,
+        sources=build_sources(config),
+        cluster=build_cluster(options, workers),
+        metrics=Metrics(registry or CollectorRegistry()),
+        workers=workers,
+    )

@@ -1,0 +1,82 @@
+"""Build the Kubernetes API client: in-cluster in a pod, else kubeconfig; pool sized for fan-out."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from syncd.errors import KubeError
+
+T = TypeVar("T")
+IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
+MAX_THROTTLE_RETRIES = 5
+MAX_RETRY_AFTER_SECONDS = 30.0
+
+
+def load_api_client(*, kubeconfig: str | None, context: str | None, pool_size: int) -> client.ApiClient:
+    """In a pod (and without --kubeconfig): the ServiceAccount; otherwise $KUBECONFIG / ~/.kube/config.
+
+    The urllib3 pool must be at least as large as the write pool, or concurrent writes queue
+    for a connection and the fan-out buys nothing.
+    """
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is None and context is None and os.environ.get(IN_CLUSTER_ENV):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    except (ConfigException, OSError) as exc:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise KubeError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+def status_of(exc: ApiException) -> int:
+    return int(exc.status or 0)
+
+
+def retry_after(exc: ApiException, attempt: int) -> float:
+    """The server's Retry-After when it sent one, else a short exponential backoff."""
+    headers = exc.headers or {}
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    try:
+        seconds = float(value) if value is not None else 0.0
+    except ValueError:
+        seconds = 0.0
+    return min(seconds or 0.2 * 2**attempt, MAX_RETRY_AFTER_SECONDS)
+
+
+def call(fn: Callable[[], T], *, what: str, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run one API call, honouring 429 / Retry-After; other failures become KubeError naming `what`."""
+    for attempt in range(MAX_THROTTLE_RETRIES + 1):
+        try:
+            return fn()
+        except ApiException as exc:
+            if status_of(exc) == 429 and attempt < MAX_THROTTLE_RETRIES:
+                sleep(retry_after(exc, attempt))
+                continue
+            # `from None`: the library's exception text carries the response body, and the apiserver
+            # echoes invalid Secret data in it; a chained traceback would print it.
+            raise KubeError(f"{what}: {describe(exc)}", status=status_of(exc)) from None
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise KubeError(f"{what}: cannot reach the Kubernetes API ({type(exc).__name__})") from exc
+    raise AssertionError("unreachable")
+
+
+def json_body(response: object) -> dict[str, Any]:
+    """The parsed body of a call made with `_preload_content=False`."""
+    return dict(json.loads(cast(Any, response).data))
+
+
+def describe(exc: ApiException) -> str:
+    """Status and reason only: response bodies of Secret calls can carry Secret data."""
+    return f"HTTP {exc.status} {exc.reason or ''}".strip()

@@ -1,0 +1,107 @@
+"""The cluster as the reconciler sees it: select namespaces, read and write managed Secrets.
+
+Write semantics live here because they need the API's answers: a create that meets an
+existing Secret (409) turns into a conflict or an adoption; an update that meets a newer
+version (409) is re-read and retried; a delete only removes the version we saw as ours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from kubernetes import client
+
+from syncd.config import Namespaces
+from syncd.errors import KubeError
+from syncd.kube import namespaces, secrets, serviceaccounts
+from syncd.model import Action, DesiredSecret, ExistingSecret, ServiceAccountRef
+from syncd.selection import resolve
+
+MAX_CONFLICT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The action that really happened (a planned create may end as a conflict or an adoption)."""
+
+    action: Action
+    changed: bool
+
+
+class KubeCluster:
+    """Implements the reconciler's Cluster protocol on the Kubernetes API."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+
+    def select_namespaces(self, selection: Namespaces) -> list[str]:
+        everything = namespaces.list_namespaces(self.core) if (selection.names or selection.patterns) else []
+        matched = namespaces.list_namespaces(self.core, selection.selector) if selection.selector else []
+        if not everything:
+            everything = matched
+        return resolve(selection, everything, {n.name for n in matched})
+
+    def managed_secrets(self, spec: str | None = None) -> list[ExistingSecret]:
+        return secrets.list_managed(self.core, spec)
+
+    def read_secret(self, namespace: str, name: str) -> ExistingSecret | None:
+        return secrets.read(self.core, namespace, name)
+
+    def create(self, namespace: str, desired: DesiredSecret, *, adopt: bool, now: dt.datetime) -> WriteResult:
+        try:
+            secrets.create(self.core, namespace, desired, now)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            return self._resolve_existing(namespace, desired, adopt=adopt, now=now)
+        return WriteResult(Action.CREATE, changed=True)
+
+    def update(
+        self, namespace: str, desired: DesiredSecret, resource_version: str, *, adopt: bool, now: dt.datetime
+    ) -> WriteResult:
+        try:
+            secrets.update(self.core, namespace, desired, now, resource_version)
+        except KubeError as exc:
+            if exc.status not in (404, 409):
+                raise
+            return self._resolve_existing(namespace, desired, adopt=adopt, now=now)
+        return WriteResult(Action.UPDATE, changed=True)
+
+    def _resolve_existing(
+        self, namespace: str, desired: DesiredSecret, *, adopt: bool, now: dt.datetime
+    ) -> WriteResult:
+        """Someone else wrote first: look again and decide, a bounded number of times."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            existing = secrets.read(self.core, namespace, desired.name)
+            try:
+                return self._write_over(namespace, desired, existing, adopt=adopt, now=now)
+            except KubeError as exc:
+                if exc.status not in (404, 409):
+                    raise
+        raise KubeError(f"Secret {namespace}/{desired.name} kept changing under us; giving up until the next sync")
+
+    def _write_over(
+        self, namespace: str, desired: DesiredSecret, existing: ExistingSecret | None, *, adopt: bool, now: dt.datetime
+    ) -> WriteResult:
+        if existing is None:
+            secrets.create(self.core, namespace, desired, now)
+            return WriteResult(Action.CREATE, changed=True)
+        if not existing.managed and not adopt:
+            return WriteResult(Action.CONFLICT, changed=False)
+        if existing.matches(desired):
+            return WriteResult(Action.UNCHANGED, changed=False)
+        secrets.update(self.core, namespace, desired, now, existing.resource_version)
+        return WriteResult(Action.UPDATE if existing.managed else Action.ADOPT, changed=True)
+
+    def delete(self, namespace: str, name: str, resource_version: str) -> None:
+        secrets.delete(self.core, namespace, name, resource_version)
+
+    def service_accounts(self) -> list[ServiceAccountRef]:
+        return serviceaccounts.list_all(self.core)
+
+    def add_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
+        return serviceaccounts.add_pull_secret(self.core, namespace, service_account, secret)
+
+    def remove_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
+        return serviceaccounts.remove_pull_secret(self.core, namespace, service_account, secret)

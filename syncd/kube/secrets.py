@@ -1,0 +1,138 @@
+"""Managed Secrets: read (only ours, by label), create, update, delete, with ownership checks.
+
+Only Secrets carrying the managed-by label are ever updated or deleted; a Secret of the same
+name without it is a conflict unless the spec says `on_conflict: adopt`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any, cast
+
+from kubernetes import client
+
+from syncd.errors import KubeError
+from syncd.kube.client import call, json_body
+from syncd.kube.lists import list_items
+from syncd.model import (
+    CREDENTIALS_ANNOTATION,
+    DATA_KEY,
+    HASH_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    MANAGED_SELECTOR,
+    PRUNE_ANNOTATION,
+    SECRET_TYPE,
+    SPEC_LABEL,
+    SYNCED_AT_ANNOTATION,
+    DesiredSecret,
+    ExistingSecret,
+)
+from syncd.render import content_hash, registries_of
+
+
+def existing_from(item: dict[str, Any]) -> ExistingSecret:
+    """What we need to know of a Secret; its data is hashed and its registry names read, no more."""
+    metadata = item.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    encoded = (item.get("data") or {}).get(DATA_KEY)
+    content = base64.b64decode(encoded) if isinstance(encoded, str) else None
+    return ExistingSecret(
+        namespace=str(metadata.get("namespace")),
+        name=str(metadata.get("name")),
+        resource_version=str(metadata.get("resourceVersion")),
+        managed=labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE,
+        spec=labels.get(SPEC_LABEL),
+        annotated_hash=annotations.get(HASH_ANNOTATION),
+        data_hash=content_hash(content) if content is not None else None,
+        secret_type=item.get("type"),
+        synced_at=annotations.get(SYNCED_AT_ANNOTATION),
+        credentials=annotations.get(CREDENTIALS_ANNOTATION),
+        registries=registries_of(content) if content is not None else (),
+        prune=annotations.get(PRUNE_ANNOTATION) == "true",
+    )
+
+
+def list_managed(core: client.CoreV1Api, spec: str | None = None) -> list[ExistingSecret]:
+    """Secrets syncd manages (of one spec, or all): a LIST filtered by label, never every Secret."""
+    selector = f"{MANAGED_SELECTOR},{SPEC_LABEL}={spec}" if spec else MANAGED_SELECTOR
+    items = list_items(core.list_secret_for_all_namespaces, what="listing managed Secrets", label_selector=selector)
+    return [existing_from(item) for item in items]
+
+
+def read(core: client.CoreV1Api, namespace: str, name: str) -> ExistingSecret | None:
+    """One Secret by name, managed or not; None when absent."""
+    try:
+        response = call(
+            lambda: core.read_namespaced_secret(name, namespace, _preload_content=False),
+            what=f"reading Secret {namespace}/{name}",
+        )
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return existing_from(json_body(response))
+
+
+def _ours(desired: DesiredSecret, now: dt.datetime) -> dict[str, Any]:
+    """Our labels and annotations; user-set ones of the spec first, so ours always win."""
+    return {
+        "labels": {**desired.labels, MANAGED_BY_LABEL: MANAGED_BY_VALUE, SPEC_LABEL: desired.name},
+        "annotations": {
+            **desired.annotations,
+            HASH_ANNOTATION: desired.content_hash,
+            CREDENTIALS_ANNOTATION: ",".join(desired.credentials),
+            SYNCED_AT_ANNOTATION: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            PRUNE_ANNOTATION: "true" if desired.prune else "false",
+        },
+    }
+
+
+def _data(desired: DesiredSecret) -> dict[str, str]:
+    return {DATA_KEY: base64.b64encode(desired.content).decode("ascii")}
+
+
+def create(core: client.CoreV1Api, namespace: str, desired: DesiredSecret, now: dt.datetime) -> None:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": desired.name, "namespace": namespace, **_ours(desired, now)},
+        "type": SECRET_TYPE,
+        "data": _data(desired),
+    }
+    call(
+        lambda: core.create_namespaced_secret(namespace, cast(Any, secret), _preload_content=False),
+        what=f"creating Secret {namespace}/{desired.name}",
+    )
+
+
+def update(
+    core: client.CoreV1Api, namespace: str, desired: DesiredSecret, now: dt.datetime, resource_version: str
+) -> None:
+    """A merge patch carrying the resourceVersion we planned from: a concurrent writer makes it a 409.
+
+    A merge patch (not a PUT) keeps what others put on the object: their labels, annotations,
+    owner references and extra data keys.
+    """
+    patch = {"metadata": {"resourceVersion": resource_version, **_ours(desired, now)}, "data": _data(desired)}
+    call(
+        lambda: core.patch_namespaced_secret(
+            desired.name,
+            namespace,
+            cast(Any, patch),
+            _content_type="application/merge-patch+json",
+            _preload_content=False,
+        ),
+        what=f"updating Secret {namespace}/{desired.name}",
+    )
+
+
+def delete(core: client.CoreV1Api, namespace: str, name: str, resource_version: str) -> None:
+    """Delete only the version we saw as ours (precondition), so a takeover in between is never deleted."""
+    options = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=resource_version))
+    call(
+        lambda: core.delete_namespaced_secret(name, namespace, body=options, _preload_content=False),
+        what=f"deleting Secret {namespace}/{name}",
+    )

@@ -1,0 +1,85 @@
+"""CLI output: aligned tables for people, JSON for scripts. Never a secret value."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from syncd.model import Action, SyncResult
+from syncd.status import StatusRow
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    lines = [headers, *rows]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)).rstrip() for line in lines)
+
+
+def plan_table(results: Sequence[SyncResult]) -> str:
+    rows = [
+        [r.secret, o.change.namespace, o.change.action.value, o.error or o.change.reason]
+        for r in results
+        for o in r.outcomes
+    ]
+    return table(["SECRET", "NAMESPACE", "ACTION", "DETAIL"], rows) if rows else "nothing to do"
+
+
+def summary(results: Sequence[SyncResult]) -> str:
+    lines = []
+    for r in results:
+        counts = ", ".join(
+            f"{n} {name}"
+            for name, n in (
+                ("created", r.count(Action.CREATE)),
+                ("updated", r.count(Action.UPDATE)),
+                ("unchanged", r.count(Action.UNCHANGED)),
+                ("adopted", r.count(Action.ADOPT)),
+                ("pruned", r.count(Action.PRUNE)),
+                ("conflict", len(r.conflicts)),
+                ("failed", len(r.failed_writes)),
+            )
+            if n
+        )
+        lines.append(f"{r.secret}: {r.result}" + (f" ({counts})" if counts else ""))
+        lines += [f"  error: {e}" for e in r.source_errors + r.service_account_errors]
+        lines += [f"  {o.change.namespace}: {o.error}" for o in r.failed_writes]
+        lines += [f"  {o.change.namespace}: conflict: {o.change.reason}" for o in r.conflicts]
+    return "\n".join(lines)
+
+
+def results_json(results: Sequence[SyncResult]) -> str:
+    return json.dumps(
+        [
+            {
+                "secret": r.secret,
+                "result": r.result,
+                "dry_run": r.dry_run,
+                "errors": r.source_errors + r.service_account_errors,
+                "namespaces": [
+                    {
+                        "namespace": o.change.namespace,
+                        "action": o.change.action.value,
+                        "reason": o.change.reason,
+                        "error": o.error,
+                    }
+                    for o in r.outcomes
+                ],
+            }
+            for r in results
+        ],
+        indent=2,
+    )
+
+
+def status_table(rows: Sequence[StatusRow]) -> str:
+    cells = [[r.secret, r.namespace, r.state, ",".join(r.registries), r.synced_at or "", r.detail] for r in rows]
+    return (
+        table(["SECRET", "NAMESPACE", "STATE", "REGISTRIES", "SYNCED-AT", "DETAIL"], cells)
+        if cells
+        else "no namespaces selected"
+    )
+
+
+def status_json(rows: Sequence[StatusRow]) -> str:
+    return json.dumps([asdict(r) for r in rows], indent=2)

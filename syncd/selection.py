@@ -1,0 +1,33 @@
+"""Pure: which namespaces a `namespaces:` block selects (SPEC §1.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from syncd.config import Namespaces
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    name: str
+    terminating: bool = False
+
+
+def _matches_any(name: str, globs: Iterable[str]) -> bool:
+    return any(fnmatchcase(name, glob) for glob in globs)
+
+
+def resolve(selection: Namespaces, namespaces: Iterable[NamespaceInfo], selector_matches: set[str]) -> list[str]:
+    """names + patterns + selector (already evaluated by the apiserver), minus exclude, minus terminating."""
+    chosen = []
+    for namespace in namespaces:
+        picked = (
+            namespace.name in selection.names
+            or _matches_any(namespace.name, selection.patterns)
+            or namespace.name in selector_matches
+        )
+        if picked and not namespace.terminating and not _matches_any(namespace.name, selection.exclude):
+            chosen.append(namespace.name)
+    return sorted(chosen)
