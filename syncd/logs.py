@@ -103,8 +103,10 @@ def setup(level: str = "info", fmt: str | None = None) -> None:
     install_redaction()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if (fmt or default_format()) == "json" else TextFormatter())
+    handler.syncd_handler = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only our own earlier handler: others (pytest's capture, an embedding app) stay.
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "syncd_handler", False)] + [handler]
     root.setLevel(level.upper())
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))

@@ -1,0 +1,214 @@
+"""Docker credential helpers (`docker-credential-<name> get`) as a credential source.
+
+Helpers are third-party programs that may hang, spawn children (pass -> gpg), print megabytes or
+print a secret where we expected an error. So the helper runs in its own session (a timeout kills
+the whole process group), its output is read with a hard cap instead of `communicate()`, and what
+it prints never reaches a log line or an exception, except the first line of an error that it
+reported with a non-zero exit status, which is how the protocol reports errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from syncd.config import Credential
+from syncd.errors import CredentialNotFound, InvalidCredential, SourceUnavailable
+from syncd.model import FetchedCredential, RegistryCredential
+from syncd.sources.base import expiry, utcnow
+
+PROGRAM_PREFIX = "docker-credential-"
+HELPER_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]*$")  # as config.Credential.helper: never a path
+NOT_FOUND_MESSAGE = "credentials not found in native keychain"  # the protocol's one "not found" answer
+TOKEN_USERNAME = "<token>"  # noqa: S105 - the protocol's marker for an identity token, not a password
+MAX_OUTPUT = 1024 * 1024
+MAX_ERROR_TEXT = 200
+INVALID_JSON: Any = object()
+_CHUNK = 64 * 1024
+_STDERR_KEPT = 4 * 1024
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One `get` of one helper: what every error message needs to name."""
+
+    program: str
+    server_url: str
+    credential: str
+
+
+class HelperSource:
+    """A credential that a Docker credential helper holds for `credential.registry`."""
+
+    kind = "helper"
+
+    def fetch(self, credential: Credential) -> FetchedCredential:
+        if credential.helper is None or credential.registry is None:
+            raise TypeError(f"credential {credential.name!r} is not a helper credential")
+        # Taken before the call: a lifetime counted from here can only end early, never late.
+        now = utcnow()
+        username, secret = run_helper(
+            credential.helper, credential.registry, timeout=credential.helper_timeout, credential_name=credential.name
+        )
+        entry = RegistryCredential(registry=credential.registry, username=username, password=secret)
+        return FetchedCredential(
+            name=credential.name, source=self.kind, entries=(entry,), expires_at=expiry(credential, now=now)
+        )
+
+
+def run_helper(helper: str, server_url: str, *, timeout: dt.timedelta, credential_name: str) -> tuple[str, str]:
+    """Run `docker-credential-<helper> get` for `server_url` and return (username, secret).
+
+    An identity token comes back as username `<token>` and the token as secret: see `_parse`.
+    """
+    if not HELPER_NAME.match(helper):
+        raise InvalidCredential(credential_name, f"{helper!r} is not a credential helper name")
+    call = _Call(PROGRAM_PREFIX + helper, server_url, credential_name)
+    process = _start(call)
+    try:
+        _send(process, server_url)
+        stdout, stderr = _collect(process, call, deadline=time.monotonic() + timeout.total_seconds())
+    except BaseException:
+        _kill(process)
+        raise
+    finally:
+        _close(process)
+    return _parse(call, process.returncode, stdout, stderr)
+
+
+def _start(call: _Call) -> subprocess.Popen[bytes]:
+    path = shutil.which(call.program)
+    if path is None:
+        raise SourceUnavailable(call.credential, f"{call.program} is not on PATH (or is not executable)")
+    try:
+        # A new session makes the helper a process-group leader, so a timeout can kill its children too.
+        return subprocess.Popen(
+            [path, "get"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise SourceUnavailable(call.credential, f"cannot run {call.program}: {exc.strerror or exc}") from exc
+
+
+def _send(process: subprocess.Popen[bytes], server_url: str) -> None:
+    """Write the server URL and close stdin: helpers read it up to end of file, as docker sends it."""
+    if process.stdin is None:
+        return
+    # A helper that exits without reading stdin is judged by its exit status, not by this error.
+    with contextlib.suppress(BrokenPipeError):
+        process.stdin.write(server_url.encode())
+    with contextlib.suppress(BrokenPipeError):
+        process.stdin.close()
+
+
+def _collect(process: subprocess.Popen[bytes], call: _Call, *, deadline: float) -> tuple[bytes, bytes]:
+    """Read stdout (at most MAX_OUTPUT) and the start of stderr until both close, then reap the helper."""
+    stdout, stderr = bytearray(), bytearray()
+    with selectors.DefaultSelector() as selector:
+        for stream, buffer in ((process.stdout, stdout), (process.stderr, stderr)):
+            if stream is not None:
+                selector.register(stream, selectors.EVENT_READ, buffer)
+        while selector.get_map():
+            for key, _ in selector.select(_remaining(deadline, call)):
+                _read_into(selector, key, stdout_buffer=stdout)
+            if len(stdout) > MAX_OUTPUT:
+                raise InvalidCredential(call.credential, f"{call.program} output larger than 1 MiB")
+    try:
+        process.wait(timeout=_remaining(deadline, call))
+    except subprocess.TimeoutExpired:
+        _timed_out(call)
+    return bytes(stdout), bytes(stderr[:_STDERR_KEPT])
+
+
+def _read_into(selector: selectors.BaseSelector, key: selectors.SelectorKey, *, stdout_buffer: bytearray) -> None:
+    chunk = os.read(key.fd, _CHUNK)
+    if not chunk:
+        selector.unregister(key.fileobj)
+        return
+    buffer: bytearray = key.data
+    # stderr is only drained past its first few KiB, so a chatty helper never blocks on a full pipe.
+    if buffer is stdout_buffer or len(buffer) < _STDERR_KEPT:
+        buffer.extend(chunk)
+
+
+def _remaining(deadline: float, call: _Call) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        _timed_out(call)
+    return remaining
+
+
+def _timed_out(call: _Call) -> NoReturn:
+    raise SourceUnavailable(call.credential, f"{call.program} did not answer in time for {call.server_url}")
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    # Not reaped yet, so the group id cannot have been reused by an unrelated process.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _close(process: subprocess.Popen[bytes]) -> None:
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _parse(call: _Call, status: int, stdout: bytes, stderr: bytes) -> tuple[str, str]:
+    if status != 0:
+        raise _failure(call, status, stdout, stderr)
+    answer = json_or_invalid(stdout)
+    if answer is INVALID_JSON:
+        raise InvalidCredential(call.credential, f"{call.program} did not answer with JSON")
+    username = answer.get("Username") if isinstance(answer, dict) else None
+    secret = answer.get("Secret") if isinstance(answer, dict) else None
+    if not isinstance(username, str) or not isinstance(secret, str):
+        raise InvalidCredential(call.credential, f"{call.program} answered without a string Username and Secret")
+    if not username and not secret:
+        # docker-credential-pass 0.6.4 (Debian) answers an unknown server this way, with exit status 0.
+        raise _not_found(call)
+    # Username `<token>` means the secret is an identity token (an OAuth refresh token). docker maps it
+    # to `identitytoken`, which kubelet's dockerconfigjson has no field for; it is passed on as a
+    # username/password pair, which works with registries that accept any username with a token.
+    return username, secret
+
+
+def json_or_invalid(data: bytes) -> Any:
+    """Parsed JSON, or INVALID_JSON. Raising is left to the caller, outside this `except`, because a
+    decode error keeps the input (JSONDecodeError.doc, UnicodeDecodeError.object) and an exception
+    raised while handling it would carry it along as `__context__`.
+    """
+    try:
+        return json.loads(data)
+    except ValueError:
+        return INVALID_JSON
+
+
+def _failure(call: _Call, status: int, stdout: bytes, stderr: bytes) -> Exception:
+    text = stdout.decode(errors="replace").strip()
+    if text == NOT_FOUND_MESSAGE:
+        return _not_found(call)
+    if status < 0:
+        return SourceUnavailable(call.credential, f"{call.program} was killed by signal {-status}")
+    # The protocol puts errors on stdout; some helpers use stderr. Only the first line, shortened.
+    lines = (text or stderr.decode(errors="replace").strip()).splitlines()
+    first = lines[0][:MAX_ERROR_TEXT] if lines else "no error message"
+    return SourceUnavailable(call.credential, f"{call.program} exited with status {status}: {first}")
+
+
+def _not_found(call: _Call) -> CredentialNotFound:
+    return CredentialNotFound(call.credential, f"{call.program} has no credentials for {call.server_url}")

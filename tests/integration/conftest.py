@@ -1,0 +1,96 @@
+"""Fixtures for driving syncd against the real servers of the session stack."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from syncd.cli import main
+from tests.harness import Stack
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+RunSyncd = Callable[..., Run]
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A unique namespace prefix: globs in one test must not match another test's namespaces."""
+    return f"s{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def helper_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-credential-pass finds its GnuPG home and password store through the environment."""
+    for key, value in stack.helper.env.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, stack: Stack) -> Callable[[dict[str, Any]], Path]:
+    """Write a config; a `vault:` block gets the test server and a token file unless given."""
+    token_file = tmp_path / "vault-token"
+    token_file.write_text(stack.vault.token)
+
+    def write(config: dict[str, Any]) -> Path:
+        if "vault" in config and not config["vault"]:
+            config["vault"] = {"address": stack.vault.address, "auth": {"method": "token", "token_file": str(token_file)}}
+        path = tmp_path / f"syncd-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def run_syncd(stack: Stack, capsys: pytest.CaptureFixture[str]) -> RunSyncd:
+    """`syncd <args> --config F` in-process against the test cluster; returns exit code and output."""
+
+    def run(*args: str, config: Path, log_level: str = "debug") -> Run:
+        argv = [*args, "--config", str(config), "--kubeconfig", str(stack.kube.kubeconfig)]
+        code = main([*argv, "--log-level", log_level, "--log-format", "json"])
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def make_namespaces(core_v1: client.CoreV1Api) -> Callable[..., list[str]]:
+    def make(*names: str, labels: dict[str, str] | None = None) -> list[str]:
+        for name in names:
+            meta = client.V1ObjectMeta(name=name, labels=labels or {})
+            core_v1.create_namespace(client.V1Namespace(metadata=meta))
+        return list(names)
+
+    return make
+
+
+def dockerconfig_of(core_v1: client.CoreV1Api, namespace: str, name: str) -> bytes:
+    secret = core_v1.read_namespaced_secret(name, namespace)
+    return base64.b64decode(secret.data[".dockerconfigjson"])
+
+
+def secrets_named(core_v1: client.CoreV1Api, name: str, prefix: str) -> dict[str, client.V1Secret]:
+    """Secrets called `name` in namespaces starting with `prefix`, by namespace."""
+    found = core_v1.list_secret_for_all_namespaces(field_selector=f"metadata.name={name}").items
+    return {s.metadata.namespace: s for s in found if s.metadata.namespace.startswith(prefix)}
+
+
+def auths(content: bytes) -> dict[str, Any]:
+    return dict(json.loads(content)["auths"])
