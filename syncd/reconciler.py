@@ -257,6 +257,8 @@ class Reconciler:
         if not result.source_errors:
             for state, count in _namespace_states(result).items():
                 self.metrics.namespaces.labels(secret=secret, state=state).set(count)
+        for error in result.source_errors:
+            log.error("sync failed: %s", error, extra={"secret": secret})
         log.info(
             "sync finished",
             extra={"secret": secret, "result": result.result, "duration_seconds": round(seconds, 3), **_counts(result)},

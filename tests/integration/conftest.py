@@ -49,7 +49,10 @@ def write_config(tmp_path: Path, stack: Stack) -> Callable[[dict[str, Any]], Pat
 
     def write(config: dict[str, Any]) -> Path:
         if "vault" in config and not config["vault"]:
-            config["vault"] = {"address": stack.vault.address, "auth": {"method": "token", "token_file": str(token_file)}}
+            config["vault"] = {
+                "address": stack.vault.address,
+                "auth": {"method": "token", "token_file": str(token_file)},
+            }
         path = tmp_path / f"syncd-{uuid.uuid4().hex[:6]}.yaml"
         path.write_text(yaml.safe_dump(config))
         return path

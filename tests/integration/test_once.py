@@ -57,20 +57,24 @@ def test_once_merges_vault_and_helper_credentials_into_selected_namespaces(
     make_namespaces(f"{prefix}-payments", f"{prefix}-team-a", f"{prefix}-team-b", f"{prefix}-team-x", f"{prefix}-z")
     make_namespaces(f"{prefix}-labelled", labels={"pull": prefix})
     make_namespaces(f"{prefix}-unselected")
-    config = write_config({
-        "vault": {},
-        "credentials": [vault_credential("ghcr", credentials["path"]), helper_credential(stack)],
-        "secrets": [{
-            "name": "regcred",
-            "credentials": ["ghcr", "local"],
-            "namespaces": {
-                "names": [f"{prefix}-payments"],
-                "patterns": [f"{prefix}-team-*"],
-                "selector": f"pull={prefix}",
-                "exclude": [f"{prefix}-team-x"],
-            },
-        }],
-    })
+    config = write_config(
+        {
+            "vault": {},
+            "credentials": [vault_credential("ghcr", credentials["path"]), helper_credential(stack)],
+            "secrets": [
+                {
+                    "name": "regcred",
+                    "credentials": ["ghcr", "local"],
+                    "namespaces": {
+                        "names": [f"{prefix}-payments"],
+                        "patterns": [f"{prefix}-team-*"],
+                        "selector": f"pull={prefix}",
+                        "exclude": [f"{prefix}-team-x"],
+                    },
+                }
+            ],
+        }
+    )
     run = run_syncd("once", config=config)
     assert run.code == 0, run.err
     written = secrets_named(core_v1, "regcred", prefix)
@@ -87,15 +91,21 @@ def test_once_merges_vault_and_helper_credentials_into_selected_namespaces(
 
 
 def test_single_credential_bytes_equal_kubectl(
-    core_v1: client.CoreV1Api, credentials: dict[str, str], prefix: str,
-    make_namespaces: Callable[..., list[str]], write_config: Callable[[dict[str, Any]], Path], run_syncd: RunSyncd,
+    core_v1: client.CoreV1Api,
+    credentials: dict[str, str],
+    prefix: str,
+    make_namespaces: Callable[..., list[str]],
+    write_config: Callable[[dict[str, Any]], Path],
+    run_syncd: RunSyncd,
 ) -> None:
     (namespace,) = make_namespaces(f"{prefix}-one")
-    config = write_config({
-        "vault": {},
-        "credentials": [vault_credential("ghcr", credentials["path"])],
-        "secrets": [{"name": "ghcr-pull", "credentials": ["ghcr"], "namespaces": {"names": [namespace]}}],
-    })
+    config = write_config(
+        {
+            "vault": {},
+            "credentials": [vault_credential("ghcr", credentials["path"])],
+            "secrets": [{"name": "ghcr-pull", "credentials": ["ghcr"], "namespaces": {"names": [namespace]}}],
+        }
+    )
     assert run_syncd("once", config=config).code == 0
     expected = kubectl_dockerconfig("ghcr.io", "robot", credentials["password"])
     assert dockerconfig_of(core_v1, namespace, "ghcr-pull") == expected
