@@ -67,7 +67,9 @@ def test_rotation_updates_every_namespace_and_a_dead_vault_changes_nothing(
     dead = run_syncd("once", config=config)
     assert dead.code == 1
     assert "credential 'robot': cannot connect to Vault" in dead.out
-    assert '"level": "error"' in dead.err and "credential 'robot'" in dead.err
+    error_lines = [line for line in dead.err.splitlines() if '"level": "error"' in line]
+    assert len(error_lines) == 1
+    assert "credential 'robot'" in error_lines[0]
     after = {
         ns: (dockerconfig_of(core_v1, ns, "regcred"), s.metadata.resource_version)
         for ns, s in secrets_named(core_v1, "regcred", prefix).items()
@@ -98,7 +100,7 @@ def test_foreign_secret_is_a_conflict_until_adopted(
 
     preview = run_syncd("once", "--dry-run", config=skip)
     assert preview.code == 1
-    assert "conflict" in preview.out and theirs in preview.out
+    assert f"regcred  {theirs}  conflict" in preview.out
     run = run_syncd("once", config=skip)
     assert run.code == 1
     assert f"{theirs}: conflict" in run.out
