@@ -69,10 +69,18 @@ class CredentialFetcher:
         self.sources = sources
         self.metrics = metrics
         self.fetched: dict[str, FetchedCredential] = {}
+        # A failure is remembered for the run too: a dead Vault is asked once, not once per spec.
+        self.failed: dict[str, SourceError] = {}
 
     def fetch(self, config: Config, name: str) -> FetchedCredential:
+        if name in self.failed:
+            raise self.failed[name]
         if name not in self.fetched:
-            self.fetched[name] = self._fetch_and_check(config, name)
+            try:
+                self.fetched[name] = self._fetch_and_check(config, name)
+            except SourceError as exc:
+                self.failed[name] = exc
+                raise
         return self.fetched[name]
 
     def _fetch_and_check(self, config: Config, name: str) -> FetchedCredential:

@@ -1,0 +1,120 @@
+"""Fakes at syncd's own boundaries: a Source and a Cluster that keep state in memory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+from syncd.config import Credential, Namespaces
+from syncd.errors import CredentialNotFound, KubeError, SourceUnavailable
+from syncd.model import Action, DesiredSecret, ExistingSecret, FetchedCredential, RegistryCredential, ServiceAccountRef
+from syncd.selection import NamespaceInfo, resolve
+
+
+class FakeSource:
+    """Answers from a dict of credential name -> (username, password); counts calls."""
+
+    kind = "vault"
+
+    def __init__(self, logins: dict[str, tuple[str, str]]) -> None:
+        self.logins = logins
+        self.calls: list[str] = []
+        self.down = False
+
+    def fetch(self, credential: Credential) -> FetchedCredential:
+        self.calls.append(credential.name)
+        if self.down:
+            raise SourceUnavailable(credential.name, "fake source is down")
+        if credential.name not in self.logins:
+            raise CredentialNotFound(credential.name, "not in the fake")
+        username, password = self.logins[credential.name]
+        entry = RegistryCredential(str(credential.registry), username, password)
+        return FetchedCredential(credential.name, self.kind, (entry,))
+
+
+@dataclass(frozen=True)
+class Written:
+    existing: ExistingSecret
+    labels: dict[str, str]
+
+
+@dataclass
+class FakeWrite:
+    action: Action
+    changed: bool
+
+
+@dataclass
+class FakeCluster:
+    """Namespaces with labels, Secrets by (namespace, name), ServiceAccounts; records every write."""
+
+    namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], ExistingSecret] = field(default_factory=dict)
+    accounts: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    writes: list[tuple[str, str, str]] = field(default_factory=list)
+    failing: set[str] = field(default_factory=set)
+    version: int = 0
+
+    def select_namespaces(self, selection: Namespaces) -> list[str]:
+        key, _, value = (selection.selector or "").partition("=")
+        matched = {n for n, labels in self.namespaces.items() if selection.selector and labels.get(key) == value}
+        return resolve(selection, [NamespaceInfo(n) for n in self.namespaces], matched)
+
+    def managed_secrets(self, spec: str | None = None) -> list[ExistingSecret]:
+        return [s for s in self.secrets.values() if s.managed and (spec is None or s.spec == spec)]
+
+    def read_secret(self, namespace: str, name: str) -> ExistingSecret | None:
+        return self.secrets.get((namespace, name))
+
+    def _store(self, namespace: str, desired: DesiredSecret) -> None:
+        self.version += 1
+        self.secrets[(namespace, desired.name)] = ExistingSecret(
+            namespace,
+            desired.name,
+            str(self.version),
+            managed=True,
+            spec=desired.name,
+            annotated_hash=desired.content_hash,
+            data_hash=desired.content_hash,
+            secret_type="kubernetes.io/dockerconfigjson",
+            credentials=",".join(desired.credentials),
+            prune=desired.prune,
+        )
+
+    def _check(self, namespace: str, operation: str) -> None:
+        if namespace in self.failing:
+            raise KubeError(f"{operation} in {namespace}: HTTP 500", status=500)
+        self.writes.append((operation, namespace, ""))
+
+    def create(self, namespace: str, desired: DesiredSecret, *, adopt: bool, now: dt.datetime) -> FakeWrite:
+        existing = self.secrets.get((namespace, desired.name))
+        if existing is not None and not existing.managed and not adopt:
+            return FakeWrite(Action.CONFLICT, changed=False)
+        self._check(namespace, "create")
+        self._store(namespace, desired)
+        return FakeWrite(Action.ADOPT if existing else Action.CREATE, changed=True)
+
+    def update(
+        self, namespace: str, desired: DesiredSecret, resource_version: str, *, adopt: bool, now: dt.datetime
+    ) -> FakeWrite:
+        self._check(namespace, "update")
+        self._store(namespace, desired)
+        return FakeWrite(Action.UPDATE, changed=True)
+
+    def delete(self, namespace: str, name: str, resource_version: str) -> None:
+        self._check(namespace, "delete")
+        del self.secrets[(namespace, name)]
+
+    def service_accounts(self) -> list[ServiceAccountRef]:
+        return [ServiceAccountRef(ns, name, tuple(refs)) for (ns, name), refs in self.accounts.items()]
+
+    def add_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
+        self.accounts[(namespace, service_account)].append(secret)
+        return True
+
+    def remove_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
+        self.accounts[(namespace, service_account)].remove(secret)
+        return True
+
+    def edit_by_hand(self, namespace: str, name: str) -> None:
+        self.secrets[(namespace, name)] = replace(self.secrets[(namespace, name)], data_hash="sha256:edited")

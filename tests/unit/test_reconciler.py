@@ -1,0 +1,171 @@
+"""The reconciler's decisions, with fakes at the Source and Cluster boundaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from syncd.config import Config, parse_config
+from syncd.metrics import Metrics
+from syncd.model import Action, ExistingSecret
+from syncd.reconciler import Reconciler
+from tests.unit.fakes import FakeCluster, FakeSource
+
+
+def config(**spec: Any) -> Config:
+    return parse_config(
+        {
+            "vault": {"address": "http://vault.invalid"},
+            "credentials": [
+                {"name": "a", "registry": "a.example", "vault": {"path": "a"}},
+                {"name": "b", "registry": "b.example", "vault": {"path": "b"}},
+            ],
+            "secrets": [
+                {"name": "pull", "credentials": ["a", "b"], "namespaces": {"patterns": ["team-*"]}, **spec},
+                {"name": "pull-a", "credentials": ["a"], "namespaces": {"names": ["team-1"]}},
+            ],
+        }
+    )
+
+
+@pytest.fixture
+def source() -> FakeSource:
+    return FakeSource({"a": ("user-a", "secret-a"), "b": ("user-b", "secret-b")})
+
+
+@pytest.fixture
+def cluster() -> FakeCluster:
+    return FakeCluster(namespaces={"team-1": {}, "team-2": {}, "other": {}})
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+_metrics: dict[int, Metrics] = {}
+
+
+def reconciler(cfg: Config, source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry) -> Reconciler:
+    """A fresh reconciler per run, as the CLI builds one; metrics are registered once per registry."""
+    if id(registry) not in _metrics:
+        _metrics[id(registry)] = Metrics(registry)
+    metrics = _metrics[id(registry)]
+    return Reconciler(config=cfg, sources={"vault": source}, cluster=cluster, metrics=metrics, workers=2)
+
+
+def test_each_credential_is_fetched_once_per_run_across_specs(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    results = reconciler(config(), source, cluster, registry).sync_all()
+    assert sorted(source.calls) == ["a", "b"]
+    assert [r.result for r in results] == ["success", "success"]
+    assert set(cluster.secrets) == {("team-1", "pull"), ("team-2", "pull"), ("team-1", "pull-a")}
+    value = registry.get_sample_value
+    assert value("syncd_source_requests_total", {"credential": "a", "source": "vault", "result": "success"}) == 1
+    assert value("syncd_secret_writes_total", {"secret": "pull", "operation": "create", "result": "success"}) == 2
+
+
+def test_a_second_run_with_nothing_changed_writes_nothing(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    reconciler(config(), source, cluster, registry).sync_all()
+    cluster.writes.clear()
+    results = reconciler(config(), source, cluster, registry).sync_all()
+    assert cluster.writes == []
+    assert results[0].count(Action.UNCHANGED) == 2
+
+
+def test_a_hand_edited_secret_is_repaired(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    reconciler(config(), source, cluster, registry).sync_all()
+    cluster.edit_by_hand("team-2", "pull")
+    cluster.writes.clear()
+    reconciler(config(), source, cluster, registry).sync_all()
+    assert cluster.writes == [("update", "team-2", "")]
+
+
+def test_a_failing_source_writes_nothing_and_counts_a_failure(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    reconciler(config(), source, cluster, registry).sync_all()
+    cluster.writes.clear()
+    source.down = True
+    results = reconciler(config(), source, cluster, registry).sync_all()
+    assert cluster.writes == []
+    assert results[0].result == "failure"
+    assert "credential 'a'" in results[0].source_errors[0]
+    labels = {"credential": "a", "source": "vault", "result": "failure"}
+    assert registry.get_sample_value("syncd_source_requests_total", labels) == 1
+    assert registry.get_sample_value("syncd_sync_runs_total", {"secret": "pull", "result": "failure"}) == 1
+
+
+def test_an_invalid_credential_is_an_error_not_an_empty_entry(
+    cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    source = FakeSource({"a": ("user-a", ""), "b": ("user-b", "secret-b")})
+    results = reconciler(config(), source, cluster, registry).sync_all()
+    assert results[0].result == "failure"
+    assert "password is empty" in results[0].source_errors[0]
+    assert cluster.secrets == {}
+
+
+def test_dry_run_writes_nothing_and_reports_conflicts(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    cluster.secrets[("team-2", "pull")] = ExistingSecret("team-2", "pull", "7", managed=False)
+    results = reconciler(config(), source, cluster, registry).sync_all(dry_run=True)
+    assert cluster.writes == []
+    actions = {o.change.namespace: o.change.action for o in results[0].outcomes}
+    assert actions == {"team-1": Action.CREATE, "team-2": Action.CONFLICT}
+    assert registry.get_sample_value("syncd_sync_runs_total", {"secret": "pull", "result": "partial"}) is None
+
+
+def test_a_failed_write_in_one_namespace_does_not_stop_the_others(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    cluster.failing.add("team-2")
+    result = reconciler(config(), source, cluster, registry).sync_all()[0]
+    assert result.result == "partial"
+    assert ("team-1", "pull") in cluster.secrets
+    assert [o.change.namespace for o in result.failed_writes] == ["team-2"]
+    states = {
+        s: registry.get_sample_value("syncd_namespaces", {"secret": "pull", "state": s}) for s in ("in_sync", "failed")
+    }
+    assert states == {"in_sync": 1, "failed": 1}
+
+
+def test_prune_and_service_accounts(source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry) -> None:
+    cluster.accounts[("team-1", "default")] = ["other"]
+    cluster.accounts[("team-2", "default")] = ["other"]
+    cluster.accounts[("team-2", "builder")] = []
+    reconciler(config(service_accounts=["default"]), source, cluster, registry).sync_all()
+    assert cluster.accounts[("team-2", "default")] == ["other", "pull"]
+    assert cluster.accounts[("team-2", "builder")] == []
+    narrowed = config(service_accounts=["default"])
+    narrowed = narrowed.model_copy(
+        update={
+            "secrets": [
+                narrowed.secrets[0].model_copy(
+                    update={"namespaces": narrowed.secrets[0].namespaces.model_copy(update={"patterns": ["team-1"]})}
+                ),
+                narrowed.secrets[1],
+            ]
+        }
+    )
+    reconciler(narrowed, source, cluster, registry).sync_all()
+    assert ("team-2", "pull") not in cluster.secrets
+    assert cluster.accounts[("team-2", "default")] == ["other"]
+
+
+def test_secrets_of_removed_specs_are_pruned_only_if_they_asked(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    cluster.secrets[("team-1", "gone")] = ExistingSecret("team-1", "gone", "1", managed=True, spec="gone", prune=True)
+    cluster.secrets[("team-1", "kept")] = ExistingSecret("team-1", "kept", "1", managed=True, spec="kept", prune=False)
+    reconciler(config(), source, cluster, registry).sync_all()
+    assert ("team-1", "gone") not in cluster.secrets
+    assert ("team-1", "kept") in cluster.secrets
