@@ -51,19 +51,21 @@ def test_everything_at_debug_leaks_no_secret(
     login = base64.b64encode(f"fileuser:{file_password}".encode()).decode()
     docker_config.write_text(json.dumps({"auths": {"quay.io": {"auth": login}}}))
     make_namespaces(f"{prefix}-a", f"{prefix}-b")
-    config = write_config({
-        "vault": {},
-        "credentials": [
-            {"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": f"leak/{prefix}"}},
-            {"name": "local", "registry": stack.registry.host, "helper": "pass"},
-            {"name": "file", "docker_config": str(docker_config), "registries": ["quay.io"]},
-            {"name": "missing", "registry": "ghcr.io", "vault": {"kv": 2, "path": f"absent/{prefix}"}},
-        ],
-        "secrets": [
-            {"name": "all", "credentials": ["robot", "local", "file"], "namespaces": {"patterns": [f"{prefix}-*"]}},
-            {"name": "broken", "credentials": ["missing"], "namespaces": {"patterns": [f"{prefix}-*"]}},
-        ],
-    })
+    config = write_config(
+        {
+            "vault": {},
+            "credentials": [
+                {"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": f"leak/{prefix}"}},
+                {"name": "local", "registry": stack.registry.host, "helper": "pass"},
+                {"name": "file", "docker_config": str(docker_config), "registries": ["quay.io"]},
+                {"name": "missing", "registry": "ghcr.io", "vault": {"kv": 2, "path": f"absent/{prefix}"}},
+            ],
+            "secrets": [
+                {"name": "all", "credentials": ["robot", "local", "file"], "namespaces": {"patterns": [f"{prefix}-*"]}},
+                {"name": "broken", "credentials": ["missing"], "namespaces": {"patterns": [f"{prefix}-*"]}},
+            ],
+        }
+    )
     runs = [
         run_syncd("once", "--dry-run", config=config),
         run_syncd("once", config=config),

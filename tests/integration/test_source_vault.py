@@ -36,13 +36,16 @@ from tests.harness.vault import find_bao
 
 pytestmark = pytest.mark.integration
 
-SECRETS: set[str] = set()  # every secret value, token, secret_id and JWT this module handles
+SECRETS: dict[str, str] = {}  # every secret value, token, secret_id and JWT this module handles -> a label
 OUTPUT: list[str] = []  # every log text and error text this module saw
 
 
 def _secret(label: str) -> str:
-    value = f"{label}-{uuid.uuid4().hex}"
-    SECRETS.add(value)
+    return _register(f"{label}-{uuid.uuid4().hex}", label)
+
+
+def _register(value: str, label: str) -> str:
+    SECRETS[value] = label
     return value
 
 
@@ -52,10 +55,11 @@ def _unique(prefix: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _collect_output(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    caplog.set_level(logging.DEBUG)
     # The test's own kubernetes client logs response bodies (TokenRequest JWTs) at DEBUG; that is
-    # not syncd's output, and syncd keeps that logger above DEBUG itself.
+    # not syncd's output, and syncd keeps that logger above DEBUG itself. set_level also sets the
+    # capture handler's level, so the root's DEBUG comes last.
     caplog.set_level(logging.INFO, logger="kubernetes")
+    caplog.set_level(logging.DEBUG)
     yield
     # In teardown, caplog.text holds only teardown's records: take those of setup and call.
     formatter = logging.Formatter()
@@ -129,7 +133,7 @@ def _approle(stack: Stack, root: hvac.Client, tmp_path: Path, policy: str, **rol
     root.auth.approle.create_or_update_approle("syncd", token_policies=[policy], mount_point=mount, **role)
     role_id = root.auth.approle.read_role_id("syncd", mount_point=mount)["data"]["role_id"]
     secret_id = root.auth.approle.generate_secret_id("syncd", mount_point=mount)["data"]["secret_id"]
-    SECRETS.add(secret_id)
+    _register(secret_id, "secret_id")
     secret_id_file = tmp_path / f"{mount}-secret-id"
     secret_id_file.write_text(secret_id + "\n")
     config = _config(stack, method="approle", mount=mount, role_id=role_id, secret_id_file=secret_id_file)
@@ -274,9 +278,7 @@ def test_approle_login_is_reused_across_credentials_and_fetches(
 
 
 def _token(root: hvac.Client, policy: str) -> str:
-    token = str(root.auth.token.create(policies=[policy], ttl="1h")["auth"]["client_token"])
-    SECRETS.add(token)
-    return token
+    return _register(str(root.auth.token.create(policies=[policy], ttl="1h")["auth"]["client_token"]), "vault token")
 
 
 def test_token_auth_rereads_a_rotated_token_file(
@@ -314,9 +316,9 @@ class Cluster:
     def service_account_token(self, name: str, audiences: list[str]) -> str:
         spec = client.V1TokenRequestSpec(audiences=audiences, expiration_seconds=600)
         request = client.AuthenticationV1TokenRequest(spec=spec)
-        token = str(self.core.create_namespaced_service_account_token(name, self.namespace, request).status.token)
-        SECRETS.add(token)
-        return token
+        status = self.core.create_namespaced_service_account_token(name, self.namespace, request).status
+        assert status is not None
+        return _register(str(status.token), "service account JWT")
 
     def service_accounts(self, *names: str) -> None:
         for name in names:
@@ -516,9 +518,10 @@ def test_no_secret_value_in_logs_or_errors() -> None:
     """Runs after the tests above (file order) and checks everything they logged and raised."""
     text = "\n".join(OUTPUT)
     assert SECRETS, "no secret was registered: run the whole module"
-    assert "logged in to Vault" in text  # the collection did capture syncd's logs
-    leaked = sorted(s for s in SECRETS if s in text)
-    assert not leaked, f"{len(leaked)} secret value(s) appear in logs or errors"
+    assert "logged in to Vault" in text  # the collection did capture syncd's logs...
+    assert "fetched credential" in text  # ...at DEBUG
+    leaked = sorted(label for value, label in SECRETS.items() if value in text)  # labels: no value in the report
+    assert not leaked, f"secret value(s) labelled {leaked} appear in logs or errors"
 
 
 def test_vault_stopped_is_unavailable(stack: Stack, vault_client: hvac.Client, tmp_path: Path, stored: Stored) -> None:

@@ -1,0 +1,344 @@
+"""Vault / OpenBao as a credential source: the only module in syncd that imports hvac.
+
+Why one long-lived session: a login per fetch would multiply auth requests by the number of
+credentials and syncs, and every login creates a token Vault must track until it expires. So one
+`VaultSession` logs in lazily, renews its token while it can, and logs in again when the token
+expired, cannot be renewed any further, or is refused (revoked, rotated): SPEC §6.
+
+Every hvac and requests error is translated here into syncd's own errors. hvac's messages can
+carry response bodies, so they are never passed on: each message is built from the credential
+name, the `mount/path` and the HTTP status only. Nothing here logs response data, a token, a
+secret_id, a JWT or a secret value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import hvac
+import hvac.exceptions
+import requests
+
+from syncd.config import Credential, VaultConfig, VaultSecret
+from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
+from syncd.model import FetchedCredential, RegistryCredential
+from syncd.sources.base import expiry, utcnow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], dt.datetime]
+Operation = Callable[[Any], T]  # receives the hvac.Client, which has no type hints
+
+_DENIED = (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized)
+# hvac raises one class per HTTP status; messages quote the status, never hvac's text.
+_STATUS: dict[type[Exception], int] = {
+    hvac.exceptions.InvalidRequest: 400,
+    hvac.exceptions.Unauthorized: 401,
+    hvac.exceptions.Forbidden: 403,
+    hvac.exceptions.InvalidPath: 404,
+    hvac.exceptions.RateLimitExceeded: 429,
+    hvac.exceptions.InternalServerError: 500,
+    hvac.exceptions.VaultNotInitialized: 501,
+    hvac.exceptions.BadGateway: 502,
+    hvac.exceptions.VaultDown: 503,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenLease:
+    """What Vault told us about our token. A `ttl` of zero means it never expires (root, periodic 0)."""
+
+    obtained_at: dt.datetime
+    ttl: dt.timedelta
+    renewable: bool
+
+    @classmethod
+    def from_auth(cls, auth: Mapping[str, Any], now: dt.datetime) -> TokenLease:
+        """From the `auth` block of a login or renew-self answer (`lease_duration` in seconds)."""
+        seconds = auth.get("lease_duration") or 0
+        return cls(now, dt.timedelta(seconds=int(seconds)), bool(auth.get("renewable")))
+
+    def expired(self, now: dt.datetime) -> bool:
+        return bool(self.ttl) and now >= self.obtained_at + self.ttl
+
+    def wants_renewal(self, now: dt.datetime) -> bool:
+        """Renewable and less than half of its TTL left: renew early so that a slow sync never outlives it."""
+        return self.renewable and bool(self.ttl) and now >= self.obtained_at + self.ttl / 2
+
+
+class VaultSession:
+    """One hvac client and one login, shared by every Vault credential and every sync.
+
+    `call` runs one request with a fresh token: it logs in on first use, renews the token when
+    half its TTL is gone, logs in again when it expired or renewal failed, and on a 403 logs in
+    once more and retries once (a token revoked, or a token file rotated). Thread-safe: jobs of
+    different secret specs may fetch concurrently.
+    """
+
+    def __init__(self, config: VaultConfig, *, now: Clock = utcnow, client: Any = None) -> None:
+        self.config = config
+        self.address = config.url
+        self.now = now
+        verify: bool | str = str(config.ca_cert) if config.ca_cert else True
+        # token="" stops hvac from picking up $VAULT_TOKEN or ~/.vault-token behind our back.
+        self._client = (
+            client
+            if client is not None
+            else hvac.Client(
+                url=self.address or None,
+                token="",
+                verify=verify,
+                timeout=config.timeout.total_seconds(),
+                namespace=config.namespace,
+            )
+        )
+        self._lease: TokenLease | None = None
+        self._login_ttl = dt.timedelta(0)
+        self._generation = 0  # counts logins, so that concurrent 403s cause one login, not one each
+        self._lock = threading.Lock()
+
+    @property
+    def can_login_again(self) -> bool:
+        """Every method can, except a token from $VAULT_TOKEN: the environment cannot change."""
+        auth = self.config.auth
+        return auth.method != "token" or auth.token_file is not None
+
+    def call(self, credential: str, place: str, operation: Operation[T]) -> T:
+        """Run `operation(client)` with a valid token; translate errors for `credential` at `place`."""
+        if not self.address:
+            raise SourceUnavailable(credential, "no Vault address: set vault.address or $VAULT_ADDR")
+        with _translated(credential, place, self.address):
+            generation = self._ensure_token(credential)
+            try:
+                return operation(self._client)
+            except _DENIED:
+                if not self.can_login_again:
+                    raise
+                log.warning("Vault refused syncd's token reading %s; logging in again", place)
+                self._login_unless_done(credential, generation)
+            return operation(self._client)
+
+    def _ensure_token(self, credential: str) -> int:
+        with self._lock:
+            now = self.now()
+            lease = self._lease
+            if lease is None or (lease.expired(now) and self.can_login_again):
+                self._login(credential)
+            elif lease.wants_renewal(now):
+                self._renew_or_login(credential)
+            return self._generation
+
+    def _login_unless_done(self, credential: str, generation: int) -> None:
+        with self._lock:
+            if self._generation == generation:
+                self._login(credential)
+
+    def _renew_or_login(self, credential: str) -> None:
+        try:
+            answer = _mapping(self._client.auth.token.renew_self())
+        except hvac.exceptions.VaultError:
+            # Revoked, past its max TTL, or not renewable after all. Connection errors propagate.
+            log.info("Vault token renewal failed; logging in again")
+            if self.can_login_again:
+                self._login(credential)
+            return
+        self._lease = TokenLease.from_auth(_mapping(answer.get("auth")), self.now())
+        log.debug("Vault token renewed for %ss", int(self._lease.ttl.total_seconds()))
+        if self.can_login_again and self._lease.ttl < self._login_ttl / 2:
+            # Capped by the token's max TTL: renewing again would buy less and less time.
+            log.info("Vault token is near its max TTL; logging in again")
+            self._login(credential)
+
+    def _login(self, credential: str) -> None:
+        """Log in with the configured method. Files are read now, so that rotated files are picked up."""
+        auth = self.config.auth
+        place = f"auth/{auth.mount_path}/login" if auth.method != "token" else "auth/token/lookup-self"
+        self._client.token = ""  # an old token must not ride along on the login request
+        self._lease = None  # if this login fails, the next call tries again
+        with _translated(credential, place, self.address, login=True):
+            answer = self._token_login(credential) if auth.method == "token" else self._method_login(credential)
+        self._lease = answer
+        self._login_ttl = answer.ttl
+        self._generation += 1
+        log.info(
+            "logged in to Vault at %s with %s auth (mount %s); token TTL %ss",
+            self.address,
+            auth.method,
+            auth.mount_path,
+            int(answer.ttl.total_seconds()),
+        )
+
+    def _method_login(self, credential: str) -> TokenLease:
+        auth = self.config.auth
+        auth_api, mount = self._client.auth, auth.mount_path
+        if auth.method == "approle":
+            secret_id = _read_secret_file(credential, auth.secret_id_file, "auth.secret_id_file")
+            answer = auth_api.approle.login(auth.role_id, secret_id, mount_point=mount)
+        else:
+            jwt = _read_secret_file(credential, auth.jwt_file, "auth.token_file")
+            if auth.method == "kubernetes":
+                answer = auth_api.kubernetes.login(auth.role, jwt, mount_point=mount)
+            else:
+                answer = auth_api.jwt.jwt_login(auth.role, jwt, path=mount)
+        return TokenLease.from_auth(_mapping(_mapping(answer).get("auth")), self.now())
+
+    def _token_login(self, credential: str) -> TokenLease:
+        """The token method has nothing to log in with: read the token and ask Vault what it is."""
+        token_file = self.config.auth.token_file
+        if token_file is not None:
+            token = _read_secret_file(credential, token_file, "auth.token_file")
+        else:
+            token = os.environ.get("VAULT_TOKEN", "").strip()
+            if not token:
+                raise SourceDenied(credential, "no Vault token: set vault.auth.token_file or $VAULT_TOKEN")
+        self._client.token = token
+        data = _mapping(_mapping(self._client.auth.token.lookup_self()).get("data"))
+        return TokenLease.from_auth({"lease_duration": data.get("ttl"), "renewable": data.get("renewable")}, self.now())
+
+
+class VaultSource:
+    """Fetches credentials stored in Vault KV v1, KV v2, or any engine answering a logical read."""
+
+    kind = "vault"
+
+    def __init__(self, session: VaultSession) -> None:
+        self.session = session
+
+    @classmethod
+    def from_config(cls, config: VaultConfig) -> VaultSource:
+        return cls(VaultSession(config))
+
+    def fetch(self, credential: Credential) -> FetchedCredential:
+        secret, registry = _vault_secret(credential)
+        place = _place(secret)
+        answer = self.session.call(credential.name, place, lambda client: _read(client, secret))
+        data, lease = _secret_data(credential.name, place, secret, answer)
+        entry = _registry_login(credential.name, registry, secret, place, data)
+        expires_at = expiry(credential, now=self.session.now(), lease=lease)
+        log.debug("fetched credential %s from Vault %s", credential.name, place)
+        return FetchedCredential(credential.name, source=self.kind, entries=(entry,), expires_at=expires_at)
+
+
+def _vault_secret(credential: Credential) -> tuple[VaultSecret, str]:
+    if credential.vault is None or not credential.registry:
+        raise InvalidCredential(credential.name, "not a Vault credential (needs `vault` and `registry`)")
+    return credential.vault, credential.registry
+
+
+def _place(secret: VaultSecret) -> str:
+    return f"{secret.mount.strip('/')}/{secret.path.strip('/')}"
+
+
+def _read(client: Any, secret: VaultSecret) -> object:
+    mount, path = secret.mount.strip("/"), secret.path.strip("/")
+    if secret.kv == 2:
+        return client.secrets.kv.v2.read_secret_version(path, mount_point=mount, raise_on_deleted_version=True)
+    if secret.kv == 1:
+        return client.secrets.kv.v1.read_secret(path, mount_point=mount)
+    return client.read(f"{mount}/{path}")  # None on 404
+
+
+def _secret_data(
+    name: str, place: str, secret: VaultSecret, answer: object
+) -> tuple[Mapping[str, Any], dt.timedelta | None]:
+    """The fields of the secret, and its lease when it comes from a dynamic engine."""
+    if not isinstance(answer, Mapping) or answer.get("data") is None:
+        raise CredentialNotFound(name, f"nothing at {place}")
+    data = answer["data"]
+    if secret.kv == 2:
+        data = data.get("data") if isinstance(data, Mapping) else None
+        if data is None:
+            raise CredentialNotFound(name, f"nothing at {place} (latest version deleted)")
+    if not isinstance(data, Mapping):
+        raise InvalidCredential(name, f"Vault answered for {place} without a map of fields")
+    # Only dynamic engines lease what they hand out; a KV lease_duration is a refresh hint at most.
+    seconds = answer.get("lease_duration")
+    if secret.kv is None and isinstance(seconds, int) and seconds > 0:
+        return data, dt.timedelta(seconds=seconds)
+    return data, None
+
+
+def _registry_login(
+    name: str, registry: str, secret: VaultSecret, place: str, data: Mapping[str, Any]
+) -> RegistryCredential:
+    username = _field(name, place, data, secret.username_field, required=True)
+    password = _field(name, place, data, secret.password_field, required=True)
+    email = _field(name, place, data, secret.email_field, required=False) if secret.email_field else ""
+    return RegistryCredential(registry=registry, username=username, password=password, email=email)
+
+
+def _field(name: str, place: str, data: Mapping[str, Any], field: str, *, required: bool) -> str:
+    """One string field. Messages name the field and its type, never its value."""
+    value = data.get(field)
+    if value is None:
+        if required:
+            raise InvalidCredential(name, f"field {field!r} is missing at {place}")
+        return ""
+    if not isinstance(value, str):
+        raise InvalidCredential(name, f"field {field!r} at {place} is a {type(value).__name__}, expected a string")
+    return value
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    """hvac answers a dict for JSON bodies and a Response for anything else (e.g. 204)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _read_secret_file(credential: str, path: Path | None, key: str) -> str:
+    if path is None:
+        raise SourceDenied(credential, f"cannot log in to Vault: vault.{key} is not set")
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise SourceDenied(credential, f"cannot log in to Vault: cannot read {key} {path} ({reason})") from e
+    if not text:
+        raise SourceDenied(credential, f"cannot log in to Vault: {key} {path} is empty")
+    return text
+
+
+@contextlib.contextmanager
+def _translated(credential: str, place: str, address: str, *, login: bool = False) -> Iterator[None]:
+    """Turn hvac and requests errors into syncd's, with messages built here, never copied."""
+    try:
+        yield
+    except hvac.exceptions.VaultError as e:
+        raise _vault_error(credential, place, address, e, login=login) from e
+    except requests.exceptions.RequestException as e:
+        raise SourceUnavailable(credential, _connection_problem(place, address, e)) from e
+
+
+def _vault_error(credential: str, place: str, address: str, e: Exception, *, login: bool) -> SourceError:
+    status = _STATUS.get(type(e))
+    code = f"HTTP {status}" if status else type(e).__name__
+    if login and status in (400, 401, 403, 404):
+        return SourceDenied(credential, f"Vault refused the login at {place} ({code}): check vault.auth")
+    if status == 404:
+        return CredentialNotFound(credential, f"nothing at {place} ({code}: no secret, or its latest version deleted)")
+    if status == 400:
+        return CredentialNotFound(credential, f"Vault rejected the read of {place} ({code}): check mount, path and kv")
+    if status in (401, 403):
+        return SourceDenied(credential, f"Vault denied reading {place} ({code}): check the policy of syncd's login")
+    hint = ": sealed, or a standby" if status == 503 else ""
+    return SourceUnavailable(credential, f"Vault at {address} failed answering for {place} ({code}{hint})")
+
+
+def _connection_problem(place: str, address: str, e: requests.exceptions.RequestException) -> str:
+    if isinstance(e, requests.exceptions.SSLError):
+        if "CERTIFICATE_VERIFY_FAILED" in str(e):
+            return f"TLS verification of Vault at {address} failed ({place}): check vault.ca_cert"
+        return f"TLS handshake with Vault at {address} failed ({place})"
+    if isinstance(e, requests.exceptions.Timeout):
+        return f"Vault at {address} did not answer in time ({place})"
+    if isinstance(e, requests.exceptions.ConnectionError):
+        return f"cannot connect to Vault at {address} ({place})"
+    return f"request to Vault at {address} failed: {type(e).__name__} ({place})"
