@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_WHOLE = re.compile(r"^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_WHOLE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 PATTERN = _WHOLE.pattern
+_EXPECTED = "expected a duration such as 30s, 5m or 12h"
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_duration(value: object) -> dt.timedelta:
@@ -16,27 +23,31 @@ def parse_duration(value: object) -> dt.timedelta:
     if isinstance(value, dt.timedelta):
         return value
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected a duration such as 30s, 5m or 12h, got {type(value).__name__}")
+        raise ValueError(f"{_EXPECTED}, got {type(value).__name__}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.copysign(math.inf, value)
     else:
         text = value.strip()
-        if not _WHOLE.match(text):
-            raise ValueError(f"expected a duration such as 30s, 5m or 12h, got {value!r}")
+        # fullmatch, not `$`: `$` also matches before a trailing newline.
+        if not _WHOLE.fullmatch(text):
+            raise ValueError(f"{_EXPECTED}, got {_show(value)}")
         seconds = sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
+    if math.isnan(seconds):
+        raise ValueError(f"{_EXPECTED}, got {_show(value)}")
     if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    return dt.timedelta(seconds=seconds)
+        raise ValueError(f"a duration cannot be negative, got {_show(value)}")
+    try:
+        return dt.timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"the duration {_show(value)} is too long") from None
 
 
 def format_duration(value: dt.timedelta) -> str:
-    """The shortest `1h30m`-style spelling, for schema defaults and messages."""
-    total = value.total_seconds()
-    if total and total < 1:
-        return f"{round(total * 1000)}ms"
-    parts, rest = [], int(total)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
+    """The shortest `1h30m`-style spelling that parses back to `value` (to the millisecond)."""
+    millis = round(value.total_seconds() * 1000)
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        if millis >= size:
+            parts.append(f"{millis // size}{unit}")
+            millis %= size
     return "".join(parts) or "0s"

@@ -1,39 +1,46 @@
-"""Kubernetes label and name syntax, checked locally so that config errors name the key path."""
+"""Kubernetes label and name syntax, checked locally so that config errors name the key path.
+
+Every pattern is applied with `fullmatch`: `$` would also accept a trailing newline, which a YAML
+block scalar (`|`) easily adds and the apiserver rejects.
+"""
 
 from __future__ import annotations
 
 import re
 
 _NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_LABEL_KEY = re.compile(rf"^(?:([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)/)?{_NAME}$")
-_LABEL_VALUE = re.compile(rf"^(?:{_NAME})?$")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_LABEL_KEY = re.compile(rf"(?:([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)/)?{_NAME}")
+_LABEL_VALUE = re.compile(rf"(?:{_NAME})?")
+_KEY_CHARS = r"[^\s!=<>(),]+"
 _TERM = re.compile(
-    r"^\s*(?:(?P<not>!)\s*(?P<nkey>[^\s!=()]+)"
-    r"|(?P<key>[^\s!=()]+)\s*(?:(?P<op>==|!=|=)\s*(?P<value>[^\s,()]*)"
-    r"|\s+(?P<setop>in|notin)\s*\((?P<values>[^()]*)\))?)\s*$"
+    rf"\s*(?:(?P<not>!)\s*(?P<nkey>{_KEY_CHARS})"
+    rf"|(?P<key>{_KEY_CHARS})\s*(?:(?P<op>==|!=|=|<|>)\s*(?P<value>[^\s,()]*)"
+    r"|\s+(?P<setop>in|notin)\s*\((?P<values>[^()]*)\))?)\s*"
 )
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+_TERM_HELP = "expected key, !key, key=value, key!=value, key in (a,b), key notin (a,b), key>1, key<1"
 
 
 def is_dns_subdomain(name: str) -> bool:
     """Secret and ServiceAccount names (RFC 1123 subdomain, at most 253 characters)."""
-    return len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name))
+    return len(name) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(name))
 
 
 def is_dns_label(name: str) -> bool:
     """Namespace names (RFC 1123 label, at most 63 characters)."""
-    return bool(_DNS_LABEL.match(name))
+    return bool(_DNS_LABEL.fullmatch(name))
 
 
 def label_key_problem(key: str) -> str | None:
-    if not _LABEL_KEY.match(key) or len(key.split("/", maxsplit=1)[0]) > 253:
+    if not _LABEL_KEY.fullmatch(key) or len(key.split("/", maxsplit=1)[0]) > 253:
         return f"{key!r} is not a valid label key (optional DNS prefix + '/' + name of at most 63 characters)"
     return None
 
 
 def label_value_problem(value: str) -> str | None:
-    if len(value) > 63 or not _LABEL_VALUE.match(value):
+    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
         return f"{value!r} is not a valid label value (at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends)"
     return None
 
@@ -52,20 +59,28 @@ def _split_terms(selector: str) -> list[str]:
     return terms
 
 
+def _term_problems(term: str) -> list[str]:
+    if not term.strip():
+        return ["an empty term (a stray comma?)"]
+    match = _TERM.fullmatch(term)
+    if not match:
+        return [f"cannot parse {term.strip()!r} ({_TERM_HELP})"]
+    key = match["nkey"] or match["key"]
+    problems = [p for p in [label_key_problem(key)] if p]
+    if match["op"] in ("<", ">"):
+        if not _INTEGER.fullmatch(match["value"]):
+            problems.append(f"{term.strip()!r}: {match['op']} needs an integer value")
+        return problems
+    values = [match["value"]] if match["op"] else []
+    if match["setop"]:
+        if not match["values"].strip():
+            problems.append(f"{term.strip()!r}: {match['setop']} needs at least one value")
+        values = [v.strip() for v in match["values"].split(",")]
+    return problems + [p for p in map(label_value_problem, values) if p]
+
+
 def selector_problems(selector: str) -> list[str]:
     """Problems with a label selector in kubectl syntax (`a=b,c!=d,e in (f,g),!h`)."""
     if not selector.strip():
         return ["the selector is empty"]
-    problems: list[str] = []
-    for term in _split_terms(selector):
-        match = _TERM.match(term)
-        if not match:
-            problems.append(f"cannot parse {term.strip()!r} (expected key, !key, key=value, key!=value, key in (a,b))")
-            continue
-        key = match["nkey"] or match["key"]
-        problems += [p for p in [label_key_problem(key)] if p]
-        values = [match["value"]] if match["op"] else []
-        if match["setop"]:
-            values = [v.strip() for v in match["values"].split(",")]
-        problems += [p for p in map(label_value_problem, values) if p]
-    return problems
+    return [problem for term in _split_terms(selector) for problem in _term_problems(term)]

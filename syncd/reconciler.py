@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol
 
 from syncd.config import Config, Namespaces, SecretSpec
@@ -62,26 +64,61 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class CredentialFetcher:
-    """Fetches each credential once per run (however many specs and namespaces use it) and records it."""
+class NotFetchedYet(SyncdError):
+    """A cache-only sync found no fetched credential to work from (the scheduled sync will fetch)."""
 
-    def __init__(self, sources: Mapping[str, Source], metrics: Metrics) -> None:
+
+@dataclass
+class _Cached:
+    """The last good answer for a credential, and the last failure (whichever is newer counts)."""
+
+    credential: FetchedCredential | None = None
+    fetched_at: dt.datetime | None = None
+    error: SourceError | None = None
+    failed_at: dt.datetime | None = None
+
+
+class CredentialFetcher:
+    """Fetches credentials, counts every source call, and remembers the answers.
+
+    `fresh_after` says how old an answer may be: `once` passes its start time, so a credential
+    shared by several specs is fetched once per run (a failure too: a dead Vault is asked once);
+    watch-triggered syncs pass None and use the last good credential without calling a source.
+    """
+
+    def __init__(self, sources: Mapping[str, Source], metrics: Metrics, clock: Callable[[], dt.datetime]) -> None:
         self.sources = sources
         self.metrics = metrics
-        self.fetched: dict[str, FetchedCredential] = {}
-        # A failure is remembered for the run too: a dead Vault is asked once, not once per spec.
-        self.failed: dict[str, SourceError] = {}
+        self.clock = clock
+        self._cache: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
 
-    def fetch(self, config: Config, name: str) -> FetchedCredential:
-        if name in self.failed:
-            raise self.failed[name]
-        if name not in self.fetched:
-            try:
-                self.fetched[name] = self._fetch_and_check(config, name)
-            except SourceError as exc:
-                self.failed[name] = exc
-                raise
-        return self.fetched[name]
+    def fetch(self, config: Config, name: str, *, fresh_after: dt.datetime | None) -> FetchedCredential:
+        with self._lock:
+            cached = self._cache.setdefault(name, _Cached())
+        if fresh_after is None:
+            if cached.credential is None:
+                raise NotFetchedYet(f"credential {name!r} has not been fetched yet")
+            return cached.credential
+        if cached.failed_at is not None and cached.failed_at >= fresh_after and cached.error is not None:
+            raise cached.error
+        if cached.credential is None or cached.fetched_at is None or cached.fetched_at < fresh_after:
+            return self._refresh(config, name, cached)
+        return cached.credential
+
+    def fetched_at(self, name: str) -> dt.datetime | None:
+        cached = self._cache.get(name)
+        return cached.fetched_at if cached is not None else None
+
+    def _refresh(self, config: Config, name: str, cached: _Cached) -> FetchedCredential:
+        started = self.clock()
+        try:
+            credential = self._fetch_and_check(config, name)
+        except SourceError as exc:
+            cached.error, cached.failed_at = exc, started
+            raise
+        cached.credential, cached.fetched_at = credential, started
+        return credential
 
     def _fetch_and_check(self, config: Config, name: str) -> FetchedCredential:
         credential = config.credential(name)
@@ -126,19 +163,21 @@ class Reconciler:
         self.metrics = metrics
         self.workers = workers
         self.clock = clock
-        self.fetcher = CredentialFetcher(sources, metrics)
+        self.fetcher = CredentialFetcher(sources, metrics, clock)
 
     def sync_all(self, *, dry_run: bool = False) -> list[SyncResult]:
         """Every spec, then the orphans of removed specs. Each credential is fetched once."""
-        results = [self.sync(spec, dry_run=dry_run) for spec in self.config.secrets]
+        started = self.clock()
+        results = [self.sync(spec, dry_run=dry_run, fresh_after=started) for spec in self.config.secrets]
         orphans = self.prune_orphans(dry_run=dry_run)
         return results + ([orphans] if orphans.outcomes else [])
 
-    def sync(self, spec: SecretSpec, *, dry_run: bool = False) -> SyncResult:
+    def sync(self, spec: SecretSpec, *, dry_run: bool = False, fresh_after: dt.datetime | None) -> SyncResult:
+        """One sync of one spec. `fresh_after=None`: from cached credentials only (watch-triggered)."""
         started = time.monotonic()
         result = SyncResult(secret=spec.name, dry_run=dry_run)
         try:
-            desired = self.desired(spec)
+            desired = self.desired(spec, fresh_after=fresh_after)
             plan = self.plan(spec, desired)
             result.outcomes = self.apply(spec, desired, plan, dry_run=dry_run)
             result.service_account_errors = self.service_accounts(spec, result.outcomes, dry_run=dry_run)
@@ -147,9 +186,9 @@ class Reconciler:
         self.record(spec.name, result, time.monotonic() - started)
         return result
 
-    def desired(self, spec: SecretSpec) -> DesiredSecret:
+    def desired(self, spec: SecretSpec, *, fresh_after: dt.datetime | None) -> DesiredSecret:
         """Fetch (once per run), validate and render; any failure here means nothing is written."""
-        fetched = [self.fetcher.fetch(self.config, name) for name in spec.credentials]
+        fetched = [self.fetcher.fetch(self.config, name, fresh_after=fresh_after) for name in spec.credentials]
         rendered = render(entry for credential in fetched for entry in credential.entries)
         return DesiredSecret(
             name=spec.name,

@@ -7,13 +7,18 @@ import re
 
 from syncd.model import RegistryCredential
 
-_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
-_PATH = re.compile(r"^(/[-A-Za-z0-9._~%]*)*/?$")
+# Patterns are applied with fullmatch: `$` would also accept a trailing newline.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?")
+_PATH = re.compile(r"(/[-A-Za-z0-9._~%]*)*/?")
 _MAX_FIELD = 64 * 1024
+_MAX_REGISTRY = 1024
 
 
 def registry_problem(registry: str) -> str | None:
     """Why `registry` is not `[https://]host[:port][/path]`, or None when it is well formed."""
+    if not isinstance(registry, str) or len(registry) > _MAX_REGISTRY:
+        what = f"{len(registry)} characters long" if isinstance(registry, str) else type(registry).__name__
+        return f"the registry is {what}: expected a host[:port] string of at most {_MAX_REGISTRY} characters"
     text = registry
     for scheme in ("https://", "http://"):
         if text.startswith(scheme):
@@ -22,11 +27,11 @@ def registry_problem(registry: str) -> str | None:
     host, port = _split_port(host_port)
     if not host:
         return f"{registry!r} has no host"
-    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
-        return f"{registry!r} has an invalid port {port!r}"
-    if path and not _PATH.match("/" + path):
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return f"{registry!r} has an invalid port {port!r} (expected 1-65535)"
+    if path and not _PATH.fullmatch("/" + path):
         return f"{registry!r} has an invalid path"
-    if _is_ip(host) or all(_HOST_LABEL.match(label) for label in host.split(".")):
+    if _is_ip(host) or all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
         return None
     return f"{registry!r} is not a well-formed registry host (expected host[:port], such as ghcr.io)"
 
@@ -48,6 +53,7 @@ def _is_ip(host: str) -> bool:
 
 
 def _field_problem(field: str, value: object) -> str | None:
+    """Never quotes the value: it may be a password."""
     if not isinstance(value, str):
         return f"{field} is {type(value).__name__}, expected a string"
     if not value.strip():
@@ -56,6 +62,8 @@ def _field_problem(field: str, value: object) -> str | None:
         return f"{field} is {len(value)} characters long (limit {_MAX_FIELD})"
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         return f"{field} contains control characters"
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        return f"{field} is not valid Unicode text (lone surrogate)"
     return None
 
 

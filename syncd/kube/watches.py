@@ -1,0 +1,160 @@
+"""List+watch loops that survive anything: bookmarks, 410 Gone, dropped connections, restarts.
+
+Each loop lists once (to learn a resourceVersion), then watches from there, calling `on_event`
+with the event type and the raw object dict. Bodies are parsed as plain JSON, like lists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kubernetes import client
+
+from syncd.errors import KubeError
+from syncd.kube.client import call
+from syncd.kube.lists import PAGE_SIZE
+from syncd.model import MANAGED_SELECTOR
+
+log = logging.getLogger(__name__)
+EventHandler = Callable[[str, dict[str, Any]], None]
+WATCH_SECONDS = 240
+MAX_BACKOFF = 30.0
+
+
+class Gone(Exception):
+    """The resourceVersion we watch from is too old (410): list again."""
+
+
+class WatchLoop:
+    """One resource kind: list, then watch, forever, until `stop()`."""
+
+    def __init__(
+        self,
+        kind: str,
+        list_call: Callable[..., Any],
+        on_event: EventHandler,
+        *,
+        on_relist: Callable[[], None],
+        label_selector: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.list_call = list_call
+        self.on_event = on_event
+        self.on_relist = on_relist
+        self.selector = {"label_selector": label_selector} if label_selector else {}
+        self.stopped = threading.Event()
+        self.connected = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"syncd-watch-{kind}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def _run(self) -> None:
+        resource_version: str | None = None
+        backoff = 0.5
+        while not self.stopped.is_set():
+            try:
+                if resource_version is None:
+                    resource_version = self._list()
+                resource_version = self._watch(resource_version)
+                backoff = 0.5
+            except Gone:
+                log.info("watch of %s expired (410); listing again", self.kind)
+                resource_version = None
+            except Exception as exc:  # the loop must outlive any error: an apiserver restart, a bad event
+                self.connected.clear()
+                log.warning("watch of %s failed (%s); retrying in %.1fs", self.kind, _describe(exc), backoff)
+                self.stopped.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _list(self) -> str:
+        """A fresh list: events may have been missed, so the owner resyncs everything this kind affects."""
+        response = call(
+            lambda: self.list_call(limit=PAGE_SIZE, _preload_content=False, **self.selector),
+            what=f"listing {self.kind}",
+        )
+        body = json.loads(response.data)
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        if (body.get("metadata") or {}).get("continue"):
+            version = ""  # a partial first page is no watch start; watching from "" (any) is safe
+        self.on_relist()
+        return version
+
+    def _watch(self, resource_version: str) -> str:
+        response = self.list_call(
+            watch=True,
+            resource_version=resource_version or None,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            _preload_content=False,
+            _request_timeout=(10, WATCH_SECONDS + 30),
+            **self.selector,
+        )
+        self.connected.set()
+        try:
+            for event in _lines(response, self.stopped):
+                resource_version = self._handle(event, resource_version)
+        finally:
+            response.release_conn()
+        return resource_version
+
+    def _handle(self, event: dict[str, Any], resource_version: str) -> str:
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise Gone
+            raise KubeError(f"watch of {self.kind}: error event {obj.get('code')} {obj.get('reason')}")
+        version = str((obj.get("metadata") or {}).get("resourceVersion") or resource_version)
+        if kind != "BOOKMARK":
+            self.on_event(str(kind), obj)
+        return version
+
+
+def _lines(response: Any, stopped: threading.Event) -> Iterator[dict[str, Any]]:
+    buffer = b""
+    for chunk in response.stream(16 * 1024, decode_content=True):
+        if stopped.is_set():
+            return
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, KubeError) else type(exc).__name__
+
+
+def watch_loops(
+    api: client.ApiClient,
+    *,
+    on_namespace: EventHandler,
+    on_service_account: EventHandler,
+    on_secret: EventHandler,
+    on_relist: Callable[[str], None],
+) -> list[WatchLoop]:
+    core = client.CoreV1Api(api)
+    return [
+        WatchLoop("namespaces", core.list_namespace, on_namespace, on_relist=lambda: on_relist("namespaces")),
+        WatchLoop(
+            "serviceaccounts",
+            core.list_service_account_for_all_namespaces,
+            on_service_account,
+            on_relist=lambda: on_relist("serviceaccounts"),
+        ),
+        WatchLoop(
+            "secrets",
+            core.list_secret_for_all_namespaces,
+            on_secret,
+            on_relist=lambda: on_relist("secrets"),
+            label_selector=MANAGED_SELECTOR,
+        ),
+    ]
