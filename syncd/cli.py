@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from syncd import __version__, logs
 from syncd.app import ClusterOptions, build_cluster, build_reconciler, write_workers
 from syncd.config import Config, load_config
+from syncd.daemon import Daemon
 from syncd.errors import ConfigError, KubeError
 from syncd.output import plan_table, results_json, status_json, status_table, summary
 from syncd.status import cluster_status
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     once = commands.add_parser("once", parents=[common], help="sync every secret spec once, then exit")
     once.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     once.add_argument("--output", choices=["table", "json"], default="table")
+    commands.add_parser("run", parents=[common], help="the daemon: schedule, watches, /metrics, until SIGTERM")
     commands.add_parser("check-config", parents=[common], help="validate the config and print every problem")
     status = commands.add_parser("status", parents=[common], help="what is in the cluster now (no secret values)")
     status.add_argument("--output", choices=["table", "json"], default="table")
@@ -74,7 +77,17 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK if all(r.state == "in_sync" for r in rows) else EXIT_FAILURE
 
 
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    """SIGTERM / SIGINT stop scheduling, let in-flight writes finish, release the Lease, exit 0."""
+    del config  # the daemon loads (and reloads) the file itself
+    daemon = Daemon(args.config, ClusterOptions(args.kubeconfig, args.context))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: daemon.stop())
+    return daemon.run()
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "run": cmd_run,
     "check-config": cmd_check_config,
     "once": cmd_once,
     "status": cmd_status,

@@ -106,6 +106,10 @@ class CredentialFetcher:
             return self._refresh(config, name, cached)
         return cached.credential
 
+    def cached(self, name: str) -> FetchedCredential | None:
+        cached = self._cache.get(name)
+        return cached.credential if cached is not None else None
+
     def fetched_at(self, name: str) -> dt.datetime | None:
         cached = self._cache.get(name)
         return cached.fetched_at if cached is not None else None
@@ -147,6 +151,10 @@ def _validate(fetched: FetchedCredential) -> None:
             raise InvalidCredential(fetched.name, f"registry {entry.registry!r}: {'; '.join(problems)}")
 
 
+class EventSink(Protocol):
+    def emit(self, events: list[tuple[str, str, str, str]], now: dt.datetime) -> int: ...
+
+
 class Reconciler:
     def __init__(
         self,
@@ -157,13 +165,20 @@ class Reconciler:
         metrics: Metrics,
         workers: int = 8,
         clock: Callable[[], dt.datetime] = _utcnow,
+        events: EventSink | None = None,
     ) -> None:
         self.config = config
+        self.events = events
+        self.last_desired: dict[str, DesiredSecret] = {}
         self.cluster = cluster
         self.metrics = metrics
         self.workers = workers
         self.clock = clock
         self.fetcher = CredentialFetcher(sources, metrics, clock)
+
+    def has_credentials(self, spec: SecretSpec) -> bool:
+        """Whether a cache-only sync can render this spec (every credential fetched at least once)."""
+        return all(self.fetcher.cached(name) is not None for name in spec.credentials)
 
     def sync_all(self, *, dry_run: bool = False) -> list[SyncResult]:
         """Every spec, then the orphans of removed specs. Each credential is fetched once."""
@@ -184,13 +199,15 @@ class Reconciler:
         except SyncdError as exc:
             result.source_errors.append(str(exc))
         self.record(spec.name, result, time.monotonic() - started)
+        if self.events is not None and not dry_run:
+            self.events.emit(_events(result), self.clock())
         return result
 
     def desired(self, spec: SecretSpec, *, fresh_after: dt.datetime | None) -> DesiredSecret:
         """Fetch (once per run), validate and render; any failure here means nothing is written."""
         fetched = [self.fetcher.fetch(self.config, name, fresh_after=fresh_after) for name in spec.credentials]
         rendered = render(entry for credential in fetched for entry in credential.entries)
-        return DesiredSecret(
+        desired = DesiredSecret(
             name=spec.name,
             content=rendered.content,
             content_hash=rendered.content_hash,
@@ -199,6 +216,8 @@ class Reconciler:
             annotations=dict(spec.annotations),
             prune=spec.prune,
         )
+        self.last_desired[spec.name] = desired
+        return desired
 
     def plan(self, spec: SecretSpec, desired: DesiredSecret) -> list[PlannedChange]:
         selected = self.cluster.select_namespaces(spec.namespaces)
@@ -346,6 +365,21 @@ def _namespace_states(result: SyncResult) -> dict[str, int]:
         state = "failed" if not outcome.ok else "conflict" if outcome.change.action is Action.CONFLICT else "in_sync"
         states[state] += 1
     return states
+
+
+def _events(result: SyncResult) -> list[tuple[str, str, str, str]]:
+    """(namespace, secret, reason, message) for changes and trouble; names and counts only."""
+    found = []
+    for o in result.outcomes:
+        namespace, secret = o.change.namespace, o.change.secret
+        if not o.ok:
+            found.append((namespace, secret, "SyncFailed", f"syncd could not write {secret}: {o.error}"))
+        elif o.change.action is Action.CONFLICT:
+            found.append((namespace, secret, "Conflict", f"{secret} exists and is not managed by syncd; left alone"))
+        elif o.change.action in (Action.CREATE, Action.UPDATE, Action.ADOPT):
+            done = {Action.CREATE: "created", Action.UPDATE: "updated", Action.ADOPT: "adopted"}[o.change.action]
+            found.append((namespace, secret, "Synced", f"syncd {done} {secret}"))
+    return found
 
 
 def _counts(result: SyncResult) -> dict[str, int]:

@@ -1,0 +1,79 @@
+"""Kubernetes Events for changes and trouble, rate-limited.
+
+A failed sync can touch thousands of namespaces; one Event per namespace per attempt would
+flood etcd and bury everything else. So each sync emits at most `per_sync` Events, and the same
+(namespace, secret, reason) is repeated at most once per `min_interval`. Messages carry names
+and counts, never a secret value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import uuid
+from typing import Any, cast
+
+from kubernetes import client
+
+from syncd.errors import KubeError
+from syncd.kube.client import call
+
+log = logging.getLogger(__name__)
+
+
+class EventRecorder:
+    def __init__(
+        self, api: client.ApiClient, *, per_sync: int = 20, min_interval: dt.timedelta = dt.timedelta(minutes=10)
+    ) -> None:
+        self.core = client.CoreV1Api(api)
+        self.per_sync = per_sync
+        self.min_interval = min_interval
+        self._last: dict[tuple[str, str, str], dt.datetime] = {}
+        self._lock = threading.Lock()
+
+    def _allowed(self, key: tuple[str, str, str], now: dt.datetime) -> bool:
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.min_interval:
+                return False
+            self._last[key] = now
+            return True
+
+    def emit(self, events: list[tuple[str, str, str, str]], now: dt.datetime) -> int:
+        """(namespace, secret, reason, message) tuples, Warnings first; returns how many were written."""
+        ordered = sorted(events, key=lambda e: e[2] == "Synced")
+        written = 0
+        for namespace, secret, reason, message in ordered:
+            if written >= self.per_sync:
+                break
+            if self._allowed((namespace, secret, reason), now):
+                written += self._create(namespace, secret, reason, message, now)
+        if len(events) > written:
+            log.debug("events: %d written, %d held back by the rate limit", written, len(events) - written)
+        return written
+
+    def _create(self, namespace: str, secret: str, reason: str, message: str, now: dt.datetime) -> int:
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        body: dict[str, Any] = {
+            "metadata": {"name": f"{secret}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "involvedObject": {"apiVersion": "v1", "kind": "Secret", "namespace": namespace, "name": secret},
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Normal" if reason == "Synced" else "Warning",
+            "source": {"component": "syncd"},
+            "reportingComponent": "syncd",
+            "reportingInstance": "syncd",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            call(
+                lambda: self.core.create_namespaced_event(namespace, cast(Any, body), _preload_content=False),
+                what=f"creating Event in {namespace}",
+            )
+        except KubeError as exc:  # an Event is a courtesy: never fail a sync over it
+            log.debug("could not record event: %s", exc)
+            return 0
+        return 1
