@@ -1,0 +1,92 @@
+"""`syncd run` as a real subprocess: started, probed over HTTP, signalled, killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+import yaml
+
+from tests.harness.process import free_port
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> float:
+    """Poll until `condition()` holds; return the seconds it took, or fail naming `what`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            if condition():
+                return time.monotonic() - started
+        except (requests.RequestException, OSError):
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class SyncdProcess:
+    def __init__(self, config: dict[str, object], directory: Path, kubeconfig: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        config = {**config, "server": {"address": f"127.0.0.1:{self.port}"}}
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config_path = directory / "syncd.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = directory / "syncd.log"
+        self.kubeconfig = kubeconfig
+        self.env = {**os.environ, **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, log_level: str = "debug") -> SyncdProcess:
+        argv = [sys.executable, "-m", "syncd", "run", "--config", str(self.config_path)]
+        argv += ["--kubeconfig", str(self.kubeconfig), "--log-level", log_level, "--log-format", "json"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+        wait_for(lambda: self.get("/healthz").status_code == 200, 30, "syncd /healthz")
+        return self
+
+    def get(self, path: str) -> requests.Response:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"syncd exited with {self.process.returncode}:\n{self.log()[-3000:]}")
+        return requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        wait_for(lambda: self.get("/readyz").status_code == 200, timeout, "syncd /readyz")
+
+    def metrics(self) -> str:
+        return self.get("/metrics").text
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample, 0 when absent."""
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in self.metrics().splitlines():
+            if line.startswith("#"):
+                continue
+            key, _, value = line.rpartition(" ")
+            sample, _, label_text = key.partition("{")
+            found = ",".join(sorted(label_text.rstrip("}").split(","))) if label_text else ""
+            if sample == name and found == wanted:
+                return float(value)
+        return 0.0
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def terminate(self, timeout: float = 10) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop_quietly(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
