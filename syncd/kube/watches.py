@@ -22,7 +22,7 @@ from syncd.model import MANAGED_SELECTOR
 log = logging.getLogger(__name__)
 EventHandler = Callable[[str, dict[str, Any]], None]
 WATCH_SECONDS = 240
-MAX_BACKOFF = 30.0
+MAX_BACKOFF = 10.0
 
 
 class Gone(Exception):

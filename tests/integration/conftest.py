@@ -5,17 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hvac
 import pytest
 import yaml
 from kubernetes import client
 
 from syncd.cli import main
 from tests.harness import Stack
+from tests.integration.daemon import Start, SyncdProcess
 
 
 @dataclass
@@ -97,3 +99,24 @@ def secrets_named(core_v1: client.CoreV1Api, name: str, prefix: str) -> dict[str
 
 def auths(content: bytes) -> dict[str, Any]:
     return dict(json.loads(content)["auths"])
+
+
+@pytest.fixture
+def start_syncd(stack: Stack, tmp_path: Path) -> Iterator[Start]:
+    started: list[SyncdProcess] = []
+
+    def start(config: dict[str, Any], *, name: str = "a", env: dict[str, str] | None = None) -> SyncdProcess:
+        process = SyncdProcess(config, tmp_path / name, stack.kube.kubeconfig, {**stack.helper.env, **(env or {})})
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop_quietly()
+
+
+@pytest.fixture
+def vault_path(vault_client: hvac.Client) -> str:
+    path = f"daemon/{uuid.uuid4().hex[:8]}"
+    vault_client.secrets.kv.v2.create_or_update_secret(path, secret={"username": "robot", "password": "d-1"})
+    return path

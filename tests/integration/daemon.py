@@ -9,10 +9,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 
+from tests.harness import Stack
 from tests.harness.process import free_port
 
 
@@ -90,3 +94,42 @@ class SyncdProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+Start = Callable[..., SyncdProcess]
+
+
+def vault_config(stack: Stack, tmp_path: Path) -> dict[str, Any]:
+    token_file = tmp_path / "token"
+    token_file.write_text(stack.vault.token)
+    return {"address": stack.vault.address, "auth": {"method": "token", "token_file": str(token_file)}}
+
+
+def base_config(stack: Stack, tmp_path: Path, path: str, prefix: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "vault": vault_config(stack, tmp_path),
+        "credentials": [{"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": path}}],
+        "secrets": [
+            {
+                "name": "regcred",
+                "credentials": ["robot"],
+                "namespaces": {"selector": f"pull={prefix}"},
+                **spec,
+            }
+        ],
+        "schedule": {"interval": "1h"},
+    }
+
+
+def has_secret(core_v1: client.CoreV1Api, namespace: str, name: str = "regcred") -> bool:
+    try:
+        core_v1.read_namespaced_secret(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def new_namespace(core_v1: client.CoreV1Api, name: str, labels: dict[str, str]) -> None:
+    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))

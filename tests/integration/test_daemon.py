@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import os
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import hvac
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from tests.harness import Stack
-from tests.integration.daemon import SyncdProcess, wait_for
+from tests.integration.daemon import Start, base_config, has_secret, new_namespace, wait_for
 
 pytestmark = pytest.mark.integration
-Start = Callable[..., SyncdProcess]
 
 SPEC_METRICS = [
     "syncd_sync_runs_total",
@@ -35,63 +31,6 @@ SPEC_METRICS = [
     "syncd_build_info",
     "syncd_credential_verifications_total",
 ]
-
-
-@pytest.fixture
-def start_syncd(stack: Stack, tmp_path: Path) -> Iterator[Start]:
-    started: list[SyncdProcess] = []
-
-    def start(config: dict[str, Any], *, name: str = "a", env: dict[str, str] | None = None) -> SyncdProcess:
-        process = SyncdProcess(config, tmp_path / name, stack.kube.kubeconfig, {**stack.helper.env, **(env or {})})
-        started.append(process)
-        return process.start()
-
-    yield start
-    for process in started:
-        process.stop_quietly()
-
-
-@pytest.fixture
-def vault_path(vault_client: hvac.Client) -> str:
-    path = f"daemon/{uuid.uuid4().hex[:8]}"
-    vault_client.secrets.kv.v2.create_or_update_secret(path, secret={"username": "robot", "password": "d-1"})
-    return path
-
-
-def vault_config(stack: Stack, tmp_path: Path) -> dict[str, Any]:
-    token_file = tmp_path / "token"
-    token_file.write_text(stack.vault.token)
-    return {"address": stack.vault.address, "auth": {"method": "token", "token_file": str(token_file)}}
-
-
-def base_config(stack: Stack, tmp_path: Path, path: str, prefix: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "vault": vault_config(stack, tmp_path),
-        "credentials": [{"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": path}}],
-        "secrets": [
-            {
-                "name": "regcred",
-                "credentials": ["robot"],
-                "namespaces": {"selector": f"pull={prefix}"},
-                **spec,
-            }
-        ],
-        "schedule": {"interval": "1h"},
-    }
-
-
-def has_secret(core_v1: client.CoreV1Api, namespace: str, name: str = "regcred") -> bool:
-    try:
-        core_v1.read_namespaced_secret(name, namespace)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
-
-
-def new_namespace(core_v1: client.CoreV1Api, name: str, labels: dict[str, str]) -> None:
-    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
 
 
 def test_new_namespace_and_deleted_secret_are_repaired_within_5s_without_a_source_call(
@@ -144,8 +83,8 @@ def test_short_lived_credential_is_refreshed_before_it_expires_whatever_the_inte
     bin_dir.mkdir()
     helper = bin_dir / "docker-credential-rotating"
     helper.write_text(
-        "#!/bin/sh\nn=$(( $(cat %s 2>/dev/null || echo 0) + 1 ))\necho $n > %s\n"
-        'printf \'{"ServerURL":"r.example","Username":"AWS","Secret":"token-%%s"}\' "$n"\n' % (counter, counter)
+        f"#!/bin/sh\nn=$(( $(cat {counter} 2>/dev/null || echo 0) + 1 ))\necho $n > {counter}\n"
+        'printf \'{"ServerURL":"r.example","Username":"AWS","Secret":"token-%s"}\' "$n"\n'
     )
     helper.chmod(0o755)
     new_namespace(core_v1, f"{prefix}-ecr", {"pull": prefix})
@@ -154,8 +93,6 @@ def test_short_lived_credential_is_refreshed_before_it_expires_whatever_the_inte
         "secrets": [{"name": "ecr", "credentials": ["ecr"], "namespaces": {"selector": f"pull={prefix}"}}],
         "schedule": {"interval": "1h"},
     }
-    import os
-
     start_syncd(config, env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
 
     def synced_at_and_token() -> tuple[str, str]:
@@ -168,7 +105,7 @@ def test_short_lived_credential_is_refreshed_before_it_expires_whatever_the_inte
     for _ in range(3):
         wait_for(lambda: synced_at_and_token()[1] != seen[-1][1], 6, "a rewrite before the 6 s lifetime ends")
         seen.append((time.monotonic(), synced_at_and_token()[1]))
-    gaps = [later[0] - earlier[0] for earlier, later in zip(seen, seen[1:], strict=False)]
+    gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(seen)]
     assert all(gap < 6 for gap in gaps), gaps
 
 
