@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from syncd.config import Config
 from syncd.kube.client import load_api_client
 from syncd.kube.cluster import KubeCluster
+from syncd.kube.events import EventRecorder
 from syncd.metrics import Metrics
 from syncd.reconciler import Reconciler
 from syncd.sources.base import Source
@@ -43,10 +44,12 @@ def build_cluster(options: ClusterOptions, workers: int) -> KubeCluster:
 
 def build_reconciler(config: Config, options: ClusterOptions, registry: CollectorRegistry | None = None) -> Reconciler:
     workers = write_workers()
+    api = load_api_client(kubeconfig=options.kubeconfig, context=options.context, pool_size=workers + 4)
     return Reconciler(
         config=config,
         sources=build_sources(config),
-        cluster=build_cluster(options, workers),
+        cluster=KubeCluster(api),
         metrics=Metrics(registry or CollectorRegistry()),
         workers=workers,
+        events=EventRecorder(api),
     )

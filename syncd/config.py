@@ -156,6 +156,11 @@ class Credential(_Strict):
     lifetime: Duration | None = Field(
         None, description="how long a fetched credential is valid, when the source does not say"
     )
+    verify: bool = Field(
+        False,
+        description="check a freshly fetched login against the registry's /v2/ (Basic, then the Bearer token "
+        "flow) before writing it; a login the registry rejects is not rolled out",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Credential:

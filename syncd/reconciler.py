@@ -26,6 +26,7 @@ from syncd.model import (
     ExistingSecret,
     FetchedCredential,
     PlannedChange,
+    RegistryCredential,
     ServiceAccountRef,
     SyncResult,
 )
@@ -33,8 +34,10 @@ from syncd.plan import plan_orphans, plan_secret
 from syncd.render import render
 from syncd.sources.base import Source
 from syncd.validation import credential_problems
+from syncd.verify import VerificationFailed, verify_login
 
 log = logging.getLogger(__name__)
+Verifier = Callable[[str, RegistryCredential], None]
 
 
 class WriteResultLike(Protocol):
@@ -86,10 +89,17 @@ class CredentialFetcher:
     watch-triggered syncs pass None and use the last good credential without calling a source.
     """
 
-    def __init__(self, sources: Mapping[str, Source], metrics: Metrics, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        sources: Mapping[str, Source],
+        metrics: Metrics,
+        clock: Callable[[], dt.datetime],
+        verifier: Verifier = verify_login,
+    ) -> None:
         self.sources = sources
         self.metrics = metrics
         self.clock = clock
+        self.verifier = verifier
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
 
@@ -136,9 +146,24 @@ class CredentialFetcher:
         for entry in fetched.entries:
             REDACTOR.add(entry.password, f"{entry.username}:{entry.password}")
         _validate(fetched)
+        if credential.verify:
+            self._verify(fetched)
         if fetched.expires_at is not None:
             self.metrics.credential_expiry.labels(credential=name).set(fetched.expires_at.timestamp())
         return fetched
+
+    def _verify(self, fetched: FetchedCredential) -> None:
+        """Ask each registry whether the fresh login works; a rejected one is never rolled out."""
+        for entry in fetched.entries:
+            try:
+                self.verifier(fetched.name, entry)
+            except VerificationFailed:
+                self.metrics.credential_verifications.labels(credential=fetched.name, result="rejected").inc()
+                raise
+            except SourceError:
+                self.metrics.credential_verifications.labels(credential=fetched.name, result="unavailable").inc()
+                raise
+            self.metrics.credential_verifications.labels(credential=fetched.name, result="success").inc()
 
 
 def _validate(fetched: FetchedCredential) -> None:
@@ -166,6 +191,7 @@ class Reconciler:
         workers: int = 8,
         clock: Callable[[], dt.datetime] = _utcnow,
         events: EventSink | None = None,
+        verifier: Verifier = verify_login,
     ) -> None:
         self.config = config
         self.events = events
@@ -174,7 +200,7 @@ class Reconciler:
         self.metrics = metrics
         self.workers = workers
         self.clock = clock
-        self.fetcher = CredentialFetcher(sources, metrics, clock)
+        self.fetcher = CredentialFetcher(sources, metrics, clock, verifier)
 
     def has_credentials(self, spec: SecretSpec) -> bool:
         """Whether a cache-only sync can render this spec (every credential fetched at least once)."""

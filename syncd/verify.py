@@ -53,7 +53,8 @@ _TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: nothing that coul
 # RFC 7235 §2.1: challenge = scheme [ token68 / #auth-param ], auth-param = token "=" (token / quoted-string).
 _TCHAR = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _SEPARATORS = re.compile(r"[\s,]*")
-_AUTH_PARAM = re.compile(rf'({_TCHAR})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_TCHAR}))')
+# Bare values are taken up to the next comma or space, not only as tokens: some servers leave a URL unquoted.
+_AUTH_PARAM = re.compile(rf'({_TCHAR})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 _SCHEME = re.compile(_TCHAR)
 _TOKEN68 = re.compile(r"\s+[A-Za-z0-9._~+/-]+=*\s*(?=,|$)")
 _ESCAPE = re.compile(r"\\(.)")
@@ -84,10 +85,12 @@ def verify_login(credential_name: str, login: RegistryCredential, *, timeout: fl
     try:
         bases = registry_base_urls(login.registry)
     except ValueError as exc:
-        raise InvalidCredential(
-            credential_name, f"registry {login.registry!r} is not a registry address: {exc}"
-        ) from None
-    call = _Call(credential_name, _display_registry(login.registry, bases[0]), time.monotonic() + timeout, timeout)
+        shown = "with user info" if "@" in login.registry else repr(login.registry)
+        raise InvalidCredential(credential_name, f"registry {shown} is not a registry address: {exc}") from None
+    registry = _display_registry(login.registry, bases[0])
+    # One TLS context per check: loading the CA store costs tens of milliseconds, and a fresh one per
+    # check still picks up a rotated CA bundle without a restart.
+    call = _Call(credential_name, registry, time.monotonic() + timeout, timeout, ssl.create_default_context())
     base, first = _probe(call, bases, _basic(login))
     if _accepted(first):
         return
@@ -164,6 +167,7 @@ class _Call:
     registry: str
     deadline: float
     timeout: float
+    tls: ssl.SSLContext
 
 
 @dataclass(frozen=True)
@@ -350,7 +354,7 @@ def _open(call: _Call, url: str, headers: dict[str, str]) -> http.client.HTTPRes
         raise SourceUnavailable(call.credential, f"registry {call.registry}: no answer within {call.timeout:g}s")
     request = urllib.request.Request(url, headers=headers, method="GET")  # noqa: S310 - scheme checked: http(s)
     try:
-        response: http.client.HTTPResponse = _opener(url).open(request, timeout=remaining)
+        response: http.client.HTTPResponse = _opener(call, url).open(request, timeout=remaining)
     except (OSError, http.client.HTTPException) as exc:
         raise SourceUnavailable(
             call.credential, f"registry {call.registry}: cannot reach {_display_url(url)}: {_describe(exc)}"
@@ -363,11 +367,11 @@ def _open(call: _Call, url: str, headers: dict[str, str]) -> http.client.HTTPRes
     return response
 
 
-def _opener(url: str) -> urllib.request.OpenerDirector:
+def _opener(call: _Call, url: str) -> urllib.request.OpenerDirector:
     """An opener that verifies TLS, returns every status, and talks to loopback hosts directly."""
     handlers: list[urllib.request.BaseHandler] = [
         _ReturnEveryResponse(),
-        urllib.request.HTTPSHandler(context=ssl.create_default_context()),
+        urllib.request.HTTPSHandler(context=call.tls),
     ]
     if is_loopback(urlsplit(url).hostname or ""):
         handlers.append(urllib.request.ProxyHandler({}))

@@ -9,6 +9,9 @@ the lease is lost. The semantics follow client-go's leaderelection:
   clock, and trusting it would let clock skew hand the lease to two replicas.
 - The holder renews every `retry_period`. If it cannot renew for `renew_deadline` (shorter than
   the lease), it stops considering itself leader *before* any standby may take over.
+- Every API call is bounded by a timeout that ends no later than the renew deadline, on a client
+  of our own with urllib3's retries off (see `own_client`), so the holder steps down on time even
+  when the apiserver hangs instead of refusing.
 - Every write is a JSON merge patch carrying the resourceVersion we read, so the apiserver refuses
   (409) all but one of two contenders racing for the same version.
 
@@ -18,6 +21,7 @@ Lease's namespace; it never lists, watches, updates (PUT) or deletes.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import math
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 MIN_RETRY_PERIOD = dt.timedelta(seconds=0.2)
 MIN_REQUEST_TIMEOUT = 1.0  # seconds; below this a busy apiserver on a loaded node times out spuriously
+LAST_CHANCE_TIMEOUT = 0.1  # seconds: the floor for a renewal made right at the renew deadline
 JITTER = 0.2  # standbys poll at retry_period * [1, 1.2) so that they do not move in lockstep
 MERGE_PATCH = "application/merge-patch+json"
 MAX_BACKOFF_DOUBLINGS = 10  # 2**failures overflows a float after ~1000 failures (hours of outage)
@@ -157,6 +162,11 @@ def can_acquire(record: LeaseRecord, identity: str, observed_at: dt.datetime, no
     return observed_at + record.duration <= now
 
 
+def seconds_left(last_renew: dt.datetime | None, renew_deadline: dt.timedelta, now: dt.datetime) -> float:
+    """Seconds until the renew deadline (<= 0 once passed, or without any renewal)."""
+    return 0.0 if last_renew is None else (last_renew + renew_deadline - now).total_seconds()
+
+
 def renew_deadline_passed(last_renew: dt.datetime | None, renew_deadline: dt.timedelta, now: dt.datetime) -> bool:
     """True when our last successful renewal is `renew_deadline` old (or there was none)."""
     return last_renew is None or last_renew + renew_deadline <= now
@@ -208,6 +218,22 @@ def release_spec(record: LeaseRecord, now: dt.datetime) -> dict[str, Any]:
     }
 
 
+def own_client(api: client.ApiClient) -> client.ApiClient:
+    """A client of the elector's own, on a copy of the caller's configuration, with urllib3 retries off.
+
+    By default urllib3 retries a failed connect, and a timed-out GET, three more times, each with a
+    full timeout (measured: a GET against an apiserver that accepts but never answers took 4.5x its
+    timeout): one call could outlast the renew deadline, and on_change(False) would come after a
+    standby may already have taken over. Without retries each call is bounded by the one
+    timeout we give it; the elector retries by itself, on its own schedule. A deep copy keeps the
+    caller's credentials and token-refresh hook (it refreshes whichever configuration it is given).
+    """
+    configuration = copy.deepcopy(api.configuration)
+    configuration.retries = False
+    configuration.connection_pool_maxsize = 2
+    return client.ApiClient(configuration)
+
+
 # --- the elector ---------------------------------------------------------------------------------
 
 
@@ -233,7 +259,8 @@ class LeaderElector:
     ) -> None:
         if not identity:
             raise ValueError("identity must not be empty")
-        self._leases = client.CoordinationV1Api(api)
+        self._api = own_client(api)
+        self._leases = client.CoordinationV1Api(self._api)
         self.namespace = namespace
         self.name = name
         self._identity = identity
@@ -263,7 +290,11 @@ class LeaderElector:
         self._thread.start()
 
     def is_leader(self) -> bool:
-        """True only while we hold an unexpired lease that we renewed within the renew deadline."""
+        """True only while we hold an unexpired lease that we renewed within the renew deadline.
+
+        Computed from our clock on every call: it turns False at the deadline even while the elector
+        thread is still waiting for an answer, and from the moment stop() is called.
+        """
         with self._cond:
             return self._is_leader_locked()
 
@@ -291,13 +322,14 @@ class LeaderElector:
         with self._cond:
             self._cond.notify_all()
         thread = self._thread
-        if thread is not None:
+        if thread is not None and thread is not threading.current_thread():  # stop() from on_change
             thread.join(timeout=2 * self.timings.request_timeout + 1)
             if thread.is_alive():
                 log.warning("leader election thread for %s did not stop in time", self.where)
         self._set_leading(False)
         if release:
             self._release()
+        self._api.close()
 
     # -- the thread --
 
@@ -305,6 +337,7 @@ class LeaderElector:
         """Never dies: every failure is logged and retried, with backoff while we are not leading."""
         failures = 0
         while not self._stopping.is_set():
+            self._step_down_if_overdue()
             try:
                 self._attempt()
                 failures = 0
@@ -315,12 +348,11 @@ class LeaderElector:
             self._stopping.wait(self._delay(failures))
 
     def _delay(self, failures: int) -> float:
-        """Leaders retry every period (the renew deadline is near); standbys back off up to a lease."""
+        """Leaders retry every period, waking at the renew deadline at the latest; standbys back off."""
         period = self.timings.retry_period.total_seconds()
-        with self._cond:
-            leading = self._leading
-        if leading:
-            return period
+        left = self._seconds_left()
+        if left is not None:
+            return max(min(period, left), 0.0)
         if failures:
             return min(
                 period * 2.0 ** min(failures, MAX_BACKOFF_DOUBLINGS),
@@ -368,7 +400,7 @@ class LeaderElector:
         now = self._clock()
         spec = claim_spec(record, self._identity, self.timings.lease_seconds, now)
         try:
-            written = self._patch(spec, record.resource_version, what=f"renewing {self.where}")
+            written = self._patch(spec, record.resource_version, what=f"claiming {self.where}")
         except KubeError as exc:
             if exc.status == 409 and record.holder != self._identity:
                 log.debug("another replica took %s first", self.where)
@@ -421,7 +453,7 @@ class LeaderElector:
         try:
             response = call(
                 lambda: self._leases.read_namespaced_lease(
-                    self.name, self.namespace, _preload_content=False, _request_timeout=self.timings.request_timeout
+                    self.name, self.namespace, _preload_content=False, _request_timeout=self._timeout()
                 ),
                 what=f"reading {self.where}",
                 sleep=self._sleep,
@@ -452,7 +484,7 @@ class LeaderElector:
                     self.namespace,
                     cast(Any, body),
                     _preload_content=False,
-                    _request_timeout=self.timings.request_timeout,
+                    _request_timeout=self._timeout(),
                 ),
                 what=f"creating {self.where}",
                 sleep=self._sleep,
@@ -473,7 +505,7 @@ class LeaderElector:
                 cast(Any, patch),
                 _content_type=MERGE_PATCH,
                 _preload_content=False,
-                _request_timeout=self.timings.request_timeout,
+                _request_timeout=self._timeout(),
             ),
             what=what,
             sleep=self._sleep,
@@ -481,12 +513,34 @@ class LeaderElector:
         return LeaseRecord.from_lease(json_body(response))
 
     def _sleep(self, seconds: float) -> None:
-        """429 back-off for `call()`: capped at a retry period, and cut short by stop()."""
-        self._stopping.wait(min(seconds, self.timings.retry_period.total_seconds()))
+        """429 back-off for `call()`: capped at a retry period and at the renew deadline, cut short by stop()."""
+        left = self._seconds_left()
+        cap = (
+            self.timings.retry_period.total_seconds()
+            if left is None
+            else min(left, self.timings.retry_period.total_seconds())
+        )
+        self._stopping.wait(max(min(seconds, cap), 0.0))
+
+    def _timeout(self) -> float:
+        """The timeout of the next call: while leading it ends by the renew deadline, so we step down on time."""
+        left = self._seconds_left()
+        if left is None:
+            return self.timings.request_timeout
+        return max(min(self.timings.request_timeout, left), LAST_CHANCE_TIMEOUT)
+
+    def _seconds_left(self) -> float | None:
+        """Seconds until the renew deadline while we lead; None while we do not."""
+        with self._cond:
+            if not self._leading:
+                return None
+            return seconds_left(self._last_renew, self.timings.renew_deadline, self._clock())
 
     # -- state --
 
     def _is_leader_locked(self) -> bool:
+        if self._stopping.is_set():
+            return False
         return self._leading and holds_lease(
             self._record, self._identity, self._last_renew, self.timings, self._clock()
         )

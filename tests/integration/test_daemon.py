@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+import hvac
 import pytest
 import yaml
 from kubernetes import client
@@ -173,3 +174,44 @@ def test_config_reload_applies_a_valid_change_and_keeps_the_old_config_on_a_bad_
     good.write_text(yaml.safe_dump({**extended, "secrets": extended["secrets"][1:]}))
     wait_for(lambda: not has_secret(core_v1, f"{prefix}-r", "regcred"), 10, "the removed spec's Secret pruned")
     assert has_secret(core_v1, f"{prefix}-r", "second")
+
+
+def test_a_login_the_registry_rejects_is_not_rolled_out(
+    stack: Stack,
+    core_v1: client.CoreV1Api,
+    vault_client: hvac.Client,
+    prefix: str,
+    tmp_path: Path,
+    start_syncd: Start,
+) -> None:
+    path = f"verify/{prefix}"
+    good = {"username": stack.registry.username, "password": stack.registry.password}
+    vault_client.secrets.kv.v2.create_or_update_secret(path, secret=good)
+    new_namespace(core_v1, f"{prefix}-v", {"pull": prefix})
+    config = base_config(stack, tmp_path, path, prefix)
+    # A short lifetime makes the daemon fetch (and verify) again within seconds.
+    config["credentials"] = [
+        {
+            "name": "robot",
+            "registry": stack.registry.host,
+            "vault": {"kv": 2, "path": path},
+            "verify": True,
+            "lifetime": "3s",
+        }
+    ]
+    syncd = start_syncd(config)
+    wait_for(lambda: has_secret(core_v1, f"{prefix}-v"), 10, "the verified login's Secret")
+    assert syncd.metric("syncd_credential_verifications_total", credential="robot", result="success") >= 1
+    before = core_v1.read_namespaced_secret("regcred", f"{prefix}-v")
+
+    vault_client.secrets.kv.v2.create_or_update_secret(path, secret={**good, "password": "not-the-password"})
+    wait_for(
+        lambda: syncd.metric("syncd_credential_verifications_total", credential="robot", result="rejected") >= 1,
+        10,
+        "a rejected verification",
+    )
+    wait_for(lambda: syncd.metric("syncd_sync_runs_total", secret="regcred", result="failure") >= 1, 5, "a failed run")
+    after = core_v1.read_namespaced_secret("regcred", f"{prefix}-v")
+    assert after.metadata.resource_version == before.metadata.resource_version
+    assert after.data == before.data
+    assert "not-the-password" not in syncd.log()

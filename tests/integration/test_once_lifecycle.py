@@ -108,6 +108,12 @@ def test_foreign_secret_is_a_conflict_until_adopted(
     assert untouched.data[".dockerconfigjson"] == "eyJhdXRocyI6e319"
     assert "app.kubernetes.io/managed-by" not in untouched.metadata.labels
     assert auths(dockerconfig_of(core_v1, ours, "regcred"))["ghcr.io"]["password"] == "mine-1"
+    assert _event_reasons(core_v1, theirs) == {"Conflict"}
+    assert _event_reasons(core_v1, ours) == {"Synced"}
+    warning = core_v1.list_namespaced_event(theirs).items[0]
+    assert warning.type == "Warning"
+    assert warning.involved_object.kind == "Secret"
+    assert warning.involved_object.name == "regcred"
 
     adopt = write_config(_config(private_vault, tmp_path / "token", "robot", prefix, on_conflict="adopt"))
     adopted = run_syncd("once", config=adopt)
@@ -157,3 +163,7 @@ def test_prune_removes_only_the_managed_secret_and_its_service_account_reference
     assert set(secrets_named(core_v1, "regcred", prefix)) == {keep}
     assert [r.name for r in core_v1.read_namespaced_service_account("default", drop).image_pull_secrets] == ["other"]
     assert core_v1.read_namespaced_secret("unrelated", drop).metadata.name == "unrelated"
+
+
+def _event_reasons(core_v1: client.CoreV1Api, namespace: str) -> set[str]:
+    return {event.reason for event in core_v1.list_namespaced_event(namespace).items}
