@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO_DIR="${DEMO_DIR:-/tmp/syncd-demo}"
 export PATH="$PWD/.venv/bin:$PATH"
+elapsed() { python -c 'import sys, time; print(f"{time.time() - float(sys.argv[1]):.1f}")' "$1"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 rm -rf "$DEMO_DIR"
-trap 'python -m tests.harness down --dir "$DEMO_DIR" >/dev/null' EXIT
+trap 'python -m tests.harness down --dir "$DEMO_DIR" >/dev/null || true' EXIT
 step "starting etcd, kube-apiserver, OpenBao, docker-credential-pass and a registry in $DEMO_DIR"
 python -m tests.harness up --dir "$DEMO_DIR"
 # shellcheck disable=SC1091
@@ -45,18 +46,45 @@ secrets:
       exclude: ["kube-*"]
     service_accounts: [default]
 YAML
+PORT=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >> "$DEMO_DIR/syncd.yaml" <<YAML
+schedule: {interval: 10s, jitter: 2s}   # short for the demo; the default is 5m
+server: {address: "127.0.0.1:$PORT"}
+YAML
 step "the config"; cat "$DEMO_DIR/syncd.yaml"
 step "syncd check-config"; syncd check-config --config "$DEMO_DIR/syncd.yaml"
-step "syncd once --dry-run (team-03 holds a Secret syncd does not own: a conflict)"
-syncd once --config "$DEMO_DIR/syncd.yaml" --dry-run | head -8 || true
-step "syncd once"; syncd once --config "$DEMO_DIR/syncd.yaml" --log-format text || true
-step "syncd once again: nothing changed, nothing written"
-syncd once --config "$DEMO_DIR/syncd.yaml" --log-format text || true
-step "rotate the robot password in OpenBao, then sync"
-bao kv put secret/registry/ghcr username=demo-robot password="ghp-rotated-$RANDOM" >/dev/null
-syncd once --config "$DEMO_DIR/syncd.yaml" --log-format text || true
+step "syncd once --dry-run: the plan (team-03 holds a Secret syncd does not own: a conflict)"
+syncd once --config "$DEMO_DIR/syncd.yaml" --dry-run --log-level warning | head -8 || true
+
+step "syncd run in the background (log: $DEMO_DIR/syncd.log)"
+syncd run --config "$DEMO_DIR/syncd.yaml" --log-format text > "$DEMO_DIR/syncd.log" 2>&1 &
+SYNCD_PID=$!
+trap 'kill -TERM $SYNCD_PID 2>/dev/null || true; python -m tests.harness down --dir "$DEMO_DIR" >/dev/null || true' EXIT
+until curl -sf "127.0.0.1:$PORT/readyz" >/dev/null; do sleep 0.2; done
+grep "sync finished" "$DEMO_DIR/syncd.log" | tail -1
+
+hash_of() { kubectl -n "$1" get secret regcred -o jsonpath='{.metadata.annotations.syncd\.io/content-hash}' 2>/dev/null; }
+step "a namespace created now gets its Secret from the watch, without waiting for the schedule"
+kubectl create namespace team-21 >/dev/null; start=$(date +%s.%N)
+until [ -n "$(hash_of team-21)" ]; do sleep 0.1; done
+echo "team-21 has regcred after $(elapsed "$start")s"
+
+step "rotate the robot password in OpenBao; watch it arrive in every namespace"
+before=$(hash_of team-01)
+bao kv put secret/registry/ghcr username=demo-robot password="ghp-rotated-$RANDOM" >/dev/null; start=$(date +%s.%N)
+until [ "$(hash_of team-01)" != "$before" ]; do sleep 0.2; done
+echo "rotated content in team-01 after $(elapsed "$start")s (the next scheduled sync)"
+echo "namespaces per content hash (one hash: every namespace has the rotated credential):"
+kubectl get secrets -A -l app.kubernetes.io/managed-by=syncd \
+  -o jsonpath='{range .items[*]}{.metadata.annotations.syncd\.io/content-hash}{"\n"}{end}' | sort | uniq -c
+grep "sync finished" "$DEMO_DIR/syncd.log" | tail -2
+
 step "syncd status (no secret values, ever)"
-syncd status --config "$DEMO_DIR/syncd.yaml" | head -8 || true
+syncd status --config "$DEMO_DIR/syncd.yaml" --log-level warning | head -8 || true
 step "team-01's default ServiceAccount"
 kubectl -n team-01 get serviceaccount default -o jsonpath='{.imagePullSecrets}'; echo
+step "a few lines of /metrics"
+curl -s "127.0.0.1:$PORT/metrics" | grep -E '^syncd_(sync_runs_total|source_requests_total|secret_writes_total|namespaces|leader|credential_expiry)' | head -14
+step "SIGTERM: finish in-flight writes, exit 0"
+kill -TERM $SYNCD_PID; wait $SYNCD_PID && echo "syncd exited 0"; tail -2 "$DEMO_DIR/syncd.log"
 step "done; stopping everything"

@@ -119,7 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"syncd {__version__}")
         return EXIT_OK
     logs.setup(args.log_level, args.log_format)
-    return _run(args)
+    try:
+        return _run(args)
+    except BrokenPipeError:  # `syncd status | head`: the reader left; not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":
