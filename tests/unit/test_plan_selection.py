@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from syncd.config import Namespaces
+from syncd.model import Action, DesiredSecret, ExistingSecret
+from syncd.plan import plan_orphans, plan_secret
+from syncd.selection import NamespaceInfo, resolve
+
+DESIRED = DesiredSecret("regcred", b"{}", "sha256:new", ("a",), prune=True)
+
+
+def existing(namespace: str, content_hash: str = "sha256:new", **fields: object) -> ExistingSecret:
+    defaults: dict[str, object] = {
+        "managed": True,
+        "spec": "regcred",
+        "annotated_hash": content_hash,
+        "data_hash": content_hash,
+        "secret_type": "kubernetes.io/dockerconfigjson",
+        "credentials": "a",
+    }
+    return ExistingSecret(namespace, "regcred", "1", **{**defaults, **fields})  # type: ignore[arg-type]
+
+
+def test_selection_is_names_patterns_and_selector_minus_exclude_and_terminating() -> None:
+    selection = Namespaces(names=["payments"], patterns=["team-*"], selector="a=b", exclude=["team-x", "kube-*"])
+    namespaces = [NamespaceInfo(n) for n in ("payments", "team-1", "team-x", "labelled", "kube-a", "other")]
+    namespaces.append(NamespaceInfo("team-dying", terminating=True))
+    assert resolve(selection, namespaces, {"labelled", "kube-a"}) == ["labelled", "payments", "team-1"]
+
+
+def test_plan_creates_updates_leaves_alone_and_prunes() -> None:
+    managed = {
+        "same": existing("same"),
+        "old": existing("old", "sha256:old"),
+        "edited": existing("edited", data_hash="sha256:hand-edited"),
+        "gone": existing("gone"),
+    }
+    changes = {
+        c.namespace: (c.action, c.reason) for c in plan_secret(DESIRED, ["same", "old", "edited", "new"], managed)
+    }
+    assert changes == {
+        "same": (Action.UNCHANGED, ""),
+        "old": (Action.UPDATE, "content changed"),
+        "edited": (Action.UPDATE, "edited outside syncd"),
+        "new": (Action.CREATE, "missing"),
+        "gone": (Action.PRUNE, "namespace no longer selected"),
+    }
+
+
+def test_without_prune_a_deselected_secret_stays() -> None:
+    keep = DesiredSecret("regcred", b"{}", "sha256:new", ("a",), prune=False)
+    assert [c.action for c in plan_secret(keep, [], {"gone": existing("gone")})] == []
+
+
+def test_a_changed_credential_list_is_an_update_even_with_the_same_content() -> None:
+    renamed = DesiredSecret("regcred", b"{}", "sha256:new", ("b",))
+    assert [c.action for c in plan_secret(renamed, ["ns"], {"ns": existing("ns")})] == [Action.UPDATE]
+
+
+def test_orphans_are_pruned_only_when_their_spec_asked_for_it() -> None:
+    orphans = [existing("a", spec="old", prune=True), existing("b", spec="old", prune=False), existing("c")]
+    assert [(c.namespace, c.action) for c in plan_orphans(orphans, ["regcred"])] == [("a", Action.PRUNE)]
