@@ -79,4 +79,6 @@ def json_body(response: object) -> dict[str, Any]:
 
 def describe(exc: ApiException) -> str:
     """Status and reason only: response bodies of Secret calls can carry Secret data."""
+    if not exc.status:  # no HTTP answer at all: TLS or connection trouble, reported in the reason
+        return f"cannot reach the Kubernetes API ({' '.join(str(exc.reason or 'no reason').split())[:200]})"
     return f"HTTP {exc.status} {exc.reason or ''}".strip()

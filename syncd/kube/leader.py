@@ -410,6 +410,8 @@ class LeaderElector:
             self._record = written
             self._observed_at = now
             self._last_renew = now
+        if renew_deadline_passed(now, self.timings.renew_deadline, self._clock()):
+            return  # the answer came too late to count: leading now would flap straight back to False
         self._set_leading(True)
 
     def _step_down_if_overdue(self) -> None:
