@@ -545,28 +545,28 @@ def _credential_names(raw: dict[Any, Any]) -> dict[str, int] | None:
     return names
 
 
-def _credential_problems(raw: dict[Any, Any]) -> list[ConfigProblem]:
+def _duplicate_names(section: str, what: str, entries: list[Any]) -> list[ConfigProblem]:
+    """`name` given twice in a list section, reported at the second one."""
     problems: list[ConfigProblem] = []
     seen: dict[str, int] = {}
-    for index, credential in enumerate(_list(raw.get("credentials"))):
-        if not isinstance(credential, dict):
+    for index, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
             continue
-        name = credential.get("name")
-        if isinstance(name, str) and name in seen:
-            problems.append(
-                ConfigProblem(
-                    f"credentials[{index}].name",
-                    f"duplicate credential name {name!r} (first at credentials[{seen[name]}])",
-                )
-            )
-        if isinstance(name, str):
-            seen.setdefault(name, index)
-        if credential.get("vault") is not None and raw.get("vault") is None:
-            problems.append(
-                ConfigProblem(
-                    f"credentials[{index}].vault", "reads from Vault, but there is no top-level `vault:` block"
-                )
-            )
+        if name in seen:
+            where, first = f"{section}[{index}].name", f"{section}[{seen[name]}]"
+            problems.append(ConfigProblem(where, f"duplicate {what} name {name!r} (first at {first})"))
+        seen.setdefault(name, index)
+    return problems
+
+
+def _credential_problems(raw: dict[Any, Any]) -> list[ConfigProblem]:
+    credentials = _list(raw.get("credentials"))
+    problems = _duplicate_names("credentials", "credential", credentials)
+    for index, credential in enumerate(credentials):
+        if isinstance(credential, dict) and credential.get("vault") is not None and raw.get("vault") is None:
+            message = "reads from Vault, but there is no top-level `vault:` block"
+            problems.append(ConfigProblem(f"credentials[{index}].vault", message))
     return problems
 
 
@@ -608,21 +608,11 @@ def _reference_problems(index: int, spec: dict[Any, Any], raw: dict[Any, Any]) -
 
 
 def _secret_problems(raw: dict[Any, Any]) -> list[ConfigProblem]:
-    problems: list[ConfigProblem] = []
-    names: dict[str, int] = {}
-    for index, spec in enumerate(_list(raw.get("secrets"))):
-        if not isinstance(spec, dict):
-            continue
-        name = spec.get("name")
-        if isinstance(name, str) and name in names:
-            problems.append(
-                ConfigProblem(
-                    f"secrets[{index}].name", f"duplicate secret name {name!r} (first at secrets[{names[name]}])"
-                )
-            )
-        if isinstance(name, str):
-            names.setdefault(name, index)
-        problems += _reference_problems(index, spec, raw)
+    specs = _list(raw.get("secrets"))
+    problems = _duplicate_names("secrets", "secret", specs)
+    for index, spec in enumerate(specs):
+        if isinstance(spec, dict):
+            problems += _reference_problems(index, spec, raw)
     return problems
 
 

@@ -72,6 +72,16 @@ def call(fn: Callable[[], T], *, what: str, sleep: Callable[[float], None] = tim
     raise AssertionError("unreachable")
 
 
+def read_or_none(fn: Callable[[], object], *, what: str) -> dict[str, Any] | None:
+    """A GET made with `_preload_content=False`, parsed; None when the object does not exist."""
+    try:
+        return json_body(call(fn, what=what))
+    except KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def json_body(response: object) -> dict[str, Any]:
     """The parsed body of a call made with `_preload_content=False`."""
     return dict(json.loads(cast(Any, response).data))

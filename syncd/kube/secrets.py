@@ -12,8 +12,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
-from syncd.errors import KubeError
-from syncd.kube.client import call, json_body
+from syncd.kube.client import call, read_or_none
 from syncd.kube.lists import list_items
 from syncd.model import (
     CREDENTIALS_ANNOTATION,
@@ -64,16 +63,11 @@ def list_managed(core: client.CoreV1Api, spec: str | None = None) -> list[Existi
 
 def read(core: client.CoreV1Api, namespace: str, name: str) -> ExistingSecret | None:
     """One Secret by name, managed or not; None when absent."""
-    try:
-        response = call(
-            lambda: core.read_namespaced_secret(name, namespace, _preload_content=False),
-            what=f"reading Secret {namespace}/{name}",
-        )
-    except KubeError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return existing_from(json_body(response))
+    item = read_or_none(
+        lambda: core.read_namespaced_secret(name, namespace, _preload_content=False),
+        what=f"reading Secret {namespace}/{name}",
+    )
+    return existing_from(item) if item is not None else None
 
 
 def _ours(desired: DesiredSecret, now: dt.datetime) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from syncd.errors import KubeError
-from syncd.kube.client import call, json_body
+from syncd.kube.client import call, read_or_none
 from syncd.kube.lists import list_items
 from syncd.model import ServiceAccountRef
 
@@ -30,16 +30,10 @@ def list_all(core: client.CoreV1Api) -> list[ServiceAccountRef]:
 
 
 def _read(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        response = call(
-            lambda: core.read_namespaced_service_account(name, namespace, _preload_content=False),
-            what=f"reading ServiceAccount {namespace}/{name}",
-        )
-    except KubeError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return json_body(response)
+    return read_or_none(
+        lambda: core.read_namespaced_service_account(name, namespace, _preload_content=False),
+        what=f"reading ServiceAccount {namespace}/{name}",
+    )
 
 
 def _patch(core: client.CoreV1Api, item: dict[str, Any], pull_secrets: list[dict[str, Any]]) -> None:
