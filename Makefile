@@ -7,12 +7,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-APT_PACKAGES := golang-docker-credential-helpers pass gnupg docker-registry apache2-utils openssl
+APT_PACKAGES := golang-docker-credential-helpers pass gnupg docker-registry apache2-utils openssl prometheus util-linux
 DEMO_DIR ?= /tmp/syncd-demo
 # The envtest folder (etcd + kube-apiserver): built once and cached by version, see the script.
 ENVTEST = $(shell scripts/envtest-binaries.sh)
+# helm, built from the Go module proxy once and cached by version, for `helm lint` and chart tests.
+HELM = $(shell scripts/helm-binary.sh)
 
-.PHONY: help deps venv envtest lint test demo demo-up demo-down clean
+.PHONY: help deps venv envtest helm lint test demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
@@ -39,14 +41,20 @@ venv: $(VENV)/.installed
 envtest:  ## etcd + kube-apiserver, built from the Go module proxy and cached outside the repo
 	scripts/envtest-binaries.sh >/dev/null
 
-lint: venv
+helm:  ## helm v3, built from the Go module proxy and cached outside the repo
+	scripts/helm-binary.sh >/dev/null
+
+lint: venv helm
 	$(BIN)/ruff check syncd tests bench
 	$(BIN)/ruff format --check syncd tests bench
 	$(BIN)/mypy --strict syncd
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
+	"$(HELM)" lint --strict deploy/helm/syncd
+	$(PY) -m syncd.schema --check
 
-test: deps venv envtest lint
-	KUBEBUILDER_ASSETS="$(ENVTEST)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+test: deps venv envtest helm lint
+	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: deps venv envtest
 	KUBEBUILDER_ASSETS="$(ENVTEST)" PATH="$(CURDIR)/$(BIN):$$PATH" DEMO_DIR="$(DEMO_DIR)" scripts/demo.sh

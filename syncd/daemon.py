@@ -109,6 +109,7 @@ class Daemon:
 
     def run(self) -> int:
         """Block until `stop()`; then shut down in order and return the exit code."""
+        self.metrics.start_at_zero(self.config)
         self.server.start()
         self.scheduler.start()
         self.triggers.start()
@@ -175,7 +176,9 @@ class Daemon:
             return
         started = _utcnow()
         with self._lock(name):
-            result = self.reconciler.sync(spec, fresh_after=self._fresh_after(spec, started))
+            # A success another spec's job fetched moments ago is shared; a failure is never
+            # reused across runs, or retry.min below the window would not ask the source again.
+            result = self.reconciler.sync(spec, fresh_after=self._fresh_after(spec, started), failed_after=started)
         failed = bool(result.source_errors or result.failed_writes)
         failures = self._failures[name] = self._failures.get(name, 0) + 1 if failed else 0
         self._attempted.add(name)
@@ -262,6 +265,7 @@ class Daemon:
         self.config, self.reconciler = config, self._reconciler(config)
         for name in removed:
             self.scheduler.cancel(name)
+        self.metrics.forget(removed, {c.name for c in config.credentials})
         if self.may_write():
             self.reconciler.prune_orphans()
             self.schedule_now()

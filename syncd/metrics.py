@@ -5,9 +5,13 @@ No label ever carries a namespace name (cardinality) or a secret value.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from syncd import __version__
+from syncd.config import Config
 
 
 class Metrics:
@@ -70,3 +74,33 @@ class Metrics:
             "syncd_build_info", "Always 1; the version label says which build.", ["version"], registry=registry
         )
         self.build_info.labels(version=__version__).set(1)
+
+    def start_at_zero(self, config: Config) -> None:
+        """Create every counter series at 0, so that `increase()` in alert rules sees the first event."""
+        for spec in config.secrets:
+            for result in ("success", "partial", "failure"):
+                self.sync_runs.labels(secret=spec.name, result=result)
+        for credential in config.credentials:
+            for result in ("success", "failure"):
+                self.source_requests.labels(credential=credential.name, source=credential.source, result=result)
+            if credential.verify:
+                for result in ("success", "rejected", "unavailable"):
+                    self.credential_verifications.labels(credential=credential.name, result=result)
+        for result in ("success", "failure"):
+            self.config_reloads.labels(result=result)
+
+    def forget(self, specs: Iterable[str], credentials_kept: set[str]) -> None:
+        """Drop the series of specs and credentials a reload removed: stale gauges would page forever."""
+        for spec in specs:
+            for gauge in (self.last_success, self.sync_duration):
+                _remove(gauge, secret=spec)
+            for state in ("in_sync", "failed", "conflict"):
+                _remove(self.namespaces, secret=spec, state=state)
+        for labels in list(self.credential_expiry._metrics):
+            if labels[0] not in credentials_kept:
+                _remove(self.credential_expiry, credential=labels[0])
+
+
+def _remove(metric: Gauge | Histogram, **labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels.values())

@@ -103,14 +103,18 @@ class CredentialFetcher:
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
 
-    def fetch(self, config: Config, name: str, *, fresh_after: dt.datetime | None) -> FetchedCredential:
+    def fetch(
+        self, config: Config, name: str, *, fresh_after: dt.datetime | None, failed_after: dt.datetime | None = None
+    ) -> FetchedCredential:
+        """`failed_after` (default `fresh_after`): a failure newer than this is reused, not retried."""
         with self._lock:
             cached = self._cache.setdefault(name, _Cached())
         if fresh_after is None:
             if cached.credential is None:
                 raise NotFetchedYet(f"credential {name!r} has not been fetched yet")
             return cached.credential
-        if cached.failed_at is not None and cached.failed_at >= fresh_after and cached.error is not None:
+        failed_after = failed_after or fresh_after
+        if cached.failed_at is not None and cached.failed_at >= failed_after and cached.error is not None:
             raise cached.error
         if cached.credential is None or cached.fetched_at is None or cached.fetched_at < fresh_after:
             return self._refresh(config, name, cached)
@@ -213,12 +217,19 @@ class Reconciler:
         orphans = self.prune_orphans(dry_run=dry_run)
         return results + ([orphans] if orphans.outcomes else [])
 
-    def sync(self, spec: SecretSpec, *, dry_run: bool = False, fresh_after: dt.datetime | None) -> SyncResult:
+    def sync(
+        self,
+        spec: SecretSpec,
+        *,
+        dry_run: bool = False,
+        fresh_after: dt.datetime | None,
+        failed_after: dt.datetime | None = None,
+    ) -> SyncResult:
         """One sync of one spec. `fresh_after=None`: from cached credentials only (watch-triggered)."""
         started = time.monotonic()
         result = SyncResult(secret=spec.name, dry_run=dry_run)
         try:
-            desired = self.desired(spec, fresh_after=fresh_after)
+            desired = self.desired(spec, fresh_after=fresh_after, failed_after=failed_after)
             plan = self.plan(spec, desired)
             result.outcomes = self.apply(spec, desired, plan, dry_run=dry_run)
             result.service_account_errors = self.service_accounts(spec, result.outcomes, dry_run=dry_run)
@@ -229,9 +240,14 @@ class Reconciler:
             self.events.emit(_events(result), self.clock())
         return result
 
-    def desired(self, spec: SecretSpec, *, fresh_after: dt.datetime | None) -> DesiredSecret:
+    def desired(
+        self, spec: SecretSpec, *, fresh_after: dt.datetime | None, failed_after: dt.datetime | None = None
+    ) -> DesiredSecret:
         """Fetch (once per run), validate and render; any failure here means nothing is written."""
-        fetched = [self.fetcher.fetch(self.config, name, fresh_after=fresh_after) for name in spec.credentials]
+        fetched = [
+            self.fetcher.fetch(self.config, name, fresh_after=fresh_after, failed_after=failed_after)
+            for name in spec.credentials
+        ]
         rendered = render(entry for credential in fetched for entry in credential.entries)
         desired = DesiredSecret(
             name=spec.name,
@@ -316,6 +332,7 @@ class Reconciler:
             edit(sa.namespace, sa.name, secret)
         except KubeError as exc:
             self.metrics.secret_writes.labels(**labels, result="failure").inc()
+            log.warning("ServiceAccount patch failed", extra={"secret": secret, "error": str(exc)})
             return str(exc)
         self.metrics.secret_writes.labels(**labels, result="success").inc()
         return None

@@ -17,7 +17,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from syncd.errors import KubeError
-from syncd.kube.client import call
+from syncd.kube.client import send
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class EventRecorder:
             "count": 1,
         }
         try:
-            call(
+            send(
                 lambda: self.core.create_namespaced_event(namespace, cast(Any, body), _preload_content=False),
                 what=f"creating Event in {namespace}",
             )

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
-from syncd.kube.client import call, read_or_none
+from syncd.kube.client import read_or_none, send
 from syncd.kube.lists import list_items
 from syncd.model import (
     CREDENTIALS_ANNOTATION,
@@ -96,7 +96,7 @@ def create(core: client.CoreV1Api, namespace: str, desired: DesiredSecret, now: 
         "type": SECRET_TYPE,
         "data": _data(desired),
     }
-    call(
+    send(
         lambda: core.create_namespaced_secret(namespace, cast(Any, secret), _preload_content=False),
         what=f"creating Secret {namespace}/{desired.name}",
     )
@@ -111,7 +111,7 @@ def update(
     owner references and extra data keys.
     """
     patch = {"metadata": {"resourceVersion": resource_version, **_ours(desired, now)}, "data": _data(desired)}
-    call(
+    send(
         lambda: core.patch_namespaced_secret(
             desired.name,
             namespace,
@@ -126,7 +126,7 @@ def update(
 def delete(core: client.CoreV1Api, namespace: str, name: str, resource_version: str) -> None:
     """Delete only the version we saw as ours (precondition), so a takeover in between is never deleted."""
     options = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version=resource_version))
-    call(
+    send(
         lambda: core.delete_namespaced_secret(name, namespace, body=options, _preload_content=False),
         what=f"deleting Secret {namespace}/{name}",
     )

