@@ -52,6 +52,7 @@ lint: venv helm
 	$(BIN)/hadolint Dockerfile
 	"$(HELM)" lint --strict deploy/helm/syncd
 	$(PY) -m syncd.schema --check
+	$(PY) deploy/prometheus/generate.py --check
 
 test: deps venv envtest helm lint
 	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)

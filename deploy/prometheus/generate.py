@@ -15,6 +15,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RULES = HERE / "rules" / "syncd.rules.yaml"
 TARGET = HERE / "prometheusrule.yaml"
+# The Helm chart can only template files inside itself, so it carries a verbatim copy.
+CHART_COPY = HERE.parents[1] / "deploy" / "helm" / "syncd" / "files" / "syncd.rules.yaml"
 
 HEADER = """\
 # GENERATED from rules/syncd.rules.yaml by generate.py: edit that file, then run
@@ -44,13 +46,15 @@ def render(rules_text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    wanted = render(RULES.read_text(encoding="utf-8"))
+    rules = RULES.read_text(encoding="utf-8")
+    outputs = {TARGET: render(rules), CHART_COPY: rules}
     if "--check" in argv:
-        if TARGET.read_text(encoding="utf-8") != wanted:
-            print(f"{TARGET} is out of date: run python deploy/prometheus/generate.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(wanted, encoding="utf-8")
+        stale = [path for path, text in outputs.items() if path.read_text(encoding="utf-8") != text]
+        for path in stale:
+            print(f"{path} is out of date: run python deploy/prometheus/generate.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text, encoding="utf-8")
     return 0
 
 
