@@ -318,6 +318,8 @@ def test_leader_cut_off_from_the_apiserver_steps_down_within_the_renew_deadline(
     wait_until(lambda: changes.first(False) is not None, 2 * SECONDS, what="on_change(False)")
     told = (changes.first(False) or 0) - cut_at
     wait_until(standby.is_leader, 3 * SECONDS, what="the standby takes over the lapsed lease")
+    # is_leader() flips before the elector thread gets to call on_change(True): wait for the call.
+    wait_until(lambda: standby_changes.first(True) is not None, SECONDS, what="the standby's on_change(True)")
     took = (standby_changes.first(True) or 0) - cut_at
     print(f"{outage}: on_change(False) after {told:.3f}s, standby leads after {took:.3f}s")
     # Every call ends by the renew deadline, so the step-down is announced before the lease can
