@@ -7,6 +7,7 @@ block scalar (`|`) easily adds and the apiserver rejects.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 _NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -84,3 +85,39 @@ def selector_problems(selector: str) -> list[str]:
     if not selector.strip():
         return ["the selector is empty"]
     return [problem for term in _split_terms(selector) for problem in _term_problems(term)]
+
+
+def selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
+    """Whether `labels` satisfy a valid label selector, evaluated as the apiserver does.
+
+    Lets one LIST of every namespace serve `names`, `patterns` and `selector` together, instead
+    of a second LIST filtered by the apiserver. An absent key satisfies `!=`, `notin` and `!key`
+    only; `<` and `>` need a label value that is an integer.
+    """
+    return all(_term_matches(term, labels) for term in _split_terms(selector))
+
+
+def _term_matches(term: str, labels: Mapping[str, str]) -> bool:
+    match = _TERM.fullmatch(term)
+    if match is None:
+        raise ValueError(f"not a valid selector term: {term.strip()!r}")
+    if match["not"]:
+        return match["nkey"] not in labels
+    value = labels.get(match["key"])
+    if match["setop"]:
+        wanted = {v.strip() for v in match["values"].split(",")}
+        return value in wanted if match["setop"] == "in" else value not in wanted
+    return _compare(value, match["op"], match["value"])
+
+
+def _compare(value: str | None, op: str | None, wanted: str) -> bool:
+    """`key` (exists), `key=v`, `key==v`, `key!=v`, `key>n`, `key<n` against a label's value (None: absent)."""
+    if op is None:
+        return value is not None
+    if op in ("=", "=="):
+        return value == wanted
+    if op == "!=":
+        return value != wanted
+    if value is None or not _INTEGER.fullmatch(value):
+        return False
+    return int(value) > int(wanted) if op == ">" else int(value) < int(wanted)

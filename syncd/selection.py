@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from syncd.config import Namespaces
@@ -13,6 +13,7 @@ from syncd.config import Namespaces
 class NamespaceInfo:
     name: str
     terminating: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def _matches_any(name: str, globs: Iterable[str]) -> bool:

@@ -15,6 +15,7 @@ from kubernetes import client
 from syncd.config import Namespaces
 from syncd.errors import KubeError
 from syncd.kube import namespaces, secrets, serviceaccounts
+from syncd.labels import selector_matches
 from syncd.model import Action, DesiredSecret, ExistingSecret, ServiceAccountRef
 from syncd.selection import resolve
 
@@ -36,11 +37,15 @@ class KubeCluster:
         self.core = client.CoreV1Api(api)
 
     def select_namespaces(self, selection: Namespaces) -> list[str]:
-        everything = namespaces.list_namespaces(self.core) if (selection.names or selection.patterns) else []
-        matched = namespaces.list_namespaces(self.core, selection.selector) if selection.selector else []
-        if not everything:
-            everything = matched
-        return resolve(selection, everything, {n.name for n in matched})
+        """One LIST: every namespace when names or patterns are given (a selector is then evaluated
+        here, on their labels), else only those the apiserver matches to the selector."""
+        selector = selection.selector
+        if selection.names or selection.patterns:
+            everything = namespaces.list_namespaces(self.core)
+            matched = {n.name for n in everything if selector and selector_matches(selector, n.labels)}
+            return resolve(selection, everything, matched)
+        found = namespaces.list_namespaces(self.core, selector)
+        return resolve(selection, found, {n.name for n in found})
 
     def managed_secrets(self, spec: str | None = None) -> list[ExistingSecret]:
         return secrets.list_managed(self.core, spec)

@@ -11,7 +11,10 @@ from typing import Any
 
 from syncd.kube.client import call, json_body
 
-PAGE_SIZE = 500
+# Items per LIST request. Larger pages mean fewer requests (an idle sync of 1,000 namespaces is one
+# request per kind, not seven); smaller ones bound the memory a page takes while it is parsed: at
+# 2,000 that is about 12 MB for managed Secrets (1.2 KB of JSON each), 7 MB for namespaces.
+PAGE_SIZE = 2000
 
 
 def list_items(list_call: Callable[..., Any], *, what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:

@@ -13,7 +13,8 @@ from syncd.selection import NamespaceInfo
 def _info(item: dict[str, Any]) -> NamespaceInfo:
     metadata = item.get("metadata") or {}
     terminating = bool(metadata.get("deletionTimestamp")) or (item.get("status") or {}).get("phase") == "Terminating"
-    return NamespaceInfo(name=str(metadata.get("name")), terminating=terminating)
+    labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
+    return NamespaceInfo(name=str(metadata.get("name")), terminating=terminating, labels=labels)
 
 
 def list_namespaces(core: client.CoreV1Api, label_selector: str | None = None) -> list[NamespaceInfo]:

@@ -207,6 +207,10 @@ def _failure(call: _Call, status: int, stdout: bytes, stderr: bytes) -> Exceptio
     # The protocol puts errors on stdout; some helpers use stderr. Only the first line, shortened.
     lines = (text or stderr.decode(errors="replace").strip()).splitlines()
     first = lines[0][:MAX_ERROR_TEXT] if lines else "no error message"
+    if first.lstrip().startswith("{"):
+        # JSON is never an error message in this protocol: it is the answer, with the secret in it,
+        # printed by a helper that failed afterwards (a wrapper script's later step, say).
+        first = "(its output is JSON, not an error message: not shown)"
     return SourceUnavailable(call.credential, f"{call.program} exited with status {status}: {first}")
 
 

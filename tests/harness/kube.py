@@ -50,12 +50,15 @@ def _built_assets() -> str:
 class Kube:
     """etcd plus kube-apiserver on loopback ports; `kubeconfig` grants cluster-admin."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, extra_args: list[str] | None = None) -> None:
+        """`extra_args` are added to kube-apiserver's flags (e.g. `--max-requests-inflight=1`)."""
         self.dir = state_dir / "kube"
+        self.extra_args = list(extra_args or [])
         self.etcd = Server("etcd", state_dir)
         self.apiserver = Server("kube-apiserver", state_dir)
         self.kubeconfig = state_dir / "kubeconfig"
         self.etcd_port = 0
+        self.etcd_peer_port = 0
         self.port = 0
         self.pki: pki.KubePKI | None = None
 
@@ -72,8 +75,10 @@ class Kube:
         self.write_kubeconfig()
 
     def start_etcd(self, binary: Path) -> None:
-        self.etcd_port, peer_port = free_port(), free_port()
-        client_url, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer_port}"
+        """Start etcd; on a restart, on the same ports and data dir, so the apiserver reconnects to it."""
+        self.etcd_port = self.etcd_port or free_port()
+        self.etcd_peer_port = self.etcd_peer_port or free_port()
+        client_url, peer_url = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{self.etcd_peer_port}"
         self.etcd.start(
             [
                 str(binary),
@@ -112,6 +117,7 @@ class Kube:
             "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
             "--v=1",
+            *self.extra_args,
         ]
 
     def start_apiserver(self, binary: Path) -> None:
@@ -122,6 +128,16 @@ class Kube:
         """Stop and start kube-apiserver on the same port, against the same etcd."""
         self.apiserver.stop()
         self.start_apiserver(find_binaries().kube_apiserver)
+
+    def restart_etcd(self) -> None:
+        """Stop and start etcd with the same data and ports; return once the apiserver is ready again.
+
+        A short grace, then SIGKILL: on SIGTERM etcd waits about 7 s for the apiserver's watch streams
+        to drain, and a crash is the harder case anyway (no data is lost: writes reach the page cache).
+        """
+        self.etcd.stop(timeout=0.5)
+        self.start_etcd(find_binaries().etcd)
+        self.apiserver.wait_healthy(self._ready, timeout=120)
 
     def _ready(self) -> bool:
         assert self.pki is not None

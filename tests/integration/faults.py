@@ -1,0 +1,316 @@
+"""What the fault tests (tests/integration/test_faults_*.py) share.
+
+- `check_secrets`: every managed Secret read back and judged whole: valid JSON, the expected
+  registries and logins, the hash annotation matching the data. "Nothing lost" is this check.
+- `snapshot`: resourceVersion and data of Secrets, to prove a failed run changed nothing.
+- `secret_value` / `record`: a session-wide ledger of every secret value the fault tests hand
+  to syncd, and of every text syncd produced for them (CLI output, logs, /metrics, Events,
+  exception messages). `test_faults_secrecy.py` runs after the other fault modules (file order)
+  and searches all of it for every value.
+- `PrivateKube`: an etcd + kube-apiserver of one module's own, for faults that would disturb the
+  session's cluster (kill -9 of the apiserver, an etcd restart, throttling flags).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import traceback
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from kubernetes import client, config
+
+from tests.harness.kube import Kube
+from tests.harness.vault import Vault
+from tests.integration.daemon import SyncdProcess
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+SECRET_VALUES: dict[str, str] = {}  # every secret value the fault tests used -> a label for the report
+TEXTS: list[tuple[str, str]] = []  # (where, text): every text syncd produced in the fault tests
+
+
+# --- the secrecy ledger ------------------------------------------------------------------------
+
+
+def secret_value(label: str, *, username: str = "robot", value: str | None = None) -> str:
+    """A unique secret (or `value`), registered with the forms in which it could leak."""
+    value = value if value is not None else f"{label}-{uuid.uuid4().hex}"
+    for form in leak_forms(value, username):
+        SECRET_VALUES.setdefault(form, label)
+    return value
+
+
+def leak_forms(value: str, username: str) -> list[str]:
+    """Raw, JSON-escaped, base64 of it, and base64 of the `username:value` login of a Secret."""
+    forms = [value, json.dumps(value)[1:-1], base64.b64encode(value.encode()).decode()]
+    forms.append(base64.b64encode(f"{username}:{value}".encode()).decode())
+    return [f for f in forms if len(f) >= 8]
+
+
+def record(where: str, *texts: str) -> None:
+    TEXTS.extend((where, text) for text in texts if text)
+
+
+def record_exception(where: str, error: BaseException) -> None:
+    record(where, str(error), repr(error), "".join(traceback.format_exception(error)))
+
+
+def record_events(where: str, core: client.CoreV1Api) -> None:
+    """Every Event in a cluster, as text: reason, message and the object it is about."""
+    events = core.list_event_for_all_namespaces().items
+    record(where, "\n".join(f"{e.metadata.namespace} {e.reason} {e.message} {e.involved_object}" for e in events))
+
+
+def record_daemon(where: str, syncd: SyncdProcess) -> None:
+    """The daemon's log and, while it runs, its /metrics text."""
+    if syncd.process is not None and syncd.process.poll() is None:
+        record(where, syncd.metrics())
+    record(where, syncd.log())
+
+
+@pytest.fixture
+def fault_capture(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every log record (DEBUG and up) of the test goes to the ledger, as syncd's handlers see them."""
+    # The test's own kubernetes client logs Secret bodies at DEBUG; that is the test reading, not syncd.
+    caplog.set_level(logging.INFO, logger="kubernetes")
+    caplog.set_level(logging.DEBUG)
+    yield
+    formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
+    records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)]  # type: ignore[arg-type]
+    record(request.node.nodeid, "\n".join(formatter.format(r) for r in records))
+
+
+@pytest.fixture
+def private_vault(tmp_path: Path) -> Iterator[Vault]:
+    """An OpenBao of this test's own, so that stopping it (a dev server comes back empty) disturbs no other test."""
+    vault = Vault(tmp_path / "own-vault")
+    vault.start()
+    try:
+        yield vault
+    finally:
+        vault.stop()
+
+
+def error_lines(log: str) -> list[dict[str, Any]]:
+    """The error-level entries of a JSON log."""
+    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    return [e for e in entries if e.get("level") == "error"]
+
+
+# --- what a managed Secret must look like ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str
+
+
+def check_secret(secret: client.V1Secret, spec: str, expected: dict[str, Login]) -> None:
+    """One managed Secret, whole: ours, valid JSON, exactly the expected registries, every login complete."""
+    where = f"{secret.metadata.namespace}/{secret.metadata.name}"
+    assert secret.type == "kubernetes.io/dockerconfigjson", where
+    assert (secret.metadata.labels or {}).get(MANAGED_BY) == "syncd", where
+    assert (secret.metadata.labels or {}).get("syncd.io/secret") == spec, where
+    content = base64.b64decode(secret.data[".dockerconfigjson"])
+    annotations = secret.metadata.annotations or {}
+    assert annotations.get("syncd.io/content-hash") == "sha256:" + hashlib.sha256(content).hexdigest(), where
+    auths = json.loads(content)["auths"]
+    assert set(auths) == set(expected), where
+    for registry, login in expected.items():
+        entry = auths[registry]
+        assert (entry["username"], entry["password"]) == (login.username, login.password), where
+        assert entry["auth"] == base64.b64encode(f"{login.username}:{login.password}".encode()).decode(), where
+
+
+def managed(core: client.CoreV1Api, spec: str) -> dict[str, client.V1Secret]:
+    """Every Secret of one spec in the cluster, by namespace (a LIST by label, as syncd does)."""
+    found = core.list_secret_for_all_namespaces(label_selector=f"syncd.io/secret={spec}").items
+    return {s.metadata.namespace: s for s in found}
+
+
+def check_secrets(
+    core: client.CoreV1Api, spec: str, namespaces: Iterable[str], expected: dict[str, Login]
+) -> dict[str, client.V1Secret]:
+    """Every namespace holds the spec's Secret and each one is whole."""
+    wanted = set(namespaces)
+    found = {ns: secret for ns, secret in managed(core, spec).items() if ns in wanted}
+    missing = sorted(wanted - set(found))
+    assert missing == [], f"{len(missing)} namespaces without {spec}: {missing[:5]}"
+    for secret in found.values():
+        check_secret(secret, spec, expected)
+    return found
+
+
+def snapshot(core: client.CoreV1Api, name: str, namespaces: Iterable[str]) -> dict[str, tuple[str, Any, Any]]:
+    """resourceVersion, data and labels of the Secret `name` in each namespace ("absent" when missing)."""
+    wanted = set(namespaces)
+    found = core.list_secret_for_all_namespaces(field_selector=f"metadata.name={name}").items
+    state: dict[str, tuple[str, Any, Any]] = dict.fromkeys(wanted, ("absent", None, None))
+    for s in found:
+        if s.metadata.namespace in wanted:
+            state[s.metadata.namespace] = (s.metadata.resource_version, s.data, s.metadata.labels)
+    return state
+
+
+def add_unmanaged(core: client.CoreV1Api, namespaces: Iterable[str], name: str = "not-ours") -> None:
+    """A Secret syncd must never touch, in each namespace."""
+    for namespace in namespaces:
+        secret = client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name, labels={"owner": "someone-else"}),
+            type="kubernetes.io/dockerconfigjson",
+            data={".dockerconfigjson": base64.b64encode(b'{"auths":{"other.example":{"auth":"eDp5"}}}').decode()},
+        )
+        core.create_namespaced_secret(namespace, secret)
+
+
+def make_namespaces(core: client.CoreV1Api, names: list[str], labels: dict[str, str] | None = None) -> list[str]:
+    def create(name: str) -> None:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels or {})))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(create, names))
+    return names
+
+
+def docker_config_file(path: Path, logins: dict[str, Login]) -> Path:
+    """A docker config.json holding `logins` in `auths`, as `docker login` writes them."""
+    auths = {
+        registry: {"auth": base64.b64encode(f"{login.username}:{login.password}".encode()).decode()}
+        for registry, login in logins.items()
+    }
+    path.write_text(json.dumps({"auths": auths}))
+    return path
+
+
+# --- syncd as a subprocess ----------------------------------------------------------------------------
+
+
+@dataclass
+class OnceProcess:
+    """`python -m syncd once` in the background, its output in files."""
+
+    argv: list[str]
+    directory: Path
+    process: subprocess.Popen[bytes] = field(init=False)
+
+    def start(self) -> OnceProcess:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / "out").open("wb") as out, (self.directory / "err").open("wb") as err:
+            self.process = subprocess.Popen(self.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        return self
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    @property
+    def out(self) -> str:
+        return (self.directory / "out").read_text(errors="replace")
+
+    @property
+    def err(self) -> str:
+        return (self.directory / "err").read_text(errors="replace")
+
+
+def once_process(config_path: Path, kubeconfig: Path, directory: Path, *extra: str) -> OnceProcess:
+    argv = [sys.executable, "-m", "syncd", "once", "--config", str(config_path), "--kubeconfig", str(kubeconfig)]
+    argv += ["--log-format", "json", "--log-level", "info", *extra]
+    return OnceProcess(argv, directory).start()
+
+
+def write_yaml(path: Path, document: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+# --- a cluster of one module's own ------------------------------------------------------------------
+
+
+class PrivateKube:
+    """etcd + kube-apiserver for one test module, with an admin client and a ServiceAccount login."""
+
+    def __init__(self, state_dir: Path, extra_args: list[str] | None = None) -> None:
+        self.kube = Kube(state_dir, extra_args=extra_args)
+        self.dir = state_dir
+
+    def __enter__(self) -> PrivateKube:
+        self.kube.start()
+        self.api = config.new_client_from_config(config_file=str(self.kube.kubeconfig))
+        self.core = client.CoreV1Api(self.api)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.kube.stop()
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.kube.kubeconfig
+
+    def service_account_kubeconfig(self, name: str = "syncd") -> Path:
+        """A kubeconfig logging in as a cluster-admin ServiceAccount: a user outside `system:masters`,
+        which the apiserver exempts from max-in-flight limits and API Priority and Fairness."""
+        namespace = f"{name}-system"
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        self.core.create_namespaced_service_account(
+            namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
+        )
+        binding = client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name=f"{name}-admin"),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=namespace)],
+        )
+        client.RbacAuthorizationV1Api(self.api).create_cluster_role_binding(binding)
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        )
+        token = self.core.create_namespaced_service_account_token(name, namespace, request).status.token
+        assert self.kube.pki is not None
+        ca = base64.b64encode(self.kube.pki.ca_cert.read_bytes()).decode()
+        path = self.dir / f"{name}-kubeconfig"
+        document = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "private", "cluster": {"server": self.kube.url, "certificate-authority-data": ca}}],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": "private", "context": {"cluster": "private", "user": name}}],
+            "current-context": "private",
+        }
+        write_yaml(path, document).chmod(0o600)
+        return path
+
+    def apiserver_metrics(self) -> str:
+        assert self.kube.pki is not None
+        pki = self.kube.pki
+        response = requests.get(
+            f"{self.kube.url}/metrics",
+            timeout=10,
+            verify=str(pki.ca_cert),
+            cert=(str(pki.admin_cert), str(pki.admin_key)),
+        )
+        response.raise_for_status()
+        return response.text
+
+    def kill_apiserver(self) -> None:
+        """SIGKILL, no graceful shutdown: in-flight requests are cut off."""
+        process = self.kube.apiserver.process
+        assert process is not None
+        os.killpg(process.pid, 9)
+        process.wait(timeout=10)
+
+
+def syncd_daemon(config_doc: dict[str, Any], directory: Path, kubeconfig: Path) -> SyncdProcess:
+    """`syncd run` against any cluster (the `start_syncd` fixture is tied to the session's)."""
+    return SyncdProcess(config_doc, directory, kubeconfig, {}).start()
