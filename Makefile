@@ -14,12 +14,13 @@ ENVTEST = $(shell scripts/envtest-binaries.sh)
 # helm, built from the Go module proxy once and cached by version, for `helm lint` and chart tests.
 HELM = $(shell scripts/helm-binary.sh)
 
-.PHONY: help deps venv envtest helm lint test demo demo-up demo-down clean
+.PHONY: help deps venv envtest helm lint test bench demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
 	@echo "make test   install what is missing, lint, and run every test against real servers"
-	@echo "make lint   ruff + mypy --strict + import-linter"
+	@echo "make lint   ruff + mypy --strict + import-linter + hadolint + helm lint"
+	@echo "make bench  benchmarks against kubectl and the apiserver's write floor (~20 min)"
 
 deps:  ## Debian packages for the credential helper and the registry
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -56,6 +57,10 @@ lint: venv helm
 
 test: deps venv envtest helm lint
 	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: deps venv envtest  ## rollout / idle / latency / memory figures -> bench/results, bench/README.md (~20 min)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	KUBEBUILDER_ASSETS="$(ENVTEST)" PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m bench.run --out bench/results
 
 demo: deps venv envtest
 	KUBEBUILDER_ASSETS="$(ENVTEST)" PATH="$(CURDIR)/$(BIN):$$PATH" DEMO_DIR="$(DEMO_DIR)" scripts/demo.sh

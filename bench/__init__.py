@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.run --out bench/results` (see bench/README.md)."""
