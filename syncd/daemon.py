@@ -28,6 +28,7 @@ from syncd.kube.client import load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.kube.leader import LeaderElector
+from syncd.kube.namespaces import info_from
 from syncd.kube.watches import WatchLoop, watch_loops
 from syncd.metrics import Metrics
 from syncd.model import DATA_KEY, HASH_ANNOTATION, SPEC_LABEL
@@ -35,8 +36,9 @@ from syncd.reconciler import Reconciler
 from syncd.reload import ConfigWatcher
 from syncd.render import content_hash
 from syncd.scheduler import Scheduler
+from syncd.selection import selects
 from syncd.server import HttpServer
-from syncd.triggers import TriggerQueue
+from syncd.triggers import Key, TriggerQueue
 
 log = logging.getLogger(__name__)
 # A credential fetched this recently by another spec's job is reused: the jobs of every spec
@@ -201,26 +203,39 @@ class Daemon:
                 found.append((fetched_at, credential.expires_at))
         return found
 
-    def _triggered_sync(self, name: str) -> None:
+    def _triggered_sync(self, key: Key) -> None:
+        name, namespace = key
         spec = self._spec(name)
         if spec is None or not self.may_write() or not self.reconciler.has_credentials(spec):
             return
         with self._lock(name):
-            self.reconciler.sync(spec, fresh_after=None)
+            if namespace is None:
+                self.reconciler.sync(spec, fresh_after=None)
+            else:
+                self.reconciler.sync_namespace(spec, namespace)
 
     # -- watch events ------------------------------------------------------------------------
 
-    def _on_namespace(self, event: str, _obj: dict[str, Any]) -> None:
-        if event in ("ADDED", "MODIFIED"):
-            self.triggers.request(*(s.name for s in self.config.secrets))
+    def _on_namespace(self, event: str, obj: dict[str, Any]) -> None:
+        """A namespace now selected gets a sync of that namespace alone; one modified out of a
+        spec's selection gets a whole-spec sync, which prunes it if need be."""
+        if event not in ("ADDED", "MODIFIED"):
+            return
+        info = info_from(obj)
+        for spec in self.config.secrets:
+            if selects(spec.namespaces, info):
+                self.triggers.request((spec.name, info.name))
+            elif event == "MODIFIED":
+                self.triggers.request((spec.name, None))
 
     def _on_service_account(self, event: str, obj: dict[str, Any]) -> None:
         if event not in ("ADDED", "MODIFIED"):
             return
-        name = (obj.get("metadata") or {}).get("name")
+        metadata = obj.get("metadata") or {}
+        name, namespace = metadata.get("name"), str(metadata.get("namespace"))
         refs = {r.get("name") for r in obj.get("imagePullSecrets") or [] if isinstance(r, dict)}
         wanted = [
-            s.name
+            (s.name, namespace)
             for s in self.config.secrets
             if s.service_accounts and ("*" in s.service_accounts or name in s.service_accounts) and s.name not in refs
         ]
@@ -233,7 +248,7 @@ class Daemon:
         if spec is None or desired is None:
             return
         if event == "DELETED" or not _intact(obj, desired.content_hash):
-            self.triggers.request(spec)
+            self.triggers.request((spec, str(metadata.get("namespace"))))
 
     def _on_relist(self, kind: str) -> None:
         """A relist after the first may follow missed events: re-check every spec."""
@@ -241,7 +256,7 @@ class Daemon:
             first = kind not in self._listed
             self._listed.add(kind)
         if not first:
-            self.triggers.request(*(s.name for s in self.config.secrets))
+            self.triggers.request(*((s.name, None) for s in self.config.secrets))
 
     def _on_leadership(self, leading: bool) -> None:
         self.metrics.leader.set(1 if leading else 0)

@@ -23,6 +23,11 @@ def plan_secret(
     return changes
 
 
+def plan_namespace(desired: DesiredSecret, namespace: str, existing: ExistingSecret | None) -> PlannedChange:
+    """The change for one selected namespace; a Secret we do not manage is left to the create's 409."""
+    return _change_in(namespace, desired, existing if existing is not None and existing.managed else None)
+
+
 def _change_in(namespace: str, desired: DesiredSecret, existing: ExistingSecret | None) -> PlannedChange:
     if existing is None:
         return PlannedChange(namespace, desired.name, Action.CREATE, "missing")

@@ -30,8 +30,9 @@ from syncd.model import (
     ServiceAccountRef,
     SyncResult,
 )
-from syncd.plan import plan_orphans, plan_secret
+from syncd.plan import plan_namespace, plan_orphans, plan_secret
 from syncd.render import render
+from syncd.selection import NamespaceInfo, selects
 from syncd.sources.base import Source
 from syncd.validation import credential_problems
 from syncd.verify import VerificationFailed, verify_login
@@ -58,7 +59,8 @@ class Cluster(Protocol):
         self, namespace: str, desired: DesiredSecret, resource_version: str, *, adopt: bool, now: dt.datetime
     ) -> WriteResultLike: ...
     def delete(self, namespace: str, name: str, resource_version: str) -> None: ...
-    def service_accounts(self) -> list[ServiceAccountRef]: ...
+    def service_accounts(self, namespace: str | None = None) -> list[ServiceAccountRef]: ...
+    def read_namespace(self, name: str) -> NamespaceInfo | None: ...
     def add_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool: ...
     def remove_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool: ...
 
@@ -330,7 +332,30 @@ class Reconciler:
         self.cluster.delete(change.namespace, change.secret, change.resource_version or "")
         return _Done(Action.PRUNE, changed=True)
 
-    def service_accounts(self, spec: SecretSpec, outcomes: list[ChangeOutcome], *, dry_run: bool) -> list[str]:
+    def sync_namespace(self, spec: SecretSpec, namespace: str) -> SyncResult | None:
+        """A watch-triggered sync of one namespace from the last rendered content: a handful of
+        requests whatever the number of namespaces, and no source call. None when there is no
+        rendered content yet or the namespace is not (or no longer) selected."""
+        desired = self.last_desired.get(spec.name)
+        info = self.cluster.read_namespace(namespace) if desired is not None else None
+        if desired is None or info is None or not selects(spec.namespaces, info):
+            return None
+        result = SyncResult(secret=spec.name)
+        try:
+            change = plan_namespace(desired, namespace, self.cluster.read_secret(namespace, spec.name))
+            result.outcomes = [self._write(spec, desired, change)]
+            result.service_account_errors = self.service_accounts(
+                spec, result.outcomes, dry_run=False, within=namespace
+            )
+        except KubeError as exc:
+            result.source_errors.append(str(exc))
+        if self.events is not None:
+            self.events.emit(_events(result), self.clock())
+        return result
+
+    def service_accounts(
+        self, spec: SecretSpec, outcomes: list[ChangeOutcome], *, dry_run: bool, within: str | None = None
+    ) -> list[str]:
         """Add the Secret to the listed ServiceAccounts where it now exists; drop it where it was pruned."""
         present = {o.change.namespace for o in outcomes if o.ok and o.change.action in _PRESENT}
         pruned = {o.change.namespace for o in outcomes if o.ok and o.change.action is Action.PRUNE}
@@ -339,7 +364,7 @@ class Reconciler:
         touched = present | pruned  # once, not per ServiceAccount: that was quadratic (3.4 s a sync at 10,000)
         edits = [
             (sa, sa.name in _wanted(spec, sa, present))
-            for sa in self.cluster.service_accounts()
+            for sa in self.cluster.service_accounts(within)
             if sa.namespace in touched
         ]
         return [e for e in (self._edit_sa(spec.name, sa, add) for sa, add in edits) if e]

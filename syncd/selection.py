@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from syncd.config import Namespaces
+from syncd.labels import selector_matches
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,13 @@ def resolve(selection: Namespaces, namespaces: Iterable[NamespaceInfo], selector
         if picked and not namespace.terminating and not _matches_any(namespace.name, selection.exclude):
             chosen.append(namespace.name)
     return sorted(chosen)
+
+
+def selects(selection: Namespaces, namespace: NamespaceInfo) -> bool:
+    """The same rule as `resolve`, for one namespace whose labels are known (watch events)."""
+    picked = (
+        namespace.name in selection.names
+        or _matches_any(namespace.name, selection.patterns)
+        or (selection.selector is not None and selector_matches(selection.selector, namespace.labels))
+    )
+    return picked and not namespace.terminating and not _matches_any(namespace.name, selection.exclude)

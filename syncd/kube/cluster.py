@@ -17,7 +17,7 @@ from syncd.errors import KubeError
 from syncd.kube import namespaces, secrets, serviceaccounts
 from syncd.labels import selector_matches
 from syncd.model import Action, DesiredSecret, ExistingSecret, ServiceAccountRef
-from syncd.selection import resolve
+from syncd.selection import NamespaceInfo, resolve
 
 MAX_CONFLICT_RETRIES = 3
 
@@ -102,8 +102,11 @@ class KubeCluster:
     def delete(self, namespace: str, name: str, resource_version: str) -> None:
         secrets.delete(self.core, namespace, name, resource_version)
 
-    def service_accounts(self) -> list[ServiceAccountRef]:
-        return serviceaccounts.list_all(self.core)
+    def service_accounts(self, namespace: str | None = None) -> list[ServiceAccountRef]:
+        return serviceaccounts.list_all(self.core, namespace)
+
+    def read_namespace(self, name: str) -> NamespaceInfo | None:
+        return namespaces.read_namespace(self.core, name)
 
     def add_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
         return serviceaccounts.add_pull_secret(self.core, namespace, service_account, secret)

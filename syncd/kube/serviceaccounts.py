@@ -22,11 +22,17 @@ def _ref(item: dict[str, Any]) -> ServiceAccountRef:
     )
 
 
-def list_all(core: client.CoreV1Api) -> list[ServiceAccountRef]:
-    """Every ServiceAccount with its pull secrets: one paginated LIST per sync, not one per namespace."""
-    return [
-        _ref(item) for item in list_items(core.list_service_account_for_all_namespaces, what="listing ServiceAccounts")
-    ]
+def list_all(core: client.CoreV1Api, namespace: str | None = None) -> list[ServiceAccountRef]:
+    """ServiceAccounts with their pull secrets: one paginated LIST per sync (cluster-wide), or of one
+    namespace for a watch-triggered sync of that namespace."""
+    if namespace is None:
+        items = list_items(core.list_service_account_for_all_namespaces, what="listing ServiceAccounts")
+    else:
+        items = list_items(
+            lambda **kw: core.list_namespaced_service_account(namespace, **kw),
+            what=f"listing ServiceAccounts in {namespace}",
+        )
+    return [_ref(item) for item in items]
 
 
 def _read(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any] | None:

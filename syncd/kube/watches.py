@@ -16,7 +16,6 @@ from kubernetes import client
 
 from syncd.errors import KubeError
 from syncd.kube.client import call
-from syncd.kube.lists import PAGE_SIZE
 from syncd.model import MANAGED_SELECTOR
 
 log = logging.getLogger(__name__)
@@ -75,17 +74,15 @@ class WatchLoop:
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _list(self) -> str:
-        """A fresh list: events may have been missed, so the owner resyncs everything this kind affects."""
+        """Learn where to watch from. A LIST's resourceVersion is its snapshot's, also on a first
+        page of one item: the watch then delivers every change after it. Nothing is cached here,
+        so the items are not needed; events may have been missed, so the owner resyncs."""
         response = call(
-            lambda: self.list_call(limit=PAGE_SIZE, _preload_content=False, **self.selector),
-            what=f"listing {self.kind}",
+            lambda: self.list_call(limit=1, _preload_content=False, **self.selector), what=f"listing {self.kind}"
         )
         body = json.loads(response.data)
-        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
-        if (body.get("metadata") or {}).get("continue"):
-            version = ""  # a partial first page is no watch start; watching from "" (any) is safe
         self.on_relist()
-        return version
+        return str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     def _watch(self, resource_version: str) -> str:
         response = self.list_call(

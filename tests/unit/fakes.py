@@ -105,8 +105,13 @@ class FakeCluster:
         self._check(namespace, "delete")
         del self.secrets[(namespace, name)]
 
-    def service_accounts(self) -> list[ServiceAccountRef]:
-        return [ServiceAccountRef(ns, name, tuple(refs)) for (ns, name), refs in self.accounts.items()]
+    def service_accounts(self, namespace: str | None = None) -> list[ServiceAccountRef]:
+        found = [ServiceAccountRef(ns, name, tuple(refs)) for (ns, name), refs in self.accounts.items()]
+        return [sa for sa in found if namespace is None or sa.namespace == namespace]
+
+    def read_namespace(self, name: str) -> NamespaceInfo | None:
+        labels = self.namespaces.get(name)
+        return NamespaceInfo(name, labels=labels) if labels is not None else None
 
     def add_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
         self.accounts[(namespace, service_account)].append(secret)

@@ -24,31 +24,42 @@ def wait_until(condition: object, timeout: float = 5) -> None:
     raise AssertionError("condition not met in time")
 
 
-def test_a_burst_of_requests_collapses_into_one_run_per_spec() -> None:
-    runs: list[str] = []
+def test_a_burst_of_requests_collapses_into_one_run_per_key() -> None:
+    runs: list[tuple[str, str | None]] = []
     queue = TriggerQueue(runs.append, debounce=0.2)
     queue.start()
     for _ in range(50):
-        queue.request("a", "b")
+        queue.request(("a", "ns-1"), ("b", "ns-1"), ("b", "ns-2"))
+    wait_until(lambda: len(runs) >= 3)
+    time.sleep(0.3)
+    queue.stop()
+    assert sorted(runs) == [("a", "ns-1"), ("b", "ns-1"), ("b", "ns-2")]
+
+
+def test_a_pending_whole_spec_run_absorbs_its_namespace_runs() -> None:
+    runs: list[tuple[str, str | None]] = []
+    queue = TriggerQueue(runs.append, debounce=0.2)
+    queue.start()
+    queue.request(("a", "ns-1"), ("a", None), ("a", "ns-2"), ("b", "ns-1"))
     wait_until(lambda: len(runs) >= 2)
     time.sleep(0.3)
     queue.stop()
-    assert sorted(runs) == ["a", "b"]
+    assert runs == [("a", None), ("b", "ns-1")]
 
 
 def test_a_failing_run_does_not_stop_the_queue() -> None:
     runs: list[str] = []
 
-    def run(spec: str) -> None:
-        runs.append(spec)
-        if spec == "bad":
+    def run(key: tuple[str, str | None]) -> None:
+        runs.append(key[0])
+        if key[0] == "bad":
             raise RuntimeError("boom")
 
     queue = TriggerQueue(run, debounce=0.01)
     queue.start()
-    queue.request("bad")
+    queue.request(("bad", None))
     wait_until(lambda: runs == ["bad"])
-    queue.request("good")
+    queue.request(("good", None))
     wait_until(lambda: runs == ["bad", "good"])
     queue.stop()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from syncd.config import Namespaces
 from syncd.model import Action, DesiredSecret, ExistingSecret
 from syncd.plan import plan_orphans, plan_secret
-from syncd.selection import NamespaceInfo, resolve
+from syncd.selection import NamespaceInfo, resolve, selects
 
 DESIRED = DesiredSecret("regcred", b"{}", "sha256:new", ("a",), prune=True)
 
@@ -59,3 +59,21 @@ def test_a_changed_credential_list_is_an_update_even_with_the_same_content() -> 
 def test_orphans_are_pruned_only_when_their_spec_asked_for_it() -> None:
     orphans = [existing("a", spec="old", prune=True), existing("b", spec="old", prune=False), existing("c")]
     assert [(c.namespace, c.action) for c in plan_orphans(orphans, ["regcred"])] == [("a", Action.PRUNE)]
+
+
+def test_one_namespace_is_selected_by_the_same_rule_as_a_listing() -> None:
+    from syncd.selection import selects
+
+    selection = Namespaces(
+        names=["payments"], patterns=["team-*"], selector="pull in (yes),tier!=dev", exclude=["team-x"]
+    )
+    cases = {
+        NamespaceInfo("payments"): True,
+        NamespaceInfo("team-1"): True,
+        NamespaceInfo("team-x"): False,
+        NamespaceInfo("labelled", labels={"pull": "yes"}): True,
+        NamespaceInfo("labelled-dev", labels={"pull": "yes", "tier": "dev"}): False,
+        NamespaceInfo("team-dying", terminating=True): False,
+        NamespaceInfo("other"): False,
+    }
+    assert {ns.name: selects(selection, ns) for ns in cases} == {ns.name: want for ns, want in cases.items()}

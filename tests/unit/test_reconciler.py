@@ -169,3 +169,23 @@ def test_secrets_of_removed_specs_are_pruned_only_if_they_asked(
     reconciler(config(), source, cluster, registry).sync_all()
     assert ("team-1", "gone") not in cluster.secrets
     assert ("team-1", "kept") in cluster.secrets
+
+
+def test_a_namespace_sync_writes_that_namespace_alone_from_the_last_rendered_content(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    cfg = config(service_accounts=["default"])
+    sync = reconciler(cfg, source, cluster, registry)
+    sync.sync_all()
+    calls = len(source.calls)
+    cluster.namespaces["team-3"] = {}
+    cluster.accounts[("team-3", "default")] = []
+    cluster.writes.clear()
+    result = sync.sync_namespace(cfg.secrets[0], "team-3")
+    assert result is not None
+    assert [o.change.action for o in result.outcomes] == [Action.CREATE]
+    assert cluster.writes == [("create", "team-3", "")]
+    assert cluster.accounts[("team-3", "default")] == ["pull"]
+    assert len(source.calls) == calls  # no source call
+    assert sync.sync_namespace(cfg.secrets[0], "other") is None  # not selected: nothing done
+    assert sync.sync_namespace(cfg.secrets[0], "team-3").outcomes[0].change.action is Action.UNCHANGED  # type: ignore[union-attr]
