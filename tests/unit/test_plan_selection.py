@@ -62,8 +62,6 @@ def test_orphans_are_pruned_only_when_their_spec_asked_for_it() -> None:
 
 
 def test_one_namespace_is_selected_by_the_same_rule_as_a_listing() -> None:
-    from syncd.selection import selects
-
     selection = Namespaces(
         names=["payments"], patterns=["team-*"], selector="pull in (yes),tier!=dev", exclude=["team-x"]
     )
