@@ -6,7 +6,6 @@ from typing import Any
 
 from kubernetes import client
 
-from syncd.kube.client import read_or_none
 from syncd.kube.lists import list_items
 from syncd.selection import NamespaceInfo
 
@@ -25,8 +24,10 @@ def list_namespaces(core: client.CoreV1Api, label_selector: str | None = None) -
 
 
 def read_namespace(core: client.CoreV1Api, name: str) -> NamespaceInfo | None:
-    item = read_or_none(lambda: core.read_namespace(name, _preload_content=False), what=f"reading namespace {name}")
-    return _info(item) if item is not None else None
+    """One namespace, by a LIST with a field selector: syncd's RBAC grants list/watch on
+    namespaces, not get, and needs nothing more for this."""
+    found = list_items(core.list_namespace, what=f"reading namespace {name}", field_selector=f"metadata.name={name}")
+    return next((_info(item) for item in found), None)
 
 
 def info_from(item: dict[str, Any]) -> NamespaceInfo:

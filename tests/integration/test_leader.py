@@ -333,6 +333,8 @@ def test_leader_cut_off_from_the_apiserver_steps_down_within_the_renew_deadline(
     assert not cut.wait_for_leadership(2 * SECONDS)
     standby.stop(release=True)
     assert cut.wait_for_leadership(2 * SECONDS), "the elector thread survived the outage"
+    # is_leader() flips before the elector thread calls on_change(True): wait for the call.
+    wait_until(lambda: len(changes.values()) == 3, SECONDS, what="the old leader's on_change(True)")
     assert changes.values() == [True, False, True]
 
 
