@@ -230,6 +230,8 @@ class Reconciler:
             result.source_errors.append(str(exc))
         if self.events is not None:
             self.events.emit(_events(result), self.clock())
+        action = result.outcomes[0].change.action.value if result.outcomes else "none"
+        log.info("namespace sync finished", extra={"secret": spec.name, "namespace": namespace, "action": action})
         return result
 
     def service_accounts(
