@@ -8,7 +8,6 @@ spec's scheduled and triggered syncs from ever overlapping.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import logging
 import socket
@@ -29,12 +28,12 @@ from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.kube.leader import LeaderElector
 from syncd.kube.namespaces import info_from
+from syncd.kube.secrets import existing_from
 from syncd.kube.watches import WatchLoop, watch_loops
 from syncd.metrics import Metrics
-from syncd.model import DATA_KEY, HASH_ANNOTATION, SPEC_LABEL
+from syncd.model import SPEC_LABEL, DesiredSecret
 from syncd.reconciler import Reconciler
 from syncd.reload import ConfigWatcher
-from syncd.render import content_hash
 from syncd.scheduler import Scheduler
 from syncd.selection import selects
 from syncd.server import HttpServer
@@ -247,7 +246,7 @@ class Daemon:
         desired = self.reconciler.last_desired.get(spec or "")
         if spec is None or desired is None:
             return
-        if event == "DELETED" or not _intact(obj, desired.content_hash):
+        if event == "DELETED" or not _intact(obj, desired):
             self.triggers.request((spec, str(metadata.get("namespace"))))
 
     def _on_relist(self, kind: str) -> None:
@@ -287,10 +286,6 @@ class Daemon:
         log.info("config reloaded", extra={"specs": len(config.secrets), "removed": sorted(removed)})
 
 
-def _intact(obj: dict[str, Any], expected_hash: str) -> bool:
-    """Our Secret as we wrote it: both the annotation and the data hash are the current content's."""
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    encoded = (obj.get("data") or {}).get(DATA_KEY)
-    if annotations.get(HASH_ANNOTATION) != expected_hash or not isinstance(encoded, str):
-        return False
-    return content_hash(base64.b64decode(encoded)) == expected_hash
+def _intact(obj: dict[str, Any], desired: DesiredSecret) -> bool:
+    """Our Secret as we wrote it: the same test a full sync's plan applies."""
+    return existing_from(obj).matches(desired)

@@ -16,22 +16,9 @@ from kubernetes import client
 
 from tests.harness import Stack
 from tests.integration.daemon import Start, base_config, has_secret, new_namespace, wait_for
+from tests.metric_names import SPEC_METRICS
 
 pytestmark = pytest.mark.integration
-
-SPEC_METRICS = [
-    "syncd_sync_runs_total",
-    "syncd_sync_duration_seconds",
-    "syncd_last_success_timestamp_seconds",
-    "syncd_source_requests_total",
-    "syncd_credential_expiry_timestamp_seconds",
-    "syncd_secret_writes_total",
-    "syncd_namespaces",
-    "syncd_leader",
-    "syncd_config_reloads_total",
-    "syncd_build_info",
-    "syncd_credential_verifications_total",
-]
 
 
 def test_new_namespace_and_deleted_secret_are_repaired_within_5s_without_a_source_call(

@@ -20,6 +20,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from syncd.metrics import Metrics
+from tests.metric_names import SPEC_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
@@ -30,20 +31,6 @@ RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yaml"))
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 DASHBOARD = ROOT / "deploy" / "grafana" / "syncd-dashboard.json"
 
-# SPEC §5, plus the verification counter the README adds.
-SPEC_METRICS = [
-    "syncd_sync_runs_total",
-    "syncd_sync_duration_seconds",
-    "syncd_last_success_timestamp_seconds",
-    "syncd_source_requests_total",
-    "syncd_credential_expiry_timestamp_seconds",
-    "syncd_secret_writes_total",
-    "syncd_namespaces",
-    "syncd_leader",
-    "syncd_config_reloads_total",
-    "syncd_build_info",
-    "syncd_credential_verifications_total",
-]
 ALERTS = {
     "SyncdSyncFailing",
     "SyncdNoRecentSuccess",

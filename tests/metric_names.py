@@ -1,0 +1,15 @@
+"""The metric names of SPEC §5, plus the verification counter the README adds: what tests expect."""
+
+SPEC_METRICS = [
+    "syncd_sync_runs_total",
+    "syncd_sync_duration_seconds",
+    "syncd_last_success_timestamp_seconds",
+    "syncd_source_requests_total",
+    "syncd_credential_expiry_timestamp_seconds",
+    "syncd_secret_writes_total",
+    "syncd_namespaces",
+    "syncd_leader",
+    "syncd_config_reloads_total",
+    "syncd_build_info",
+    "syncd_credential_verifications_total",
+]
