@@ -51,5 +51,5 @@ def build_reconciler(config: Config, options: ClusterOptions, registry: Collecto
         cluster=KubeCluster(api),
         metrics=Metrics(registry or CollectorRegistry()),
         workers=workers,
-        events=EventRecorder(api),
+        events=EventRecorder(api, instance=config.instance),
     )

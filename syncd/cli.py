@@ -16,6 +16,7 @@ from syncd.config import Config, load_config
 from syncd.daemon import Daemon
 from syncd.errors import ConfigError, KubeError
 from syncd.output import plan_table, results_json, status_json, status_table, summary
+from syncd.rbac import render_yaml
 from syncd.status import cluster_status
 
 EXIT_OK = 0
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check-config", parents=[common], help="validate the config and print every problem")
     status = commands.add_parser("status", parents=[common], help="what is in the cluster now (no secret values)")
     status.add_argument("--output", choices=["table", "json"], default="table")
+    rbac = commands.add_parser("rbac", parents=[common], help="print the least-privilege RBAC for the config")
+    rbac.add_argument("--namespace", default="syncd", help="namespace of syncd's ServiceAccount (default syncd)")
+    rbac.add_argument("--service-account", default="syncd", help="syncd's ServiceAccount (default syncd)")
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -77,6 +81,16 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK if all(r.state == "in_sync" for r in rows) else EXIT_FAILURE
 
 
+def cmd_rbac(args: argparse.Namespace, config: Config) -> int:
+    print(
+        render_yaml(
+            config, config_path=str(args.config), namespace=args.namespace, service_account=args.service_account
+        ),
+        end="",
+    )
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     """SIGTERM / SIGINT stop scheduling, let in-flight writes finish, release the Lease, exit 0."""
     del config  # the daemon loads (and reloads) the file itself
@@ -91,6 +105,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "check-config": cmd_check_config,
     "once": cmd_once,
     "status": cmd_status,
+    "rbac": cmd_rbac,
 }
 
 

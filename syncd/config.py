@@ -29,6 +29,7 @@ from pydantic_core import core_schema
 
 from syncd import durations, labels
 from syncd.errors import ConfigError, ConfigProblem
+from syncd.model import DEFAULT_INSTANCE
 from syncd.validation import registry_problem
 
 _DURATION_SCHEMA: dict[str, Any] = {
@@ -414,6 +415,16 @@ class LeaderElection(_Strict):
 class Config(_Strict):
     """The whole config file."""
 
+    instance: str = Field(
+        DEFAULT_INSTANCE,
+        description="this installation's identity (label syncd.io/instance); objects of other instances are "
+        "never updated, adopted or pruned. Give every installation in a cluster its own",
+    )
+    retired_secrets: list[str] = Field(
+        default_factory=list,
+        description="names of secret specs removed from this config: their Secrets (this instance's, with "
+        "prune) and the ServiceAccount references syncd added are deleted; `syncd rbac` keeps granting them",
+    )
     vault: VaultConfig | None = Field(None, description="needed only when a credential uses vault")
     credentials: list[Credential] = Field(min_length=1, description="where registry credentials come from")
     secrets: list[SecretSpec] = Field(min_length=1, description="what gets written")
@@ -423,6 +434,33 @@ class Config(_Strict):
 
     def credential(self, name: str) -> Credential:
         return next(c for c in self.credentials if c.name == name)
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str) -> str:
+        if not labels.is_dns_label(value):
+            raise ValueError(f"{value!r} is not a valid instance name (lowercase RFC 1123 label, at most 63)")
+        return value
+
+    @field_validator("retired_secrets")
+    @classmethod
+    def _retired(cls, value: list[str]) -> list[str]:
+        bad = [n for n in value if not labels.is_dns_subdomain(n)]
+        if bad:
+            raise ValueError(f"not valid Secret names: {', '.join(map(repr, bad))}")
+        return value
+
+    @model_validator(mode="after")
+    def _retired_not_in_use(self) -> Config:
+        both = sorted({s.name for s in self.secrets} & set(self.retired_secrets))
+        if both:
+            raise ValueError(f"retired_secrets lists secret specs still in `secrets`: {', '.join(both)}")
+        return self
+
+    def service_account_names(self) -> list[str] | None:
+        """Every ServiceAccount name some spec edits; None when one says "*" (all of them)."""
+        names = {n for spec in self.secrets for n in spec.service_accounts}
+        return None if "*" in names else sorted(names)
 
 
 # --- turning pydantic's findings into ConfigProblems ---------------------------------------

@@ -31,7 +31,7 @@ from syncd.kube.namespaces import info_from
 from syncd.kube.secrets import existing_from
 from syncd.kube.watches import WatchLoop, watch_loops
 from syncd.metrics import Metrics
-from syncd.model import SPEC_LABEL, DesiredSecret
+from syncd.model import Ownership
 from syncd.reconciler import Reconciler
 from syncd.reload import ConfigWatcher
 from syncd.scheduler import Scheduler
@@ -59,17 +59,11 @@ class Daemon:
         workers = write_workers()
         self.api = load_api_client(kubeconfig=options.kubeconfig, context=options.context, pool_size=workers + 8)
         self.cluster = KubeCluster(self.api)
-        self.events = EventRecorder(self.api)
+        self.events = EventRecorder(self.api, instance=self.config.instance)
         self.reconciler = self._reconciler(self.config)
         self.scheduler = Scheduler(workers=max(4, len(self.config.secrets) + 2))
         self.triggers = TriggerQueue(self._triggered_sync)
-        self.watches: list[WatchLoop] = watch_loops(
-            self.api,
-            on_namespace=self._on_namespace,
-            on_service_account=self._on_service_account,
-            on_secret=self._on_secret,
-            on_relist=self._on_relist,
-        )
+        self.watches: dict[str, WatchLoop] = self._watch_loops(self.config)
         self.config_watcher = ConfigWatcher(config_path, self.reload)
         self.elector = self._elector(self.config)
         self.server = HttpServer(self.config.server.address, self.registry, healthy=self.healthy, ready=self.ready)
@@ -92,6 +86,26 @@ class Daemon:
             events=self.events,
         )
 
+    def _watch_loops(self, config: Config) -> dict[str, WatchLoop]:
+        return watch_loops(
+            self.api,
+            secret_names=[s.name for s in config.secrets],
+            service_account_names=config.service_account_names(),
+            on_namespace=self._on_namespace,
+            on_service_account=self._on_service_account,
+            on_secret=self._on_secret,
+            on_relist=self._on_relist,
+        )
+
+    def _rewatch(self, config: Config) -> None:
+        """Start the loops a new config needs and stop those it no longer does; the others go on."""
+        wanted = self._watch_loops(config)
+        for kind in set(self.watches) - set(wanted):
+            self.watches.pop(kind).stop()
+        for kind in set(wanted) - set(self.watches):
+            self.watches[kind] = wanted[kind]
+            wanted[kind].start()
+
     def _elector(self, config: Config) -> LeaderElector | None:
         election = config.leader_election
         if not election.enabled:
@@ -104,6 +118,7 @@ class Daemon:
             identity=identity,
             lease_duration=election.lease_duration,
             on_change=self._on_leadership,
+            instance=config.instance,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -114,7 +129,7 @@ class Daemon:
         self.server.start()
         self.scheduler.start()
         self.triggers.start()
-        for loop in self.watches:
+        for loop in self.watches.values():
             loop.start()
         self.config_watcher.start()
         if self.elector is None:
@@ -132,7 +147,7 @@ class Daemon:
     def _shutdown(self) -> int:
         log.info("stopping: finishing in-flight writes")
         self.config_watcher.stop()
-        for loop in self.watches:
+        for loop in self.watches.values():
             loop.stop()
         self.triggers.stop()
         self.scheduler.shutdown(wait=True)
@@ -241,13 +256,15 @@ class Daemon:
         self.triggers.request(*wanted)
 
     def _on_secret(self, event: str, obj: dict[str, Any]) -> None:
-        metadata = obj.get("metadata") or {}
-        spec = (metadata.get("labels") or {}).get(SPEC_LABEL)
-        desired = self.reconciler.last_desired.get(spec or "")
-        if spec is None or desired is None:
+        """Ours deleted or edited: repair that namespace. Another installation's Secret matters
+        only when it goes (the namespace may then be ours to fill); its edits are not ours to undo."""
+        secret = existing_from(obj)
+        desired = self.reconciler.last_desired.get(secret.spec or "")
+        if secret.spec is None or desired is None:
             return
-        if event == "DELETED" or not _intact(obj, desired):
-            self.triggers.request((spec, str(metadata.get("namespace"))))
+        theirs = secret.ownership(desired.instance) is Ownership.OTHER_INSTANCE
+        if event == "DELETED" or not (theirs or secret.matches(desired)):
+            self.triggers.request((secret.spec, secret.namespace))
 
     def _on_relist(self, kind: str) -> None:
         """A relist after the first may follow missed events: re-check every spec."""
@@ -277,15 +294,11 @@ class Daemon:
         if config.server != self.config.server or config.leader_election != self.config.leader_election:
             log.warning("server and leader_election changes take effect at the next restart")
         self.config, self.reconciler = config, self._reconciler(config)
+        self._rewatch(config)
         for name in removed:
             self.scheduler.cancel(name)
         self.metrics.forget(removed, {c.name for c in config.credentials})
         if self.may_write():
-            self.reconciler.prune_orphans()
+            self.reconciler.prune_retired(also=removed)
             self.schedule_now()
         log.info("config reloaded", extra={"specs": len(config.secrets), "removed": sorted(removed)})
-
-
-def _intact(obj: dict[str, Any], desired: DesiredSecret) -> bool:
-    """Our Secret as we wrote it: the same test a full sync's plan applies."""
-    return existing_from(obj).matches(desired)

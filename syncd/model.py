@@ -69,6 +69,7 @@ class SyncResult:
     outcomes: list[ChangeOutcome] = field(default_factory=list)
     source_errors: list[str] = field(default_factory=list)
     service_account_errors: list[str] = field(default_factory=list)
+    account_changes: list[AccountChange] = field(default_factory=list)
     dry_run: bool = False
 
     def count(self, action: Action, *, failed: bool = False) -> int:
@@ -95,6 +96,13 @@ class SyncResult:
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "syncd"
 SPEC_LABEL = "syncd.io/secret"
+# Which installation wrote an object: every update, prune and ServiceAccount edit is decided only
+# over objects carrying this installation's value (0.1.0 wrote none: see Ownership.LEGACY).
+INSTANCE_LABEL = "syncd.io/instance"
+DEFAULT_INSTANCE = "default"
+# On a ServiceAccount syncd does not own: the imagePullSecrets entries syncd added, as
+# comma-separated `instance/secret`, so that a prune removes those and no others.
+ADDED_PULL_SECRETS_ANNOTATION = "syncd.io/added-pull-secrets"
 HASH_ANNOTATION = "syncd.io/content-hash"
 CREDENTIALS_ANNOTATION = "syncd.io/credentials"
 SYNCED_AT_ANNOTATION = "syncd.io/synced-at"
@@ -117,6 +125,16 @@ class DesiredSecret:
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     prune: bool = True
+    instance: str = DEFAULT_INSTANCE
+
+
+class Ownership(enum.StrEnum):
+    """Whose a Secret of a spec's name is, seen from one installation."""
+
+    OURS = "ours"
+    LEGACY = "legacy"  # written by 0.1.0 (no instance label): taken over by an instance naming its spec
+    OTHER_INSTANCE = "other_instance"  # another installation's: never updated, adopted or pruned
+    UNMANAGED = "unmanaged"  # not syncd's at all: a conflict unless `on_conflict: adopt`
 
 
 @dataclass(frozen=True)
@@ -135,11 +153,19 @@ class ExistingSecret:
     credentials: str | None = None
     registries: tuple[str, ...] = ()
     prune: bool = False
+    instance: str | None = None
+
+    def ownership(self, instance: str) -> Ownership:
+        if not self.managed:
+            return Ownership.UNMANAGED
+        if self.instance is None:
+            return Ownership.LEGACY
+        return Ownership.OURS if self.instance == instance else Ownership.OTHER_INSTANCE
 
     def matches(self, desired: DesiredSecret) -> bool:
         """In sync: ours, of the right type, and both its data and its annotation hash are current."""
         return (
-            self.managed
+            self.ownership(desired.instance) is Ownership.OURS
             and self.secret_type == SECRET_TYPE
             and self.data_hash == desired.content_hash
             and self.annotated_hash == desired.content_hash
@@ -149,8 +175,36 @@ class ExistingSecret:
 
 @dataclass(frozen=True)
 class ServiceAccountRef:
-    """A ServiceAccount and the names of the Secrets in its imagePullSecrets."""
+    """A ServiceAccount, the names of the Secrets in its imagePullSecrets, and which of those
+    syncd added (`instance/secret` entries of ADDED_PULL_SECRETS_ANNOTATION)."""
 
     namespace: str
     name: str
     pull_secrets: tuple[str, ...]
+    added: tuple[str, ...] = ()
+
+    def added_by(self, instance: str, secret: str) -> bool:
+        return added_entry(instance, secret) in self.added
+
+
+def added_entry(instance: str, secret: str) -> str:
+    return f"{instance}/{secret}"
+
+
+def parse_added(annotation: str | None) -> tuple[str, ...]:
+    return tuple(entry.strip() for entry in (annotation or "").split(",") if entry.strip())
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """Adding (`link`) or removing (`unlink`) a Secret in one ServiceAccount's imagePullSecrets."""
+
+    namespace: str
+    service_account: str
+    secret: str
+    link: bool
+    error: str | None = None
+
+    @property
+    def action(self) -> str:
+        return "link" if self.link else "unlink"

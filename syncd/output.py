@@ -17,10 +17,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def plan_table(results: Sequence[SyncResult]) -> str:
+    """Secrets (create / update / unchanged / conflict / adopt / prune) and ServiceAccount references
+    (link / unlink), one row each."""
     rows = [
         [r.secret, o.change.namespace, o.change.action.value, o.error or o.change.reason]
         for r in results
         for o in r.outcomes
+    ]
+    rows += [
+        [c.secret, c.namespace, c.action, c.error or f"ServiceAccount {c.service_account}"]
+        for r in results
+        for c in r.account_changes
     ]
     return table(["SECRET", "NAMESPACE", "ACTION", "DETAIL"], rows) if rows else "nothing to do"
 
@@ -38,6 +45,8 @@ def summary(results: Sequence[SyncResult]) -> str:
                 ("pruned", r.count(Action.PRUNE)),
                 ("conflict", len(r.conflicts)),
                 ("failed", len(r.failed_writes)),
+                ("ServiceAccounts linked", sum(1 for c in r.account_changes if c.link and c.error is None)),
+                ("unlinked", sum(1 for c in r.account_changes if not c.link and c.error is None)),
             )
             if n
         )
@@ -64,6 +73,16 @@ def results_json(results: Sequence[SyncResult]) -> str:
                         "error": o.error,
                     }
                     for o in r.outcomes
+                ],
+                "service_accounts": [
+                    {
+                        "namespace": c.namespace,
+                        "service_account": c.service_account,
+                        "secret": c.secret,
+                        "action": c.action,
+                        "error": c.error,
+                    }
+                    for c in r.account_changes
                 ],
             }
             for r in results

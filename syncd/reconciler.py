@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Protocol
 
 from syncd.config import Config, Namespaces, SecretSpec
@@ -18,15 +19,17 @@ from syncd.errors import KubeError, SyncdError
 from syncd.fetcher import CredentialFetcher, Verifier
 from syncd.metrics import Metrics
 from syncd.model import (
+    AccountChange,
     Action,
     ChangeOutcome,
     DesiredSecret,
     ExistingSecret,
+    Ownership,
     PlannedChange,
     ServiceAccountRef,
     SyncResult,
 )
-from syncd.plan import plan_namespace, plan_orphans, plan_secret
+from syncd.plan import OTHER_INSTANCE_REASON, plan_accounts, plan_namespace, plan_retired, plan_secret
 from syncd.render import render
 from syncd.selection import NamespaceInfo, selects
 from syncd.sources.base import Source
@@ -40,23 +43,25 @@ class WriteResultLike(Protocol):
     def action(self) -> Action: ...
     @property
     def changed(self) -> bool: ...
+    @property
+    def owner(self) -> str | None: ...
 
 
 class Cluster(Protocol):
     """What the reconciler needs of Kubernetes (implemented by syncd.kube.cluster.KubeCluster)."""
 
     def select_namespaces(self, selection: Namespaces) -> list[str]: ...
-    def managed_secrets(self, spec: str | None = None) -> list[ExistingSecret]: ...
+    def managed_secrets(self, spec: str) -> list[ExistingSecret]: ...
     def read_secret(self, namespace: str, name: str) -> ExistingSecret | None: ...
     def create(self, namespace: str, desired: DesiredSecret, *, adopt: bool, now: dt.datetime) -> WriteResultLike: ...
     def update(
         self, namespace: str, desired: DesiredSecret, resource_version: str, *, adopt: bool, now: dt.datetime
     ) -> WriteResultLike: ...
     def delete(self, namespace: str, name: str, resource_version: str) -> None: ...
-    def service_accounts(self, namespace: str | None = None) -> list[ServiceAccountRef]: ...
+    def service_accounts(self, names: list[str] | None, namespace: str | None = None) -> list[ServiceAccountRef]: ...
     def read_namespace(self, name: str) -> NamespaceInfo | None: ...
-    def add_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool: ...
-    def remove_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool: ...
+    def add_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool: ...
+    def remove_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool: ...
 
 
 def _utcnow() -> dt.datetime:
@@ -94,22 +99,11 @@ class Reconciler:
         return all(self.fetcher.cached(name) is not None for name in spec.credentials)
 
     def sync_all(self, *, dry_run: bool = False) -> list[SyncResult]:
-        """Every spec, then the orphans of removed specs. Each credential is fetched once, and the
-        managed Secrets are listed once for all of them (specs only ever touch their own Secrets)."""
+        """Every spec, then the retired specs' Secrets. Each credential is fetched once."""
         started = self.clock()
-        managed = self._all_managed()
-        results = [
-            self.sync(spec, dry_run=dry_run, fresh_after=started, managed=managed) for spec in self.config.secrets
-        ]
-        orphans = self.prune_orphans(dry_run=dry_run, managed=managed)
-        return results + ([orphans] if orphans.outcomes else [])
-
-    def _all_managed(self) -> list[ExistingSecret] | None:
-        """None if the LIST fails: each spec then lists its own, and reports a failure as before."""
-        try:
-            return self.cluster.managed_secrets()
-        except KubeError:
-            return None
+        results = [self.sync(spec, dry_run=dry_run, fresh_after=started) for spec in self.config.secrets]
+        retired = self.prune_retired(dry_run=dry_run)
+        return results + ([retired] if retired.outcomes or retired.source_errors or retired.account_changes else [])
 
     def sync(
         self,
@@ -118,19 +112,15 @@ class Reconciler:
         dry_run: bool = False,
         fresh_after: dt.datetime | None,
         failed_after: dt.datetime | None = None,
-        managed: list[ExistingSecret] | None = None,
     ) -> SyncResult:
-        """One sync of one spec. `fresh_after=None`: from cached credentials only (watch-triggered).
-
-        `managed`: every managed Secret, already listed by `sync_all`; None lists this spec's.
-        """
+        """One sync of one spec. `fresh_after=None`: from cached credentials only (watch-triggered)."""
         started = time.monotonic()
         result = SyncResult(secret=spec.name, dry_run=dry_run)
         try:
             desired = self.desired(spec, fresh_after=fresh_after, failed_after=failed_after)
-            plan = self.plan(spec, desired, managed)
+            plan = self.plan(spec, desired)
             result.outcomes = self.apply(spec, desired, plan, dry_run=dry_run)
-            result.service_account_errors = self.service_accounts(spec, result.outcomes, dry_run=dry_run)
+            self.link_accounts(spec, result, dry_run=dry_run)
         except SyncdError as exc:
             result.source_errors.append(str(exc))
         self.record(spec.name, result, time.monotonic() - started)
@@ -155,17 +145,16 @@ class Reconciler:
             labels=dict(spec.labels),
             annotations=dict(spec.annotations),
             prune=spec.prune,
+            instance=self.config.instance,
         )
         self.last_desired[spec.name] = desired
         return desired
 
-    def plan(
-        self, spec: SecretSpec, desired: DesiredSecret, managed: list[ExistingSecret] | None = None
-    ) -> list[PlannedChange]:
+    def plan(self, spec: SecretSpec, desired: DesiredSecret) -> list[PlannedChange]:
         selected = self.cluster.select_namespaces(spec.namespaces)
-        listed = managed if managed is not None else self.cluster.managed_secrets(spec.name)
-        ours = {s.namespace: s for s in listed if s.spec == spec.name and s.name == spec.name}
-        return plan_secret(desired, selected, ours)
+        listed = self.cluster.managed_secrets(spec.name)
+        labelled = {s.namespace: s for s in listed if s.spec == spec.name and s.name == spec.name}
+        return plan_secret(desired, selected, labelled)
 
     def apply(
         self, spec: SecretSpec, desired: DesiredSecret, plan: list[PlannedChange], *, dry_run: bool
@@ -182,9 +171,11 @@ class Reconciler:
             existing = self.cluster.read_secret(change.namespace, change.secret)
         except KubeError as exc:
             return ChangeOutcome(change, error=str(exc))
+        if existing is not None and existing.ownership(self.config.instance) is Ownership.OTHER_INSTANCE:
+            return ChangeOutcome(_with(change, Action.CONFLICT, OTHER_INSTANCE_REASON.format(existing.instance)))
         if existing is not None and not existing.managed:
             action = Action.ADOPT if spec.on_conflict == "adopt" else Action.CONFLICT
-            return ChangeOutcome(_with(change, action, "a Secret of that name exists and syncd does not manage it"))
+            return ChangeOutcome(_with(change, action, _reason(action, change.reason)))
         return ChangeOutcome(change)
 
     def _write(self, spec: SecretSpec, desired: DesiredSecret, change: PlannedChange) -> ChangeOutcome:
@@ -200,7 +191,8 @@ class Reconciler:
         if final.action is not Action.CONFLICT and final.changed:
             real_operation = "create" if final.action is Action.CREATE else operation
             self.metrics.secret_writes.labels(secret=spec.name, operation=real_operation, result="success").inc()
-        return ChangeOutcome(_with(change, final.action, _reason(final.action, change.reason)))
+        reason = OTHER_INSTANCE_REASON.format(final.owner) if final.owner else _reason(final.action, change.reason)
+        return ChangeOutcome(_with(change, final.action, reason))
 
     def _do(self, spec: SecretSpec, desired: DesiredSecret, change: PlannedChange) -> WriteResultLike:
         adopt, now = spec.on_conflict == "adopt", self.clock()
@@ -223,9 +215,7 @@ class Reconciler:
         try:
             change = plan_namespace(desired, namespace, self.cluster.read_secret(namespace, spec.name))
             result.outcomes = [self._write(spec, desired, change)]
-            result.service_account_errors = self.service_accounts(
-                spec, result.outcomes, dry_run=False, within=namespace
-            )
+            self.link_accounts(spec, result, dry_run=False, within=namespace)
         except KubeError as exc:
             result.source_errors.append(str(exc))
         if self.events is not None:
@@ -234,50 +224,72 @@ class Reconciler:
         log.info("namespace sync finished", extra={"secret": spec.name, "namespace": namespace, "action": action})
         return result
 
-    def service_accounts(
-        self, spec: SecretSpec, outcomes: list[ChangeOutcome], *, dry_run: bool, within: str | None = None
-    ) -> list[str]:
-        """Add the Secret to the listed ServiceAccounts where it now exists; drop it where it was pruned."""
-        present = {o.change.namespace for o in outcomes if o.ok and o.change.action in _PRESENT}
-        pruned = {o.change.namespace for o in outcomes if o.ok and o.change.action is Action.PRUNE}
-        if dry_run or not ((present and spec.service_accounts) or pruned):
-            return []
-        touched = present | pruned  # once, not per ServiceAccount: that was quadratic (3.4 s a sync at 10,000)
-        edits = [
-            (sa, sa.name in _wanted(spec, sa, present))
-            for sa in self.cluster.service_accounts(within)
-            if sa.namespace in touched
-        ]
-        return [e for e in (self._edit_sa(spec.name, sa, add) for sa, add in edits) if e]
+    def link_accounts(self, spec: SecretSpec, result: SyncResult, *, dry_run: bool, within: str | None = None) -> None:
+        """Add the Secret to the listed ServiceAccounts where it now exists; take back the references
+        syncd added where it was pruned or the ServiceAccount is no longer listed."""
+        present = {o.change.namespace for o in result.outcomes if o.ok and o.change.action in _PRESENT}
+        pruned = {o.change.namespace for o in result.outcomes if o.ok and o.change.action is Action.PRUNE}
+        wanted = spec.service_accounts if present else []
+        self._edit_accounts(spec.name, wanted, present, pruned, result, dry_run=dry_run, within=within)
 
-    def _edit_sa(self, secret: str, sa: ServiceAccountRef, add: bool) -> str | None:
-        if (secret in sa.pull_secrets) == add:
-            return None
-        labels = {"secret": secret, "operation": "patch_service_account"}
+    def _edit_accounts(
+        self,
+        secret: str,
+        wanted: list[str],
+        present: set[str],
+        pruned: set[str],
+        result: SyncResult,
+        *,
+        dry_run: bool,
+        within: str | None,
+    ) -> None:
+        visible = self.config.service_account_names()  # what RBAC grants: None = every ServiceAccount
+        if visible == [] or not (wanted or pruned):
+            return
         try:
-            edit = self.cluster.add_pull_secret if add else self.cluster.remove_pull_secret
-            edit(sa.namespace, sa.name, secret)
+            accounts = self.cluster.service_accounts(visible, within)
+        except KubeError as exc:
+            result.service_account_errors.append(str(exc))
+            return
+        planned = plan_accounts(
+            secret, instance=self.config.instance, wanted=wanted, present=present, pruned=pruned, accounts=accounts
+        )
+        result.account_changes = planned if dry_run else [self._edit_account(change) for change in planned]
+        result.service_account_errors += [c.error for c in result.account_changes if c.error]
+
+    def _edit_account(self, change: AccountChange) -> AccountChange:
+        labels = {"secret": change.secret, "operation": "patch_service_account"}
+        edit = self.cluster.add_pull_secret if change.link else self.cluster.remove_pull_secret
+        try:
+            edit(change.namespace, change.service_account, change.secret, self.config.instance)
         except KubeError as exc:
             self.metrics.secret_writes.labels(**labels, result="failure").inc()
-            log.warning("ServiceAccount patch failed", extra={"secret": secret, "error": str(exc)})
-            return str(exc)
+            log.warning("ServiceAccount patch failed", extra={"secret": change.secret, "error": str(exc)})
+            return replace(change, error=str(exc))
         self.metrics.secret_writes.labels(**labels, result="success").inc()
-        return None
+        return change
 
-    def prune_orphans(self, *, dry_run: bool = False, managed: list[ExistingSecret] | None = None) -> SyncResult:
-        """Managed Secrets whose spec is gone from the config (and which asked to be pruned)."""
+    def prune_retired(self, *, dry_run: bool = False, also: Iterable[str] = ()) -> SyncResult:
+        """The Secrets of specs in `retired_secrets` (and `also`: specs a reload just removed), with
+        the ServiceAccount references syncd added to them. Each is listed by its name."""
         result = SyncResult(secret="(removed specs)", dry_run=dry_run)  # noqa: S106 - a label, not a password
-        try:
-            listed = managed if managed is not None else self.cluster.managed_secrets()
-            plan = plan_orphans(listed, [s.name for s in self.config.secrets])
-        except KubeError as exc:
-            result.source_errors.append(str(exc))
-            return result
-        for change in plan:
-            result.outcomes.append(ChangeOutcome(change) if dry_run else self._delete_orphan(change))
+        current = {s.name for s in self.config.secrets}
+        for name in sorted((set(self.config.retired_secrets) | set(also)) - current):
+            try:
+                plan = plan_retired(self.cluster.managed_secrets(name), self.config.instance)
+            except KubeError as exc:
+                result.source_errors.append(str(exc))
+                continue
+            outcomes = [ChangeOutcome(change) if dry_run else self._delete_retired(change) for change in plan]
+            result.outcomes += outcomes
+            pruned = {o.change.namespace for o in outcomes if o.ok}
+            changes = SyncResult(secret=name)
+            self._edit_accounts(name, [], set(), pruned, changes, dry_run=dry_run, within=None)
+            result.account_changes += changes.account_changes
+            result.service_account_errors += changes.service_account_errors
         return result
 
-    def _delete_orphan(self, change: PlannedChange) -> ChangeOutcome:
+    def _delete_retired(self, change: PlannedChange) -> ChangeOutcome:
         try:
             self.cluster.delete(change.namespace, change.secret, change.resource_version or "")
         except KubeError as exc:
@@ -309,6 +321,7 @@ class _Done:
     def __init__(self, action: Action, changed: bool) -> None:
         self.action = action
         self.changed = changed
+        self.owner: str | None = None
 
 
 def _with(change: PlannedChange, action: Action, reason: str) -> PlannedChange:
@@ -317,15 +330,9 @@ def _with(change: PlannedChange, action: Action, reason: str) -> PlannedChange:
 
 def _reason(action: Action, planned_reason: str) -> str:
     return {
-        Action.CONFLICT: "a Secret of that name exists and syncd does not manage it",
+        Action.CONFLICT: "a Secret of that name exists and syncd does not manage it; left alone",
         Action.ADOPT: "adopted an existing Secret",
     }.get(action, planned_reason)
-
-
-def _wanted(spec: SecretSpec, sa: ServiceAccountRef, present: set[str]) -> set[str]:
-    if sa.namespace not in present:
-        return set()
-    return {sa.name} if "*" in spec.service_accounts else set(spec.service_accounts)
 
 
 def _namespace_states(result: SyncResult) -> dict[str, int]:
@@ -346,7 +353,7 @@ def _events(result: SyncResult) -> list[tuple[str, str, str, str]]:
         if not o.ok:
             found.append((namespace, secret, "SyncFailed", f"syncd could not write {secret}: {o.error}"))
         elif o.change.action is Action.CONFLICT:
-            found.append((namespace, secret, "Conflict", f"{secret} exists and is not managed by syncd; left alone"))
+            found.append((namespace, secret, "Conflict", f"{secret}: {o.change.reason}"))
         elif o.change.action in (Action.CREATE, Action.UPDATE, Action.ADOPT):
             done = {Action.CREATE: "created", Action.UPDATE: "updated", Action.ADOPT: "adopted"}[o.change.action]
             found.append((namespace, secret, "Synced", f"syncd {done} {secret}"))

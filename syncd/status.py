@@ -2,7 +2,7 @@
 
 States: in_sync (ours and intact), stale (ours but edited by hand, from other credentials, of
 the wrong type, or in a namespace no longer selected), missing, conflict (a Secret of that name
-that syncd does not manage).
+that syncd does not manage, or that another syncd instance manages).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syncd.config import Config, SecretSpec
-from syncd.model import SECRET_TYPE, ExistingSecret
+from syncd.model import SECRET_TYPE, ExistingSecret, Ownership
 from syncd.reconciler import Cluster
 
 
@@ -34,21 +34,28 @@ def _stale_reason(spec: SecretSpec, secret: ExistingSecret) -> str:
     return ""
 
 
-def _row(spec: SecretSpec, namespace: str, secret: ExistingSecret | None) -> StatusRow:
+def _row(spec: SecretSpec, namespace: str, secret: ExistingSecret | None, instance: str) -> StatusRow:
     if secret is None:
         return StatusRow(spec.name, namespace, "missing")
-    if not secret.managed:
+    ownership = secret.ownership(instance)
+    if ownership is Ownership.UNMANAGED:
         return StatusRow(spec.name, namespace, "conflict", detail="a Secret of that name that syncd does not manage")
+    if ownership is Ownership.OTHER_INSTANCE:
+        return StatusRow(spec.name, namespace, "conflict", detail=f"managed by syncd instance {secret.instance!r}")
+    if ownership is Ownership.LEGACY:
+        detail = "written by syncd 0.1.0 (no instance label); taken over on the next sync"
+        return StatusRow(spec.name, namespace, "stale", secret.registries, secret.synced_at, detail)
     reason = _stale_reason(spec, secret)
     return StatusRow(
         spec.name, namespace, "stale" if reason else "in_sync", secret.registries, secret.synced_at, reason
     )
 
 
-def spec_status(cluster: Cluster, spec: SecretSpec) -> list[StatusRow]:
+def spec_status(cluster: Cluster, spec: SecretSpec, instance: str) -> list[StatusRow]:
     selected = cluster.select_namespaces(spec.namespaces)
-    managed = {s.namespace: s for s in cluster.managed_secrets(spec.name)}
-    rows = [_row(spec, ns, managed.get(ns) or cluster.read_secret(ns, spec.name)) for ns in selected]
+    labelled = {s.namespace: s for s in cluster.managed_secrets(spec.name)}
+    rows = [_row(spec, ns, labelled.get(ns) or cluster.read_secret(ns, spec.name), instance) for ns in selected]
+    managed = {ns: s for ns, s in labelled.items() if s.ownership(instance) is Ownership.OURS}
     for namespace in sorted(set(managed) - set(selected)):
         secret = managed[namespace]
         rows.append(
@@ -60,4 +67,4 @@ def spec_status(cluster: Cluster, spec: SecretSpec) -> list[StatusRow]:
 
 
 def cluster_status(cluster: Cluster, config: Config) -> list[StatusRow]:
-    return [row for spec in config.secrets for row in spec_status(cluster, spec)]
+    return [row for spec in config.secrets for row in spec_status(cluster, spec, config.instance)]

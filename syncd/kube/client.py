@@ -72,10 +72,18 @@ def call(fn: Callable[[], T], *, what: str, sleep: Callable[[float], None] = tim
                 continue
             # `from None`: the library's exception text carries the response body, and the apiserver
             # echoes invalid Secret data in it; a chained traceback would print it.
-            raise KubeError(f"{what}: {describe(exc)}", status=status_of(exc)) from None
+            raise KubeError(f"{what}: {describe(exc)}{_hint(status_of(exc))}", status=status_of(exc)) from None
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise KubeError(f"{what}: cannot reach the Kubernetes API ({type(exc).__name__})") from exc
     raise AssertionError("unreachable")
+
+
+def _hint(status: int) -> str:
+    # Every `what` names the object (for Secrets: the resourceName RBAC must grant), so the fix is
+    # the generated RBAC, not a guess at which rule is missing.
+    if status == 403:
+        return " (forbidden by RBAC: apply the output of `syncd rbac --config FILE` for this config)"
+    return ""
 
 
 def send(fn: Callable[[], object], *, what: str) -> None:

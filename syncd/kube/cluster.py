@@ -16,7 +16,7 @@ from syncd.config import Namespaces
 from syncd.errors import KubeError
 from syncd.kube import namespaces, secrets, serviceaccounts
 from syncd.labels import selector_matches
-from syncd.model import Action, DesiredSecret, ExistingSecret, ServiceAccountRef
+from syncd.model import Action, DesiredSecret, ExistingSecret, Ownership, ServiceAccountRef
 from syncd.selection import NamespaceInfo, resolve
 
 MAX_CONFLICT_RETRIES = 3
@@ -28,6 +28,7 @@ class WriteResult:
 
     action: Action
     changed: bool
+    owner: str | None = None  # a conflict with another installation: its instance
 
 
 class KubeCluster:
@@ -47,7 +48,7 @@ class KubeCluster:
         found = namespaces.list_namespaces(self.core, selector)
         return resolve(selection, found, {n.name for n in found})
 
-    def managed_secrets(self, spec: str | None = None) -> list[ExistingSecret]:
+    def managed_secrets(self, spec: str) -> list[ExistingSecret]:
         return secrets.list_managed(self.core, spec)
 
     def read_secret(self, namespace: str, name: str) -> ExistingSecret | None:
@@ -92,24 +93,25 @@ class KubeCluster:
         if existing is None:
             secrets.create(self.core, namespace, desired, now)
             return WriteResult(Action.CREATE, changed=True)
-        if not existing.managed and not adopt:
-            return WriteResult(Action.CONFLICT, changed=False)
+        ownership = existing.ownership(desired.instance)
+        if ownership is Ownership.OTHER_INSTANCE or (ownership is Ownership.UNMANAGED and not adopt):
+            return WriteResult(Action.CONFLICT, changed=False, owner=existing.instance)
         if existing.matches(desired):
             return WriteResult(Action.UNCHANGED, changed=False)
         secrets.update(self.core, namespace, desired, now, existing.resource_version)
-        return WriteResult(Action.UPDATE if existing.managed else Action.ADOPT, changed=True)
+        return WriteResult(Action.ADOPT if ownership is Ownership.UNMANAGED else Action.UPDATE, changed=True)
 
     def delete(self, namespace: str, name: str, resource_version: str) -> None:
         secrets.delete(self.core, namespace, name, resource_version)
 
-    def service_accounts(self, namespace: str | None = None) -> list[ServiceAccountRef]:
-        return serviceaccounts.list_all(self.core, namespace)
+    def service_accounts(self, names: list[str] | None, namespace: str | None = None) -> list[ServiceAccountRef]:
+        return serviceaccounts.list_named(self.core, names, namespace)
 
     def read_namespace(self, name: str) -> NamespaceInfo | None:
         return namespaces.read_namespace(self.core, name)
 
-    def add_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
-        return serviceaccounts.add_pull_secret(self.core, namespace, service_account, secret)
+    def add_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool:
+        return serviceaccounts.add_pull_secret(self.core, namespace, service_account, secret, instance)
 
-    def remove_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
-        return serviceaccounts.remove_pull_secret(self.core, namespace, service_account, secret)
+    def remove_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool:
+        return serviceaccounts.remove_pull_secret(self.core, namespace, service_account, secret, instance)

@@ -18,15 +18,22 @@ from kubernetes import client
 
 from syncd.errors import KubeError
 from syncd.kube.client import send
+from syncd.model import DEFAULT_INSTANCE, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 log = logging.getLogger(__name__)
 
 
 class EventRecorder:
     def __init__(
-        self, api: client.ApiClient, *, per_sync: int = 20, min_interval: dt.timedelta = dt.timedelta(minutes=10)
+        self,
+        api: client.ApiClient,
+        *,
+        instance: str = DEFAULT_INSTANCE,
+        per_sync: int = 20,
+        min_interval: dt.timedelta = dt.timedelta(minutes=10),
     ) -> None:
         self.core = client.CoreV1Api(api)
+        self.instance = instance
         self.per_sync = per_sync
         self.min_interval = min_interval
         self._last: dict[tuple[str, str, str], dt.datetime] = {}
@@ -56,14 +63,18 @@ class EventRecorder:
     def _create(self, namespace: str, secret: str, reason: str, message: str, now: dt.datetime) -> int:
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         body: dict[str, Any] = {
-            "metadata": {"name": f"{secret}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+            "metadata": {
+                "name": f"{secret}.{uuid.uuid4().hex[:16]}",
+                "namespace": namespace,
+                "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, INSTANCE_LABEL: self.instance},
+            },
             "involvedObject": {"apiVersion": "v1", "kind": "Secret", "namespace": namespace, "name": secret},
             "reason": reason,
             "message": message[:1024],
             "type": "Normal" if reason == "Synced" else "Warning",
             "source": {"component": "syncd"},
             "reportingComponent": "syncd",
-            "reportingInstance": "syncd",
+            "reportingInstance": f"syncd-{self.instance}",
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,

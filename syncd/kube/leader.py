@@ -36,6 +36,7 @@ from kubernetes import client
 
 from syncd.errors import KubeError
 from syncd.kube.client import call, json_body
+from syncd.model import DEFAULT_INSTANCE, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,7 @@ class LeaderElector:
         lease_duration: dt.timedelta,
         on_change: Callable[[bool], None] | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
+        instance: str = DEFAULT_INSTANCE,
     ) -> None:
         if not identity:
             raise ValueError("identity must not be empty")
@@ -263,6 +265,7 @@ class LeaderElector:
         self._leases = client.CoordinationV1Api(self._api)
         self.namespace = namespace
         self.name = name
+        self.instance = instance
         self._identity = identity
         self.timings = timings_for(lease_duration)
         self._on_change = on_change
@@ -479,7 +482,12 @@ class LeaderElector:
         Created empty and claimed with a patch like any other: one code path for every claim, and
         no MicroTime goes through the generated model (see `format_micro_time`).
         """
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": self.name}}
+        labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, INSTANCE_LABEL: self.instance}
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "labels": labels},
+        }
         try:
             call(
                 lambda: self._leases.create_namespaced_lease(

@@ -1,7 +1,8 @@
-"""Managed Secrets: read (only ours, by label), create, update, delete, with ownership checks.
+"""Managed Secrets: read (only by a spec's name), create, update, delete, with ownership checks.
 
-Only Secrets carrying the managed-by label are ever updated or deleted; a Secret of the same
-name without it is a conflict unless the spec says `on_conflict: adopt`.
+Every read names the Secret: a LIST carries the field selector `metadata.name=<spec>` (and the
+managed-by label selector), a GET its name, so RBAC can grant Secrets by `resourceNames` and
+syncd never sees another Secret. Who may be updated or deleted is decided in syncd.plan.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from syncd.model import (
     CREDENTIALS_ANNOTATION,
     DATA_KEY,
     HASH_ANNOTATION,
+    INSTANCE_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     MANAGED_SELECTOR,
@@ -51,13 +53,23 @@ def existing_from(item: dict[str, Any]) -> ExistingSecret:
         credentials=annotations.get(CREDENTIALS_ANNOTATION),
         registries=registries_of(content) if content is not None else (),
         prune=annotations.get(PRUNE_ANNOTATION) == "true",
+        instance=labels.get(INSTANCE_LABEL),
     )
 
 
-def list_managed(core: client.CoreV1Api, spec: str | None = None) -> list[ExistingSecret]:
-    """Secrets syncd manages (of one spec, or all): a LIST filtered by label, never every Secret."""
-    selector = f"{MANAGED_SELECTOR},{SPEC_LABEL}={spec}" if spec else MANAGED_SELECTOR
-    items = list_items(core.list_secret_for_all_namespaces, what="listing managed Secrets", label_selector=selector)
+def name_selector(name: str) -> str:
+    """The field selector RBAC accepts for a LIST or WATCH limited by `resourceNames`."""
+    return f"metadata.name={name}"
+
+
+def list_managed(core: client.CoreV1Api, spec: str) -> list[ExistingSecret]:
+    """The syncd-labelled Secrets named `spec`, of any instance, in every namespace: one LIST."""
+    items = list_items(
+        core.list_secret_for_all_namespaces,
+        what=f"listing Secrets named {spec!r} in all namespaces",
+        field_selector=name_selector(spec),
+        label_selector=f"{MANAGED_SELECTOR},{SPEC_LABEL}={spec}",
+    )
     return [existing_from(item) for item in items]
 
 
@@ -73,7 +85,12 @@ def read(core: client.CoreV1Api, namespace: str, name: str) -> ExistingSecret | 
 def _ours(desired: DesiredSecret, now: dt.datetime) -> dict[str, Any]:
     """Our labels and annotations; user-set ones of the spec first, so ours always win."""
     return {
-        "labels": {**desired.labels, MANAGED_BY_LABEL: MANAGED_BY_VALUE, SPEC_LABEL: desired.name},
+        "labels": {
+            **desired.labels,
+            MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+            SPEC_LABEL: desired.name,
+            INSTANCE_LABEL: desired.instance,
+        },
         "annotations": {
             **desired.annotations,
             HASH_ANNOTATION: desired.content_hash,

@@ -1,7 +1,13 @@
-"""imagePullSecrets on ServiceAccounts: append our Secret, never replace what is there."""
+"""imagePullSecrets on ServiceAccounts: append syncd's Secret, never replace what is there.
+
+ServiceAccounts belong to others, so syncd records on each one the entries it added
+(annotation `syncd.io/added-pull-secrets`, `instance/secret` pairs) and only ever removes an
+entry it recorded; an entry someone else put there stays, even when it names syncd's Secret.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 from kubernetes import client
@@ -9,30 +15,52 @@ from kubernetes import client
 from syncd.errors import KubeError
 from syncd.kube.client import read_or_none, send
 from syncd.kube.lists import list_items
-from syncd.model import ServiceAccountRef
+from syncd.model import ADDED_PULL_SECRETS_ANNOTATION, ServiceAccountRef, added_entry, parse_added
 
 MAX_CONFLICT_RETRIES = 3
+
+
+def _added(item: dict[str, Any]) -> tuple[str, ...]:
+    annotations = (item.get("metadata") or {}).get("annotations") or {}
+    return parse_added(annotations.get(ADDED_PULL_SECRETS_ANNOTATION))
 
 
 def _ref(item: dict[str, Any]) -> ServiceAccountRef:
     metadata = item.get("metadata") or {}
     names = tuple(str(entry.get("name")) for entry in item.get("imagePullSecrets") or [] if isinstance(entry, dict))
     return ServiceAccountRef(
-        namespace=str(metadata.get("namespace")), name=str(metadata.get("name")), pull_secrets=names
+        namespace=str(metadata.get("namespace")),
+        name=str(metadata.get("name")),
+        pull_secrets=names,
+        added=_added(item),
     )
 
 
-def list_all(core: client.CoreV1Api, namespace: str | None = None) -> list[ServiceAccountRef]:
-    """ServiceAccounts with their pull secrets: one paginated LIST per sync (cluster-wide), or of one
-    namespace for a watch-triggered sync of that namespace."""
+def list_named(
+    core: client.CoreV1Api, names: Iterable[str] | None, namespace: str | None = None
+) -> list[ServiceAccountRef]:
+    """ServiceAccounts of the given names (None: all), cluster-wide or in one namespace.
+
+    One LIST per name with the field selector `metadata.name=<name>`, which RBAC grants by
+    `resourceNames`; a config with `"*"` needs (and lists) every ServiceAccount.
+    """
+    if names is None:
+        return [_ref(item) for item in _list(core, namespace)]
+    return [_ref(item) for name in names for item in _list(core, namespace, name)]
+
+
+def _list(core: client.CoreV1Api, namespace: str | None, name: str | None = None) -> Iterable[dict[str, Any]]:
+    selector = {"field_selector": f"metadata.name={name}"} if name else {}
+    named = f" named {name!r}" if name else ""
     if namespace is None:
-        items = list_items(core.list_service_account_for_all_namespaces, what="listing ServiceAccounts")
-    else:
-        items = list_items(
-            lambda **kw: core.list_namespaced_service_account(namespace, **kw),
-            what=f"listing ServiceAccounts in {namespace}",
+        return list_items(
+            core.list_service_account_for_all_namespaces, what=f"listing ServiceAccounts{named}", **selector
         )
-    return [_ref(item) for item in items]
+    return list_items(
+        lambda **kw: core.list_namespaced_service_account(namespace, **kw),
+        what=f"listing ServiceAccounts{named} in {namespace}",
+        **selector,
+    )
 
 
 def _read(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any] | None:
@@ -42,11 +70,18 @@ def _read(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any] |
     )
 
 
-def _patch(core: client.CoreV1Api, item: dict[str, Any], pull_secrets: list[dict[str, Any]]) -> None:
+def _patch(core: client.CoreV1Api, item: dict[str, Any], pull_secrets: list[dict[str, Any]], added: list[str]) -> None:
     metadata = item["metadata"]
     # A JSON merge patch replaces the whole list; the resourceVersion makes it fail (409)
-    # instead of dropping an entry someone added since we read it.
-    patch = {"metadata": {"resourceVersion": metadata["resourceVersion"]}, "imagePullSecrets": pull_secrets}
+    # instead of dropping an entry someone added since we read it. null removes the annotation.
+    record = ",".join(added) or None
+    patch = {
+        "metadata": {
+            "resourceVersion": metadata["resourceVersion"],
+            "annotations": {ADDED_PULL_SECRETS_ANNOTATION: record},
+        },
+        "imagePullSecrets": pull_secrets,
+    }
     send(
         lambda: core.patch_namespaced_service_account(
             metadata["name"],
@@ -59,19 +94,32 @@ def _patch(core: client.CoreV1Api, item: dict[str, Any], pull_secrets: list[dict
     )
 
 
-def _edit(core: client.CoreV1Api, namespace: str, name: str, secret: str, *, add: bool) -> bool:
+def _wanted(
+    item: dict[str, Any], entry: str, secret: str, *, add: bool
+) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """The new (imagePullSecrets, record) for one edit, or None when there is nothing to do.
+
+    Adding where the entry exists already records nothing (it is not syncd's); removing
+    happens only where syncd recorded the entry."""
+    current = [e for e in item.get("imagePullSecrets") or [] if isinstance(e, dict)]
+    added = list(_added(item))
+    present = any(e.get("name") == secret for e in current)
+    if add:
+        return None if present else ([*current, {"name": secret}], [*added, entry])
+    if entry not in added:
+        return None
+    return [e for e in current if e.get("name") != secret], [a for a in added if a != entry]
+
+
+def _edit(core: client.CoreV1Api, namespace: str, name: str, secret: str, instance: str, *, add: bool) -> bool:
     """Add or remove `secret` in one ServiceAccount, re-reading on 409. True when it changed."""
     for attempt in range(MAX_CONFLICT_RETRIES + 1):
         item = _read(core, namespace, name)
-        if item is None:
+        wanted = _wanted(item, added_entry(instance, secret), secret, add=add) if item is not None else None
+        if item is None or wanted is None:
             return False
-        current = [e for e in item.get("imagePullSecrets") or [] if isinstance(e, dict)]
-        present = any(e.get("name") == secret for e in current)
-        if present == add:
-            return False
-        wanted = [*current, {"name": secret}] if add else [e for e in current if e.get("name") != secret]
         try:
-            _patch(core, item, wanted)
+            _patch(core, item, *wanted)
         except KubeError as exc:
             if exc.status == 409 and attempt < MAX_CONFLICT_RETRIES:
                 continue
@@ -80,9 +128,9 @@ def _edit(core: client.CoreV1Api, namespace: str, name: str, secret: str, *, add
     return False
 
 
-def add_pull_secret(core: client.CoreV1Api, namespace: str, name: str, secret: str) -> bool:
-    return _edit(core, namespace, name, secret, add=True)
+def add_pull_secret(core: client.CoreV1Api, namespace: str, name: str, secret: str, instance: str) -> bool:
+    return _edit(core, namespace, name, secret, instance, add=True)
 
 
-def remove_pull_secret(core: client.CoreV1Api, namespace: str, name: str, secret: str) -> bool:
-    return _edit(core, namespace, name, secret, add=False)
+def remove_pull_secret(core: client.CoreV1Api, namespace: str, name: str, secret: str, instance: str) -> bool:
+    return _edit(core, namespace, name, secret, instance, add=False)

@@ -39,12 +39,14 @@ class WatchLoop:
         *,
         on_relist: Callable[[], None],
         label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> None:
         self.kind = kind
         self.list_call = list_call
         self.on_event = on_event
         self.on_relist = on_relist
-        self.selector = {"label_selector": label_selector} if label_selector else {}
+        selectors = {"label_selector": label_selector, "field_selector": field_selector}
+        self.selector = {key: value for key, value in selectors.items() if value}
         self.stopped = threading.Event()
         self.connected = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"syncd-watch-{kind}", daemon=True)
@@ -133,25 +135,37 @@ def _describe(exc: Exception) -> str:
 def watch_loops(
     api: client.ApiClient,
     *,
+    secret_names: list[str],
+    service_account_names: list[str] | None,
     on_namespace: EventHandler,
     on_service_account: EventHandler,
     on_secret: EventHandler,
     on_relist: Callable[[str], None],
-) -> list[WatchLoop]:
+) -> dict[str, WatchLoop]:
+    """The loops a config needs, by kind: namespaces; syncd-labelled Secrets of each spec's name
+    (`resourceNames`-grantable, never every Secret); the ServiceAccounts it edits, by name, or
+    every one when a spec says "*" (None)."""
     core = client.CoreV1Api(api)
-    return [
-        WatchLoop("namespaces", core.list_namespace, on_namespace, on_relist=lambda: on_relist("namespaces")),
-        WatchLoop(
-            "serviceaccounts",
-            core.list_service_account_for_all_namespaces,
-            on_service_account,
-            on_relist=lambda: on_relist("serviceaccounts"),
-        ),
-        WatchLoop(
-            "secrets",
+
+    def loop(kind: str, list_call: Callable[..., Any], on_event: EventHandler, **selectors: str) -> WatchLoop:
+        return WatchLoop(kind, list_call, on_event, on_relist=lambda: on_relist(kind), **selectors)
+
+    loops = [loop("namespaces", core.list_namespace, on_namespace)]
+    loops += [
+        loop(
+            f"secrets/{name}",
             core.list_secret_for_all_namespaces,
             on_secret,
-            on_relist=lambda: on_relist("secrets"),
             label_selector=MANAGED_SELECTOR,
-        ),
+            field_selector=f"metadata.name={name}",
+        )
+        for name in secret_names
     ]
+    all_accounts = core.list_service_account_for_all_namespaces
+    if service_account_names is None:
+        loops.append(loop("serviceaccounts", all_accounts, on_service_account))
+    loops += [
+        loop(f"serviceaccounts/{name}", all_accounts, on_service_account, field_selector=f"metadata.name={name}")
+        for name in service_account_names or []
+    ]
+    return {w.kind: w for w in loops}

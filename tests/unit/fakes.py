@@ -7,8 +7,17 @@ from dataclasses import dataclass, field, replace
 
 from syncd.config import Credential, Namespaces
 from syncd.errors import CredentialNotFound, KubeError, SourceUnavailable
-from syncd.model import Action, DesiredSecret, ExistingSecret, FetchedCredential, RegistryCredential, ServiceAccountRef
-from syncd.selection import NamespaceInfo, resolve
+from syncd.model import (
+    Action,
+    DesiredSecret,
+    ExistingSecret,
+    FetchedCredential,
+    Ownership,
+    RegistryCredential,
+    ServiceAccountRef,
+    added_entry,
+)
+from syncd.selection import NamespaceInfo, selects
 
 
 class FakeSource:
@@ -42,6 +51,7 @@ class Written:
 class FakeWrite:
     action: Action
     changed: bool
+    owner: str | None = None
 
 
 @dataclass
@@ -51,17 +61,18 @@ class FakeCluster:
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[tuple[str, str], ExistingSecret] = field(default_factory=dict)
     accounts: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    added: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     writes: list[tuple[str, str, str]] = field(default_factory=list)
     failing: set[str] = field(default_factory=set)
     version: int = 0
 
     def select_namespaces(self, selection: Namespaces) -> list[str]:
-        key, _, value = (selection.selector or "").partition("=")
-        matched = {n for n, labels in self.namespaces.items() if selection.selector and labels.get(key) == value}
-        return resolve(selection, [NamespaceInfo(n) for n in self.namespaces], matched)
+        return [
+            n for n, labels in sorted(self.namespaces.items()) if selects(selection, NamespaceInfo(n, labels=labels))
+        ]
 
-    def managed_secrets(self, spec: str | None = None) -> list[ExistingSecret]:
-        return [s for s in self.secrets.values() if s.managed and (spec is None or s.spec == spec)]
+    def managed_secrets(self, spec: str) -> list[ExistingSecret]:
+        return [s for s in self.secrets.values() if s.managed and s.name == spec and s.spec == spec]
 
     def read_secret(self, namespace: str, name: str) -> ExistingSecret | None:
         return self.secrets.get((namespace, name))
@@ -79,6 +90,7 @@ class FakeCluster:
             secret_type="kubernetes.io/dockerconfigjson",
             credentials=",".join(desired.credentials),
             prune=desired.prune,
+            instance=desired.instance,
         )
 
     def _check(self, namespace: str, operation: str) -> None:
@@ -88,8 +100,9 @@ class FakeCluster:
 
     def create(self, namespace: str, desired: DesiredSecret, *, adopt: bool, now: dt.datetime) -> FakeWrite:
         existing = self.secrets.get((namespace, desired.name))
-        if existing is not None and not existing.managed and not adopt:
-            return FakeWrite(Action.CONFLICT, changed=False)
+        ownership = existing.ownership(desired.instance) if existing is not None else None
+        if ownership is Ownership.OTHER_INSTANCE or (ownership is Ownership.UNMANAGED and not adopt):
+            return FakeWrite(Action.CONFLICT, changed=False, owner=existing.instance if existing else None)
         self._check(namespace, "create")
         self._store(namespace, desired)
         return FakeWrite(Action.ADOPT if existing else Action.CREATE, changed=True)
@@ -105,20 +118,37 @@ class FakeCluster:
         self._check(namespace, "delete")
         del self.secrets[(namespace, name)]
 
-    def service_accounts(self, namespace: str | None = None) -> list[ServiceAccountRef]:
-        found = [ServiceAccountRef(ns, name, tuple(refs)) for (ns, name), refs in self.accounts.items()]
-        return [sa for sa in found if namespace is None or sa.namespace == namespace]
+    def service_accounts(self, names: list[str] | None, namespace: str | None = None) -> list[ServiceAccountRef]:
+        found = [
+            ServiceAccountRef(ns, name, tuple(refs), tuple(self.added.get((ns, name), [])))
+            for (ns, name), refs in self.accounts.items()
+        ]
+        return [
+            sa
+            for sa in found
+            if (namespace is None or sa.namespace == namespace) and (names is None or sa.name in names)
+        ]
 
     def read_namespace(self, name: str) -> NamespaceInfo | None:
         labels = self.namespaces.get(name)
         return NamespaceInfo(name, labels=labels) if labels is not None else None
 
-    def add_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
-        self.accounts[(namespace, service_account)].append(secret)
+    def add_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool:
+        """The real adapter's rule: an entry already there is not recorded as syncd's."""
+        key = (namespace, service_account)
+        if secret in self.accounts[key]:
+            return False
+        self.accounts[key].append(secret)
+        self.added.setdefault(key, []).append(added_entry(instance, secret))
         return True
 
-    def remove_pull_secret(self, namespace: str, service_account: str, secret: str) -> bool:
-        self.accounts[(namespace, service_account)].remove(secret)
+    def remove_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool:
+        key, entry = (namespace, service_account), added_entry(instance, secret)
+        if entry not in self.added.get(key, []):
+            return False
+        self.added[key].remove(entry)
+        if secret in self.accounts[key]:
+            self.accounts[key].remove(secret)
         return True
 
     def edit_by_hand(self, namespace: str, name: str) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from syncd.config import Namespaces
 from syncd.model import Action, DesiredSecret, ExistingSecret
-from syncd.plan import plan_orphans, plan_secret
+from syncd.plan import plan_retired, plan_secret
 from syncd.selection import NamespaceInfo, resolve, selects
 
 DESIRED = DesiredSecret("regcred", b"{}", "sha256:new", ("a",), prune=True)
@@ -16,6 +16,7 @@ def existing(namespace: str, content_hash: str = "sha256:new", **fields: object)
         "data_hash": content_hash,
         "secret_type": "kubernetes.io/dockerconfigjson",
         "credentials": "a",
+        "instance": "default",
     }
     return ExistingSecret(namespace, "regcred", "1", **{**defaults, **fields})  # type: ignore[arg-type]
 
@@ -56,9 +57,9 @@ def test_a_changed_credential_list_is_an_update_even_with_the_same_content() -> 
     assert [c.action for c in plan_secret(renamed, ["ns"], {"ns": existing("ns")})] == [Action.UPDATE]
 
 
-def test_orphans_are_pruned_only_when_their_spec_asked_for_it() -> None:
-    orphans = [existing("a", spec="old", prune=True), existing("b", spec="old", prune=False), existing("c")]
-    assert [(c.namespace, c.action) for c in plan_orphans(orphans, ["regcred"])] == [("a", Action.PRUNE)]
+def test_retired_secrets_are_pruned_only_when_their_spec_asked_for_it() -> None:
+    retired = [existing("a", prune=True), existing("b", prune=False)]
+    assert [(c.namespace, c.action) for c in plan_retired(retired, "default")] == [("a", Action.PRUNE)]
 
 
 def test_one_namespace_is_selected_by_the_same_rule_as_a_listing() -> None:

@@ -161,14 +161,42 @@ def test_prune_and_service_accounts(source: FakeSource, cluster: FakeCluster, re
     assert cluster.accounts[("team-2", "default")] == ["other"]
 
 
-def test_secrets_of_removed_specs_are_pruned_only_if_they_asked(
+def test_secrets_of_retired_specs_are_pruned_only_if_they_asked(
     source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
 ) -> None:
-    cluster.secrets[("team-1", "gone")] = ExistingSecret("team-1", "gone", "1", managed=True, spec="gone", prune=True)
-    cluster.secrets[("team-1", "kept")] = ExistingSecret("team-1", "kept", "1", managed=True, spec="kept", prune=False)
-    reconciler(config(), source, cluster, registry).sync_all()
+    cluster.secrets[("team-1", "gone")] = ExistingSecret(
+        "team-1", "gone", "1", managed=True, spec="gone", prune=True, instance="default"
+    )
+    cluster.secrets[("team-1", "kept")] = ExistingSecret(
+        "team-1", "kept", "1", managed=True, spec="kept", prune=False, instance="default"
+    )
+    cluster.secrets[("team-1", "other")] = ExistingSecret(
+        "team-1", "other", "1", managed=True, spec="other", prune=True, instance="default"
+    )
+    cfg = config().model_copy(update={"retired_secrets": ["gone", "kept"]})
+    reconciler(cfg, source, cluster, registry).sync_all()
     assert ("team-1", "gone") not in cluster.secrets
     assert ("team-1", "kept") in cluster.secrets
+    assert ("team-1", "other") in cluster.secrets  # not named by the config: never looked at
+
+
+def test_pruning_takes_back_the_references_syncd_added_and_no_others(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    cfg = config(service_accounts=["default"])
+    sync = reconciler(cfg, source, cluster, registry)
+    cluster.accounts[("team-1", "default")] = []
+    cluster.accounts[("team-1", "builder")] = ["pull"]  # put there by hand
+    sync.sync_all()
+    assert cluster.accounts[("team-1", "default")] == ["pull"]
+    cluster.namespaces.pop("team-1")  # deselected: pruned
+    cluster.namespaces["gone-1"] = {}
+    result = sync.sync(cfg.secrets[0], fresh_after=None)
+    assert [(c.namespace, c.service_account, c.action) for c in result.account_changes] == [
+        ("team-1", "default", "unlink")
+    ]
+    assert cluster.accounts[("team-1", "default")] == []
+    assert cluster.accounts[("team-1", "builder")] == ["pull"]
 
 
 def test_a_namespace_sync_writes_that_namespace_alone_from_the_last_rendered_content(
