@@ -26,7 +26,9 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from syncd import rbac
 from syncd.cli import main
+from syncd.config import load_config
 from syncd.kube.leader import LeaderElector
 from tests.harness import Stack
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
@@ -361,12 +363,14 @@ def identity(stack: Stack, kube_api: client.ApiClient, tmp_path_factory: pytest.
 
 
 EXACT_GRANTS = {
-    # (kind, apiGroup, resource, verb): everything the base grants, so that any addition fails here.
-    *(("ClusterRole", "", "namespaces", verb) for verb in ("list", "watch")),
-    *(("ClusterRole", "", "secrets", verb) for verb in ("list", "watch", "get", "create", "patch", "delete")),
-    *(("ClusterRole", "", "serviceaccounts", verb) for verb in ("list", "watch", "get", "patch")),
-    ("ClusterRole", "", "events", "create"),
-    *(("Role", "coordination.k8s.io", "leases", verb) for verb in ("get", "create", "patch")),
+    # (kind, apiGroup, resource, verb, resourceName or "" for any): everything the base grants, so
+    # that any addition fails here. Secrets and ServiceAccounts only by the names its config uses.
+    *(("ClusterRole", "", "namespaces", verb, "") for verb in ("list", "watch")),
+    ("ClusterRole", "", "secrets", "create", ""),
+    *(("ClusterRole", "", "secrets", verb, "regcred") for verb in ("list", "watch", "get", "patch", "delete")),
+    *(("ClusterRole", "", "serviceaccounts", verb, "default") for verb in ("list", "watch", "get", "patch")),
+    ("ClusterRole", "", "events", "create", ""),
+    *(("Role", "coordination.k8s.io", "leases", verb, "") for verb in ("get", "create", "patch")),
 }
 
 
@@ -375,10 +379,11 @@ def test_the_roles_grant_exactly_what_syncd_uses() -> None:
     granted = set()
     for role in (find(docs, "ClusterRole", "syncd"), find(docs, "Role", "syncd-leader-election")):
         for rule in role["rules"]:
-            assert set(rule) == {"apiGroups", "resources", "verbs"}, rule  # no resourceNames, no nonResourceURLs
+            assert set(rule) <= {"apiGroups", "resources", "resourceNames", "verbs"}, rule  # no nonResourceURLs
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
-                    granted |= {(role["kind"], group, resource, verb) for verb in rule["verbs"]}
+                    for name in rule.get("resourceNames", [""]):
+                        granted |= {(role["kind"], group, resource, verb, name) for verb in rule["verbs"]}
     assert granted == EXACT_GRANTS
     assert find(docs, "Role")["metadata"]["namespace"] == "syncd"
     for binding in (find(docs, "ClusterRoleBinding", "syncd"), find(docs, "RoleBinding", "syncd-leader-election")):
@@ -399,13 +404,14 @@ def test_rbac_grants_what_syncd_uses(identity: Identity, namespace: str) -> None
     needed = [
         ("list", "namespaces", None),
         ("watch", "namespaces", None),
-        ("list", "secrets", ALL_NAMESPACES),
-        ("watch", "secrets", ALL_NAMESPACES),
-        *((verb, "secrets", namespace) for verb in ("get", "create", "patch", "delete")),
-        ("list", "serviceaccounts", ALL_NAMESPACES),
-        ("watch", "serviceaccounts", ALL_NAMESPACES),
-        ("get", "serviceaccounts", namespace),
-        ("patch", "serviceaccounts", namespace),
+        ("list", "secrets/regcred", ALL_NAMESPACES),
+        ("watch", "secrets/regcred", ALL_NAMESPACES),
+        ("create", "secrets", namespace),
+        *((verb, "secrets/regcred", namespace) for verb in ("get", "patch", "delete")),
+        ("list", "serviceaccounts/default", ALL_NAMESPACES),
+        ("watch", "serviceaccounts/default", ALL_NAMESPACES),
+        ("get", "serviceaccounts/default", namespace),
+        ("patch", "serviceaccounts/default", namespace),
         ("create", "events", namespace),
         *((verb, "leases.coordination.k8s.io", identity.namespace) for verb in ("get", "create", "patch")),
     ]
@@ -415,6 +421,22 @@ def test_rbac_grants_what_syncd_uses(identity: Identity, namespace: str) -> None
 
 def test_rbac_refuses_what_syncd_does_not_use(identity: Identity, namespace: str) -> None:
     not_needed = [
+        # No Secret but its own by name: not in its namespace, not in another, not cluster-wide.
+        *(
+            (verb, "secrets", where)
+            for verb in ("get", "list", "watch")
+            for where in secret_places(identity, namespace)
+        ),
+        *(
+            (verb, "secrets/other", where)
+            for verb in ("get", "list", "watch")
+            for where in secret_places(identity, namespace)
+        ),
+        *((verb, "secrets/other", namespace) for verb in ("patch", "delete")),
+        ("patch", "secrets", namespace),
+        ("delete", "secrets", namespace),
+        ("get", "serviceaccounts/builder", namespace),
+        ("list", "serviceaccounts", ALL_NAMESPACES),
         ("get", "namespaces", None),
         ("create", "namespaces", None),
         ("patch", "namespaces", None),
@@ -448,14 +470,46 @@ def test_rbac_refuses_what_syncd_does_not_use(identity: Identity, namespace: str
     assert allowed == []
 
 
-def test_real_calls_outside_the_role_are_forbidden(identity: Identity, namespace: str) -> None:
+def secret_places(identity: Identity, namespace: str) -> list[str]:
+    """Its own namespace, a namespace it writes to, and cluster-wide."""
+    return [identity.namespace, namespace, ALL_NAMESPACES]
+
+
+def test_real_calls_outside_the_role_are_forbidden(
+    identity: Identity, namespace: str, core_v1: client.CoreV1Api
+) -> None:
+    """Every call below is listed in docs/reliability.md (Security)."""
     api = config.new_client_from_config(config_file=str(identity.kubeconfig))
     core = client.CoreV1Api(api)
+    other = client.V1Secret(metadata=client.V1ObjectMeta(name="team-token"), string_data={"token": "not-for-syncd"})
+    for where in (namespace, identity.namespace):
+        core_v1.create_namespaced_secret(where, other)
+    by_name = {"field_selector": "metadata.name=team-token"}
     calls = {
         "create namespace": lambda: core.create_namespace({"metadata": {"name": f"x{identity.suffix}"}}),
         "list pods": lambda: core.list_namespaced_pod(namespace),
         "read configmap": lambda: core.read_namespaced_config_map("syncd-config", identity.namespace),
         "lease elsewhere": lambda: client.CoordinationV1Api(api).read_namespaced_lease("syncd", namespace),
+        "get another Secret": lambda: core.read_namespaced_secret("team-token", namespace),
+        "get another Secret in its own namespace": lambda: core.read_namespaced_secret(
+            "team-token", identity.namespace
+        ),
+        "list Secrets in a namespace": lambda: core.list_namespaced_secret(namespace),
+        "list Secrets in its own namespace": lambda: core.list_namespaced_secret(identity.namespace),
+        "list Secrets cluster-wide": core.list_secret_for_all_namespaces,
+        "list Secrets by label": lambda: core.list_secret_for_all_namespaces(
+            label_selector="app.kubernetes.io/managed-by=syncd"
+        ),
+        "list another Secret by name": lambda: core.list_secret_for_all_namespaces(**by_name),
+        "list another Secret by name in a namespace": lambda: core.list_namespaced_secret(namespace, **by_name),
+        "watch Secrets cluster-wide": lambda: core.list_secret_for_all_namespaces(watch=True, timeout_seconds=1),
+        "watch Secrets in a namespace": lambda: core.list_namespaced_secret(namespace, watch=True, timeout_seconds=1),
+        "watch another Secret by name": lambda: core.list_secret_for_all_namespaces(
+            watch=True, timeout_seconds=1, **by_name
+        ),
+        "list ServiceAccounts cluster-wide": core.list_service_account_for_all_namespaces,
+        "patch another Secret": lambda: core.patch_namespaced_secret("team-token", namespace, {"data": {}}),
+        "delete another Secret": lambda: core.delete_namespaced_secret("team-token", namespace),
     }
     for what, call in calls.items():
         with pytest.raises(ApiException) as forbidden:
@@ -463,6 +517,20 @@ def test_real_calls_outside_the_role_are_forbidden(identity: Identity, namespace
         assert forbidden.value.status == 403, what
     # ...while the same client can do what syncd does (the 403s above are not a broken login).
     assert core.list_namespace(limit=1).items
+    mine = {"field_selector": "metadata.name=regcred"}
+    core.list_secret_for_all_namespaces(**mine)
+    core.list_namespaced_secret(namespace, **mine)
+    core.list_secret_for_all_namespaces(watch=True, timeout_seconds=1, _preload_content=False, **mine).release_conn()
+    core.list_service_account_for_all_namespaces(field_selector="metadata.name=default")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_base_rbac_is_what_syncd_rbac_prints_for_each_variants_config(variant: str) -> None:
+    """deploy/kustomize/base/rbac.yaml is generated; every overlay's config must need no more."""
+    config_file = KUSTOMIZE / variant / "syncd.yaml"
+    expected = rbac.manifests(load_config(config_file), namespace="syncd", service_account="syncd")
+    committed = [d for d in yaml.safe_load_all((KUSTOMIZE / "base" / "rbac.yaml").read_text()) if d]
+    assert committed == expected, "regenerate: syncd rbac --config deploy/kustomize/base/syncd.yaml > rbac.yaml"
 
 
 @dataclass
@@ -677,7 +745,7 @@ def test_syncd_run_as_the_service_account_leads_watches_and_releases(
     log = daemon.log()
     # Nothing was refused on the way: no watch restarted, no Event dropped, no call answered 403.
     refused = [
-        line for line in log.splitlines() if re.search(r"watch of \w+ failed|could not record event|HTTP 403", line)
+        line for line in log.splitlines() if re.search(r"watch of \S+ failed|could not record event|HTTP 403", line)
     ]
     assert refused == [], "\n".join(refused[:5])
     released = client.CoordinationV1Api(kube_api).read_namespaced_lease(lease, identity.namespace)

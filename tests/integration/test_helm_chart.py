@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -23,7 +24,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from syncd import rbac
 from syncd.cli import main
+from syncd.config import parse_config
 from tests.harness import Stack
 
 # The first test may build helm (about 3 minutes, longer with a cold Go module cache):
@@ -80,7 +83,12 @@ def kubectl(*args: str, kubeconfig: Path | None = None, stdin: str | None = None
 
 
 def render_text(helm_home: Path, *values: str, namespace: str = "syncd") -> str:
-    sets = [arg for value in values for arg in ("--set", value)]
+    """`key=value` is a --set; `json:key=JSON` a --set-json (lists whole, where --set would splice)."""
+    sets = [
+        arg
+        for value in values
+        for arg in (("--set-json", value.removeprefix("json:")) if value.startswith("json:") else ("--set", value))
+    ]
     result = helm(helm_home, "template", RELEASE, str(CHART), "--namespace", namespace, *sets)
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -245,9 +253,39 @@ def test_rbac_rules_are_those_of_the_kustomize_base(helm_home: Path) -> None:
     base, chart = kustomize("base"), render(helm_home)
     for kind in ("ClusterRole", "Role"):
         assert find(chart, kind)["rules"] == find(base, kind)["rules"]
-    verbs = {rule["resources"][0]: rule["verbs"] for rule in find(chart, "ClusterRole")["rules"]}
-    assert "update" not in verbs["secrets"]
-    assert verbs["events"] == ["create"]
+    rules = find(chart, "ClusterRole")["rules"]
+    secrets = [rule for rule in rules if rule["resources"] == ["secrets"]]
+    assert secrets == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["regcred"],
+            "verbs": ["get", "list", "watch", "patch", "delete"],
+        },
+    ]
+
+
+def _specs(*service_accounts: list[str]) -> str:
+    base = {"credentials": ["ghcr"], "namespaces": {"names": ["a"]}}
+    specs = [{**base, "name": f"pull-{i}", "service_accounts": sa} for i, sa in enumerate(service_accounts)]
+    return "json:config.secrets=" + json.dumps(specs)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [_specs(["default"], ["*"])],
+        [_specs([], []), 'json:config.retired_secrets=["old-regcred", "pull-0"]'],
+        [_specs(["default", "builder"], ["default"]), "config.instance=platform"],
+    ],
+    ids=["default", "every-account", "retired-no-accounts", "two-specs"],
+)
+def test_the_cluster_role_is_what_syncd_rbac_prints_for_the_release_config(helm_home: Path, values: list[str]) -> None:
+    docs = render(helm_home, *values)
+    config = parse_config(syncd_config(docs))
+    assert find(docs, "ClusterRole")["rules"] == rbac.cluster_rules(config)
 
 
 # --- values ------------------------------------------------------------------------------------
