@@ -277,7 +277,7 @@ def _specs(*service_accounts: list[str]) -> str:
     [
         [],
         [_specs(["default"], ["*"])],
-        [_specs([], []), 'json:config.retired_secrets=["old-regcred", "pull-0"]'],
+        [_specs([], []), 'json:config.retired_secrets=["old-regcred", "old-a"]'],
         [_specs(["default", "builder"], ["default"]), "config.instance=platform"],
     ],
     ids=["default", "every-account", "retired-no-accounts", "two-specs"],
