@@ -45,7 +45,7 @@ def summary(results: Sequence[SyncResult]) -> str:
                 ("pruned", r.count(Action.PRUNE)),
                 ("conflict", len(r.conflicts)),
                 ("failed", len(r.failed_writes)),
-                ("ServiceAccounts linked", sum(1 for c in r.account_changes if c.link and c.error is None)),
+                ("linked", sum(1 for c in r.account_changes if c.link and c.error is None)),
                 ("unlinked", sum(1 for c in r.account_changes if not c.link and c.error is None)),
             )
             if n
