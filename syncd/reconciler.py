@@ -330,7 +330,7 @@ def _with(change: PlannedChange, action: Action, reason: str) -> PlannedChange:
 
 def _reason(action: Action, planned_reason: str) -> str:
     return {
-        Action.CONFLICT: "a Secret of that name exists and syncd does not manage it; left alone",
+        Action.CONFLICT: "a Secret of that name exists and syncd does not manage it",
         Action.ADOPT: "adopted an existing Secret",
     }.get(action, planned_reason)
 

@@ -94,8 +94,10 @@ class KubeCluster:
             secrets.create(self.core, namespace, desired, now)
             return WriteResult(Action.CREATE, changed=True)
         ownership = existing.ownership(desired.instance)
-        if ownership is Ownership.OTHER_INSTANCE or (ownership is Ownership.UNMANAGED and not adopt):
+        if ownership is Ownership.OTHER_INSTANCE:
             return WriteResult(Action.CONFLICT, changed=False, owner=existing.instance)
+        if ownership is Ownership.UNMANAGED and not adopt:
+            return WriteResult(Action.CONFLICT, changed=False)
         if existing.matches(desired):
             return WriteResult(Action.UNCHANGED, changed=False)
         secrets.update(self.core, namespace, desired, now, existing.resource_version)

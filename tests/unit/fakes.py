@@ -102,7 +102,8 @@ class FakeCluster:
         existing = self.secrets.get((namespace, desired.name))
         ownership = existing.ownership(desired.instance) if existing is not None else None
         if ownership is Ownership.OTHER_INSTANCE or (ownership is Ownership.UNMANAGED and not adopt):
-            return FakeWrite(Action.CONFLICT, changed=False, owner=existing.instance if existing else None)
+            theirs = ownership is Ownership.OTHER_INSTANCE and existing is not None
+            return FakeWrite(Action.CONFLICT, changed=False, owner=existing.instance if theirs and existing else None)
         self._check(namespace, "create")
         self._store(namespace, desired)
         return FakeWrite(Action.ADOPT if existing else Action.CREATE, changed=True)
