@@ -15,6 +15,7 @@ from syncd.app import ClusterOptions, build_cluster, build_reconciler, write_wor
 from syncd.config import Config, load_config
 from syncd.daemon import Daemon
 from syncd.errors import ConfigError, KubeError
+from syncd.model import RunResult
 from syncd.output import plan_table, results_json, status_json, status_table, summary
 from syncd.rbac import render_yaml
 from syncd.status import cluster_status
@@ -71,7 +72,7 @@ def cmd_once(args: argparse.Namespace, config: Config) -> int:
         print(results_json(results))
     else:
         print(plan_table(results) if args.dry_run else summary(results))
-    return EXIT_OK if all(r.result == "success" for r in results) else EXIT_FAILURE
+    return EXIT_OK if all(r.result is RunResult.SUCCESS for r in results) else EXIT_FAILURE
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:

@@ -135,7 +135,7 @@ class Daemon:
         if self.elector is None:
             self._on_leadership(True)
         else:
-            self.metrics.leader.set(0)
+            self.metrics.set_leader(False)
             self.elector.start()
         log.info("syncd running", extra={"specs": len(self.config.secrets), "address": self.config.server.address})
         self.stopping.wait()
@@ -153,7 +153,7 @@ class Daemon:
         self.scheduler.shutdown(wait=True)
         if self.elector is not None:
             self.elector.stop(release=True)
-        self.metrics.leader.set(0)
+        self.metrics.set_leader(False)
         self.server.stop()
         log.info("stopped")
         return 0
@@ -275,7 +275,7 @@ class Daemon:
             self.triggers.request(*((s.name, None) for s in self.config.secrets))
 
     def _on_leadership(self, leading: bool) -> None:
-        self.metrics.leader.set(1 if leading else 0)
+        self.metrics.set_leader(leading)
         log.info("leadership: %s", "leading" if leading else "standing by")
         if leading:
             self.schedule_now()
@@ -286,10 +286,10 @@ class Daemon:
         try:
             config = load_config(self.config_path)
         except ConfigError as exc:
-            self.metrics.config_reloads.labels(result="failure").inc()
+            self.metrics.record_reload(ok=False)
             log.error("config reload rejected; keeping the running config: %s", exc)
             return
-        self.metrics.config_reloads.labels(result="success").inc()
+        self.metrics.record_reload(ok=True)
         removed = {s.name for s in self.config.secrets} - {s.name for s in config.secrets}
         if config.server != self.config.server or config.leader_election != self.config.leader_election:
             log.warning("server and leader_election changes take effect at the next restart")

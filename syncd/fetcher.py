@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from syncd.config import Config
 from syncd.errors import InvalidCredential, SourceError, SyncdError
 from syncd.logs import REDACTOR
-from syncd.metrics import Metrics
+from syncd.metrics import Metrics, Verification
 from syncd.model import FetchedCredential, RegistryCredential
 from syncd.sources.base import Source
 from syncd.validation import credential_problems
@@ -96,7 +96,6 @@ class CredentialFetcher:
 
     def _fetch_and_check(self, config: Config, name: str) -> FetchedCredential:
         credential = config.credential(name)
-        labels = {"credential": name, "source": credential.source}
         try:
             fetched = self.sources[credential.source].fetch(credential)
             for entry in fetched.entries:
@@ -105,13 +104,13 @@ class CredentialFetcher:
             # when the source itself finds it malformed: the runbooks read this counter for "which source".
             _validate(fetched)
         except SourceError:
-            self.metrics.source_requests.labels(**labels, result="failure").inc()
+            self.metrics.record_source_request(name, credential.source, ok=False)
             raise
-        self.metrics.source_requests.labels(**labels, result="success").inc()
+        self.metrics.record_source_request(name, credential.source, ok=True)
         if credential.verify:
             self._verify(fetched)
         if fetched.expires_at is not None:
-            self.metrics.credential_expiry.labels(credential=name).set(fetched.expires_at.timestamp())
+            self.metrics.set_expiry(name, fetched.expires_at)
         return fetched
 
     def _verify(self, fetched: FetchedCredential) -> None:
@@ -120,12 +119,12 @@ class CredentialFetcher:
             try:
                 self.verifier(fetched.name, entry)
             except VerificationFailed:
-                self.metrics.credential_verifications.labels(credential=fetched.name, result="rejected").inc()
+                self.metrics.record_verification(fetched.name, Verification.REJECTED)
                 raise
             except SourceError:
-                self.metrics.credential_verifications.labels(credential=fetched.name, result="unavailable").inc()
+                self.metrics.record_verification(fetched.name, Verification.UNAVAILABLE)
                 raise
-            self.metrics.credential_verifications.labels(credential=fetched.name, result="success").inc()
+            self.metrics.record_verification(fetched.name, Verification.SUCCESS)
 
 
 def _validate(fetched: FetchedCredential) -> None:

@@ -1,22 +1,50 @@
 """Every metric of SPEC §5, defined once and registered into a registry passed in.
 
-No label ever carries a namespace name (cardinality) or a secret value.
+Callers record through the typed methods below, whose label values are the enums of
+syncd.model (and CallResult / Verification here), so that `start_at_zero` and `forget` name
+exactly the series the code writes. No label ever carries a namespace name (cardinality) or a
+secret value.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import datetime as dt
+import enum
+import threading
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from syncd import __version__
 from syncd.config import Config
+from syncd.model import NamespaceState, RunResult, WriteOperation
+
+
+class CallResult(enum.StrEnum):
+    """`result` of a source request, a write or a config reload."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+class Verification(enum.StrEnum):
+    """syncd_credential_verifications_total `result`."""
+
+    SUCCESS = "success"
+    REJECTED = "rejected"  # the registry refused the login
+    UNAVAILABLE = "unavailable"  # the check could not run (and holds the rollout)
+
+
+def _result(ok: bool) -> CallResult:
+    return CallResult.SUCCESS if ok else CallResult.FAILURE
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._expiring: set[str] = set()  # credentials with an expiry series, for `forget`
+        self._lock = threading.Lock()
         self.sync_runs = Counter(
             "syncd_sync_runs",
             "Syncs of a secret spec, by result (success, partial, failure).",
@@ -75,30 +103,66 @@ class Metrics:
         )
         self.build_info.labels(version=__version__).set(1)
 
+    # -- recording ---------------------------------------------------------------------------
+
+    def record_sync(self, secret: str, result: RunResult, seconds: float, *, at: dt.datetime | None) -> None:
+        """One sync of a spec; `at` (when every credential came and no write failed) sets last success."""
+        self.sync_runs.labels(secret=secret, result=result).inc()
+        self.sync_duration.labels(secret=secret).observe(seconds)
+        if at is not None:
+            self.last_success.labels(secret=secret).set(at.timestamp())
+
+    def set_namespace_states(self, secret: str, counts: Mapping[NamespaceState, int]) -> None:
+        for state in NamespaceState:
+            self.namespaces.labels(secret=secret, state=state).set(counts.get(state, 0))
+
+    def record_source_request(self, credential: str, source: str, *, ok: bool) -> None:
+        self.source_requests.labels(credential=credential, source=source, result=_result(ok)).inc()
+
+    def set_expiry(self, credential: str, at: dt.datetime) -> None:
+        with self._lock:
+            self._expiring.add(credential)
+        self.credential_expiry.labels(credential=credential).set(at.timestamp())
+
+    def record_write(self, secret: str, operation: WriteOperation, *, ok: bool) -> None:
+        self.secret_writes.labels(secret=secret, operation=operation, result=_result(ok)).inc()
+
+    def record_verification(self, credential: str, result: Verification) -> None:
+        self.credential_verifications.labels(credential=credential, result=result).inc()
+
+    def record_reload(self, *, ok: bool) -> None:
+        self.config_reloads.labels(result=_result(ok)).inc()
+
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1 if leading else 0)
+
+    # -- series lifecycle --------------------------------------------------------------------
+
     def start_at_zero(self, config: Config) -> None:
         """Create every counter series at 0, so that `increase()` in alert rules sees the first event."""
         for spec in config.secrets:
-            for result in ("success", "partial", "failure"):
-                self.sync_runs.labels(secret=spec.name, result=result)
+            for run in RunResult:
+                self.sync_runs.labels(secret=spec.name, result=run)
         for credential in config.credentials:
-            for result in ("success", "failure"):
-                self.source_requests.labels(credential=credential.name, source=credential.source, result=result)
+            for call in CallResult:
+                self.source_requests.labels(credential=credential.name, source=credential.source, result=call)
             if credential.verify:
-                for result in ("success", "rejected", "unavailable"):
-                    self.credential_verifications.labels(credential=credential.name, result=result)
-        for result in ("success", "failure"):
-            self.config_reloads.labels(result=result)
+                for verification in Verification:
+                    self.credential_verifications.labels(credential=credential.name, result=verification)
+        for call in CallResult:
+            self.config_reloads.labels(result=call)
 
     def forget(self, specs: Iterable[str], credentials_kept: set[str]) -> None:
         """Drop the series of specs and credentials a reload removed: stale gauges would page forever."""
         for spec in specs:
             for gauge in (self.last_success, self.sync_duration):
                 _remove(gauge, secret=spec)
-            for state in ("in_sync", "failed", "conflict"):
+            for state in NamespaceState:
                 _remove(self.namespaces, secret=spec, state=state)
-        for labels in list(self.credential_expiry._metrics):
-            if labels[0] not in credentials_kept:
-                _remove(self.credential_expiry, credential=labels[0])
+        with self._lock:
+            gone, self._expiring = self._expiring - credentials_kept, self._expiring & credentials_kept
+        for credential in gone:
+            _remove(self.credential_expiry, credential=credential)
 
 
 def _remove(metric: Gauge | Histogram, **labels: str) -> None:

@@ -27,6 +27,43 @@ class FetchedCredential:
     expires_at: dt.datetime | None = None
 
 
+class RunResult(enum.StrEnum):
+    """The `result` of one sync of a spec (syncd_sync_runs_total, CLI, logs)."""
+
+    SUCCESS = "success"
+    PARTIAL = "partial"  # some namespaces failed or are in conflict
+    FAILURE = "failure"  # a source or validation failed: nothing written
+
+
+class NamespaceState(enum.StrEnum):
+    """A selected namespace after a sync (syncd_namespaces `state`)."""
+
+    IN_SYNC = "in_sync"
+    FAILED = "failed"
+    CONFLICT = "conflict"
+
+
+class WriteOperation(enum.StrEnum):
+    """syncd_secret_writes_total `operation`."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    PATCH_SERVICE_ACCOUNT = "patch_service_account"
+
+
+class EventReason(enum.StrEnum):
+    """Every reason of the Kubernetes Events syncd writes (about one of its Secrets)."""
+
+    SYNCED = "Synced"  # Normal: created, updated or adopted
+    SYNC_FAILED = "SyncFailed"  # Warning: a write failed
+    CONFLICT = "Conflict"  # Warning: a Secret of that name is not this instance's
+
+
+# (namespace, secret, reason, message) of one Event to write: names and counts, never a value.
+EventNote = tuple[str, str, EventReason, str]
+
+
 class Action(enum.StrEnum):
     """What the plan does with one namespace's Secret (SPEC §2: the dry-run vocabulary)."""
 
@@ -84,13 +121,12 @@ class SyncResult:
         return [o for o in self.outcomes if o.change.action is Action.CONFLICT]
 
     @property
-    def result(self) -> str:
-        """`success`, `partial` (some namespaces failed or conflict) or `failure` (nothing written)."""
+    def result(self) -> RunResult:
         if self.source_errors:
-            return "failure"
+            return RunResult.FAILURE
         if self.failed_writes or self.conflicts or self.service_account_errors:
-            return "partial"
-        return "success"
+            return RunResult.PARTIAL
+        return RunResult.SUCCESS
 
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -23,11 +24,15 @@ from syncd.model import (
     Action,
     ChangeOutcome,
     DesiredSecret,
+    EventNote,
+    EventReason,
     ExistingSecret,
+    NamespaceState,
     Ownership,
     PlannedChange,
     ServiceAccountRef,
     SyncResult,
+    WriteOperation,
 )
 from syncd.plan import OTHER_INSTANCE_REASON, plan_accounts, plan_namespace, plan_retired, plan_secret
 from syncd.render import render
@@ -69,7 +74,7 @@ def _utcnow() -> dt.datetime:
 
 
 class EventSink(Protocol):
-    def emit(self, events: list[tuple[str, str, str, str]], now: dt.datetime) -> int: ...
+    def emit(self, events: list[EventNote], now: dt.datetime) -> int: ...
 
 
 class Reconciler:
@@ -179,18 +184,18 @@ class Reconciler:
         return ChangeOutcome(change)
 
     def _write(self, spec: SecretSpec, desired: DesiredSecret, change: PlannedChange) -> ChangeOutcome:
-        operation = {Action.CREATE: "create", Action.UPDATE: "update", Action.PRUNE: "delete"}.get(change.action)
+        operation = _OPERATIONS.get(change.action)
         if operation is None:
             return ChangeOutcome(change)
         try:
             final = self._do(spec, desired, change)
         except KubeError as exc:
-            self.metrics.secret_writes.labels(secret=spec.name, operation=operation, result="failure").inc()
+            self.metrics.record_write(spec.name, operation, ok=False)
             log.warning("write failed", extra={"secret": spec.name, "namespace": change.namespace, "error": str(exc)})
             return ChangeOutcome(change, error=str(exc))
         if final.action is not Action.CONFLICT and final.changed:
-            real_operation = "create" if final.action is Action.CREATE else operation
-            self.metrics.secret_writes.labels(secret=spec.name, operation=real_operation, result="success").inc()
+            real_operation = WriteOperation.CREATE if final.action is Action.CREATE else operation
+            self.metrics.record_write(spec.name, real_operation, ok=True)
         reason = OTHER_INSTANCE_REASON.format(final.owner) if final.owner else _reason(final.action, change.reason)
         return ChangeOutcome(_with(change, final.action, reason))
 
@@ -258,15 +263,14 @@ class Reconciler:
         result.service_account_errors += [c.error for c in result.account_changes if c.error]
 
     def _edit_account(self, change: AccountChange) -> AccountChange:
-        labels = {"secret": change.secret, "operation": "patch_service_account"}
         edit = self.cluster.add_pull_secret if change.link else self.cluster.remove_pull_secret
         try:
             edit(change.namespace, change.service_account, change.secret, self.config.instance)
         except KubeError as exc:
-            self.metrics.secret_writes.labels(**labels, result="failure").inc()
+            self.metrics.record_write(change.secret, WriteOperation.PATCH_SERVICE_ACCOUNT, ok=False)
             log.warning("ServiceAccount patch failed", extra={"secret": change.secret, "error": str(exc)})
             return replace(change, error=str(exc))
-        self.metrics.secret_writes.labels(**labels, result="success").inc()
+        self.metrics.record_write(change.secret, WriteOperation.PATCH_SERVICE_ACCOUNT, ok=True)
         return change
 
     def prune_retired(self, *, dry_run: bool = False, also: Iterable[str] = ()) -> SyncResult:
@@ -299,13 +303,10 @@ class Reconciler:
     def record(self, secret: str, result: SyncResult, seconds: float) -> None:
         if result.dry_run:
             return
-        self.metrics.sync_runs.labels(secret=secret, result=result.result).inc()
-        self.metrics.sync_duration.labels(secret=secret).observe(seconds)
-        if not result.source_errors and not result.failed_writes:
-            self.metrics.last_success.labels(secret=secret).set(self.clock().timestamp())
+        succeeded = not result.source_errors and not result.failed_writes
+        self.metrics.record_sync(secret, result.result, seconds, at=self.clock() if succeeded else None)
         if not result.source_errors:
-            for state, count in _namespace_states(result).items():
-                self.metrics.namespaces.labels(secret=secret, state=state).set(count)
+            self.metrics.set_namespace_states(secret, _namespace_states(result))
         for error in result.source_errors:
             log.error("sync failed: %s", error, extra={"secret": secret})
         log.info(
@@ -315,6 +316,11 @@ class Reconciler:
 
 
 _PRESENT = {Action.CREATE, Action.UPDATE, Action.UNCHANGED, Action.ADOPT}
+_OPERATIONS = {
+    Action.CREATE: WriteOperation.CREATE,
+    Action.UPDATE: WriteOperation.UPDATE,
+    Action.PRUNE: WriteOperation.DELETE,
+}
 
 
 class _Done:
@@ -335,28 +341,28 @@ def _reason(action: Action, planned_reason: str) -> str:
     }.get(action, planned_reason)
 
 
-def _namespace_states(result: SyncResult) -> dict[str, int]:
-    states = {"in_sync": 0, "failed": 0, "conflict": 0}
-    for outcome in result.outcomes:
-        if outcome.change.action is Action.PRUNE:
-            continue
-        state = "failed" if not outcome.ok else "conflict" if outcome.change.action is Action.CONFLICT else "in_sync"
-        states[state] += 1
-    return states
+def _namespace_states(result: SyncResult) -> Counter[NamespaceState]:
+    return Counter(_state(o) for o in result.outcomes if o.change.action is not Action.PRUNE)
 
 
-def _events(result: SyncResult) -> list[tuple[str, str, str, str]]:
+def _state(outcome: ChangeOutcome) -> NamespaceState:
+    if not outcome.ok:
+        return NamespaceState.FAILED
+    return NamespaceState.CONFLICT if outcome.change.action is Action.CONFLICT else NamespaceState.IN_SYNC
+
+
+def _events(result: SyncResult) -> list[EventNote]:
     """(namespace, secret, reason, message) for changes and trouble; names and counts only."""
     found = []
     for o in result.outcomes:
         namespace, secret = o.change.namespace, o.change.secret
         if not o.ok:
-            found.append((namespace, secret, "SyncFailed", f"syncd could not write {secret}: {o.error}"))
+            found.append((namespace, secret, EventReason.SYNC_FAILED, f"syncd could not write {secret}: {o.error}"))
         elif o.change.action is Action.CONFLICT:
-            found.append((namespace, secret, "Conflict", f"{secret}: {o.change.reason}"))
+            found.append((namespace, secret, EventReason.CONFLICT, f"{secret}: {o.change.reason}"))
         elif o.change.action in (Action.CREATE, Action.UPDATE, Action.ADOPT):
             done = {Action.CREATE: "created", Action.UPDATE: "updated", Action.ADOPT: "adopted"}[o.change.action]
-            found.append((namespace, secret, "Synced", f"syncd {done} {secret}"))
+            found.append((namespace, secret, EventReason.SYNCED, f"syncd {done} {secret}"))
     return found
 
 

@@ -18,7 +18,7 @@ from kubernetes import client
 
 from syncd.errors import KubeError
 from syncd.kube.client import send
-from syncd.model import DEFAULT_INSTANCE, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from syncd.model import DEFAULT_INSTANCE, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, EventNote, EventReason
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ class EventRecorder:
             self._last[key] = now
             return True
 
-    def emit(self, events: list[tuple[str, str, str, str]], now: dt.datetime) -> int:
+    def emit(self, events: list[EventNote], now: dt.datetime) -> int:
         """(namespace, secret, reason, message) tuples, Warnings first; returns how many were written."""
-        ordered = sorted(events, key=lambda e: e[2] == "Synced")
+        ordered = sorted(events, key=lambda e: e[2] == EventReason.SYNCED)
         written = 0
         for namespace, secret, reason, message in ordered:
             if written >= self.per_sync:
@@ -71,7 +71,7 @@ class EventRecorder:
             "involvedObject": {"apiVersion": "v1", "kind": "Secret", "namespace": namespace, "name": secret},
             "reason": reason,
             "message": message[:1024],
-            "type": "Normal" if reason == "Synced" else "Warning",
+            "type": "Normal" if reason == EventReason.SYNCED else "Warning",
             "source": {"component": "syncd"},
             "reportingComponent": "syncd",
             "reportingInstance": f"syncd-{self.instance}",
