@@ -13,10 +13,7 @@ from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.metrics import Metrics
 from syncd.reconciler import Reconciler
-from syncd.sources.base import Source
-from syncd.sources.docker_config import DockerConfigSource
-from syncd.sources.helper import HelperSource
-from syncd.sources.vault import VaultSource
+from syncd.sources.registry import build_sources
 
 
 @dataclass(frozen=True)
@@ -28,13 +25,6 @@ class ClusterOptions:
 def write_workers() -> int:
     """Concurrent writes: enough to hide apiserver latency, bounded so as not to flood it."""
     return min(32, 8 * (os.cpu_count() or 2))
-
-
-def build_sources(config: Config) -> dict[str, Source]:
-    sources: dict[str, Source] = {"helper": HelperSource(), "docker_config": DockerConfigSource()}
-    if config.vault is not None:
-        sources["vault"] = VaultSource.from_config(config.vault)
-    return sources
 
 
 def build_cluster(options: ClusterOptions, workers: int) -> KubeCluster:

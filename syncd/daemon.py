@@ -20,7 +20,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from syncd import timing
-from syncd.app import ClusterOptions, build_sources, write_workers
+from syncd.app import ClusterOptions, write_workers
 from syncd.config import Config, SecretSpec, load_config
 from syncd.errors import ConfigError
 from syncd.kube.client import load_api_client
@@ -37,6 +37,7 @@ from syncd.reload import ConfigWatcher
 from syncd.scheduler import Scheduler
 from syncd.selection import selects
 from syncd.server import HttpServer
+from syncd.sources.registry import build_sources
 from syncd.triggers import Key, TriggerQueue
 
 log = logging.getLogger(__name__)

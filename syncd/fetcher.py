@@ -10,6 +10,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from syncd.config import Config
 from syncd.errors import InvalidCredential, SourceError, SyncdError
@@ -47,7 +48,7 @@ class CredentialFetcher:
 
     def __init__(
         self,
-        sources: Mapping[str, Source],
+        sources: Mapping[str, Source[Any]],
         metrics: Metrics,
         clock: Callable[[], dt.datetime],
         verifier: Verifier = verify_login,

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from syncd.config import Config, Namespaces, SecretSpec
 from syncd.errors import KubeError, SyncdError
@@ -82,7 +82,7 @@ class Reconciler:
         self,
         *,
         config: Config,
-        sources: Mapping[str, Source],
+        sources: Mapping[str, Source[Any]],
         cluster: Cluster,
         metrics: Metrics,
         workers: int = 8,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from syncd.config import Credential
 from syncd.model import FetchedCredential
 
+CredentialT_contra = TypeVar("CredentialT_contra", contravariant=True)
 
-class Source(Protocol):
+
+class Source(Protocol[CredentialT_contra]):
     """Fetches one configured credential. One call per credential per sync, whatever the namespaces.
 
     Raises `CredentialNotFound` when the source answered but holds nothing there,
@@ -20,7 +22,7 @@ class Source(Protocol):
 
     kind: str  # the `source` label of syncd_source_requests_total: vault / helper / docker_config
 
-    def fetch(self, credential: Credential) -> FetchedCredential: ...
+    def fetch(self, credential: CredentialT_contra) -> FetchedCredential: ...
 
 
 def expiry(credential: Credential, *, now: dt.datetime, lease: dt.timedelta | None = None) -> dt.datetime | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syncd.config import Credential
+from syncd.config import DockerConfigCredential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
 from syncd.model import FetchedCredential, RegistryCredential
 from syncd.sources.base import expiry, utcnow
@@ -45,9 +45,7 @@ class DockerConfigSource:
 
     kind = "docker_config"
 
-    def fetch(self, credential: Credential) -> FetchedCredential:
-        if credential.docker_config is None:
-            raise TypeError(f"credential {credential.name!r} is not a docker_config credential")
+    def fetch(self, credential: DockerConfigCredential) -> FetchedCredential:
         now = utcnow()
         file = _load(credential.docker_config, credential.name)
         entries = tuple(_resolve(file, registry, credential) for registry in credential.registries)
@@ -85,7 +83,7 @@ def _read_json(path: Path, credential: str) -> dict[str, Any]:
     return document
 
 
-def _resolve(file: _File, registry: str, credential: Credential) -> RegistryCredential:
+def _resolve(file: _File, registry: str, credential: DockerConfigCredential) -> RegistryCredential:
     auths_key = _match(file.auths, registry)
     from_auths = _from_auths(file, auths_key, registry) if auths_key is not None else None
     helper, origin = _helper_for(file, registry)
@@ -113,7 +111,7 @@ def _helper_for(file: _File, registry: str) -> tuple[str, str]:
 
 
 def _from_helper(
-    file: _File, helper: str, origin: str, registry: str, credential: Credential, *, email: str
+    file: _File, helper: str, origin: str, registry: str, credential: DockerConfigCredential, *, email: str
 ) -> RegistryCredential:
     try:
         username, secret = run_helper(

@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import re
 import selectors
 import shutil
 import signal
@@ -22,13 +21,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from syncd.config import Credential
+from syncd.config import HelperCredential
+from syncd.config.fields import is_helper_name
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceUnavailable
 from syncd.model import FetchedCredential, RegistryCredential
 from syncd.sources.base import expiry, utcnow
 
 PROGRAM_PREFIX = "docker-credential-"
-HELPER_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]*$")  # as config.Credential.helper: never a path
 NOT_FOUND_MESSAGE = "credentials not found in native keychain"  # the protocol's one "not found" answer
 TOKEN_USERNAME = "<token>"  # noqa: S105 - the protocol's marker for an identity token, not a password
 MAX_OUTPUT = 1024 * 1024
@@ -52,15 +51,13 @@ class HelperSource:
 
     kind = "helper"
 
-    def fetch(self, credential: Credential) -> FetchedCredential:
-        if credential.helper is None or credential.registry is None:
-            raise TypeError(f"credential {credential.name!r} is not a helper credential")
+    def fetch(self, credential: HelperCredential) -> FetchedCredential:
         # Taken before the call: a lifetime counted from here can only end early, never late.
         now = utcnow()
         username, secret = run_helper(
-            credential.helper, credential.registry, timeout=credential.helper_timeout, credential_name=credential.name
+            credential.helper, credential.host, timeout=credential.helper_timeout, credential_name=credential.name
         )
-        entry = RegistryCredential(registry=credential.registry, username=username, password=secret)
+        entry = RegistryCredential(registry=credential.host, username=username, password=secret)
         return FetchedCredential(
             name=credential.name, source=self.kind, entries=(entry,), expires_at=expiry(credential, now=now)
         )
@@ -71,7 +68,7 @@ def run_helper(helper: str, server_url: str, *, timeout: dt.timedelta, credentia
 
     An identity token comes back as username `<token>` and the token as secret: see `_parse`.
     """
-    if not HELPER_NAME.match(helper):
+    if not is_helper_name(helper):  # a name from a docker config.json never went through the config model
         raise InvalidCredential(credential_name, f"{helper!r} is not a credential helper name")
     call = _Call(PROGRAM_PREFIX + helper, server_url, credential_name)
     process = _start(call)

@@ -27,7 +27,7 @@ import hvac
 import hvac.exceptions
 import requests
 
-from syncd.config import Credential, VaultConfig, VaultSecret
+from syncd.config import VaultConfig, VaultCredential, VaultSecret
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.model import FetchedCredential, RegistryCredential
 from syncd.sources.base import expiry, utcnow
@@ -217,8 +217,8 @@ class VaultSource:
     def from_config(cls, config: VaultConfig) -> VaultSource:
         return cls(VaultSession(config))
 
-    def fetch(self, credential: Credential) -> FetchedCredential:
-        secret, registry = _vault_secret(credential)
+    def fetch(self, credential: VaultCredential) -> FetchedCredential:
+        secret, registry = credential.vault, credential.host
         place = _place(secret)
         answer = self.session.call(credential.name, place, lambda client: _read(client, secret))
         data, lease = _secret_data(credential.name, place, secret, answer)
@@ -226,12 +226,6 @@ class VaultSource:
         expires_at = expiry(credential, now=self.session.now(), lease=lease)
         log.debug("fetched credential %s from Vault %s", credential.name, place)
         return FetchedCredential(credential.name, source=self.kind, entries=(entry,), expires_at=expires_at)
-
-
-def _vault_secret(credential: Credential) -> tuple[VaultSecret, str]:
-    if credential.vault is None or not credential.registry:
-        raise InvalidCredential(credential.name, "not a Vault credential (needs `vault` and `registry`)")
-    return credential.vault, credential.registry
 
 
 def _place(secret: VaultSecret) -> str:

@@ -26,7 +26,7 @@ import pytest
 import requests
 from kubernetes import client
 
-from syncd.config import Credential, VaultConfig
+from syncd.config import Credential, VaultConfig, parse_credential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.sources.base import utcnow
 from syncd.sources.vault import VaultSession, VaultSource
@@ -97,7 +97,7 @@ class Stored:
 
     def credential(self, name: str = "ghcr", **vault: Any) -> Credential:
         spec = {"kv": 2, "mount": self.mount, "path": self.path, **vault}
-        return Credential.model_validate({"name": name, "registry": "ghcr.io", "vault": spec})
+        return parse_credential({"name": name, "registry": "ghcr.io", "vault": spec})
 
 
 def _policy(root: hvac.Client, *mounts: str) -> str:
@@ -174,7 +174,7 @@ def test_kv1_mount(stack: Stack, vault_client: hvac.Client, tmp_path: Path) -> N
         "robots/ci", {"username": "ci", "password": password}, mount_point=mount
     )
     config, _ = _approle(stack, vault_client, tmp_path, _policy(vault_client, mount))
-    credential = Credential.model_validate(
+    credential = parse_credential(
         {"name": "quay", "registry": "quay.io", "vault": {"kv": 1, "mount": mount, "path": "robots/ci"}}
     )
     fetched = VaultSource(VaultSession(config)).fetch(credential)
@@ -204,7 +204,7 @@ def test_logical_read_takes_the_lease_as_expiry(stack: Stack, vault_client: hvac
     config, _ = _approle(stack, vault_client, tmp_path, _policy(vault_client, mount))
     fixed = utcnow()
     source = VaultSource(VaultSession(config, now=lambda: fixed))
-    credential = Credential.model_validate(
+    credential = parse_credential(
         {"name": "dynamic", "registry": "registry.example:5000", "vault": {"mount": mount, "path": "robots/ci"}}
     )
     fetched = source.fetch(credential)
@@ -465,7 +465,7 @@ def test_namespace(stack: Stack, vault_client: hvac.Client, tmp_path: Path) -> N
         "r", secret={"username": "u", "password": password}, mount_point=mount
     )
     config, _ = _approle(stack, ns_root, tmp_path, _policy(ns_root, mount))
-    credential = Credential.model_validate(
+    credential = parse_credential(
         {"name": "ns", "registry": "r.example", "vault": {"mount": mount, "path": "r", "kv": 2}}
     )
     in_namespace = VaultConfig.model_validate({**config.model_dump(mode="json"), "namespace": ns})
@@ -500,9 +500,7 @@ def test_tls_is_verified_with_ca_cert(tls_vault: tuple[str, Path, str], tmp_path
     )
     token_file = tmp_path / "token"
     token_file.write_text(root)
-    credential = Credential.model_validate(
-        {"name": "tls", "registry": "r.example", "vault": {"kv": 2, "path": "registry"}}
-    )
+    credential = parse_credential({"name": "tls", "registry": "r.example", "vault": {"kv": 2, "path": "registry"}})
     auth = {"method": "token", "token_file": str(token_file)}
     trusted = VaultConfig.model_validate({"address": address, "ca_cert": str(ca), "auth": auth})
     assert VaultSource(VaultSession(trusted)).fetch(credential).entries[0].password == password

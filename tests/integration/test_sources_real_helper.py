@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from syncd.config import Credential
+from syncd.config import Credential, parse_credential
 from syncd.errors import CredentialNotFound
 from syncd.sources.docker_config import DockerConfigSource
 from syncd.sources.helper import HelperSource
@@ -31,13 +31,11 @@ def _server() -> str:
 
 
 def _helper_credential(server: str) -> Credential:
-    return Credential.model_validate(
-        {"name": "from-pass", "registry": server, "helper": "pass", "helper_timeout": "20s"}
-    )
+    return parse_credential({"name": "from-pass", "registry": server, "helper": "pass", "helper_timeout": "20s"})
 
 
 def _config_credential(path: Path, server: str) -> Credential:
-    return Credential.model_validate(
+    return parse_credential(
         {"name": "from-file", "docker_config": str(path), "registries": [server], "helper_timeout": "20s"}
     )
 

@@ -70,7 +70,7 @@ def _resolve(root: dict[str, Any], node: dict[str, Any]) -> list[dict[str, Any]]
         return _resolve(root, root["$defs"][node["$ref"].rsplit("/", 1)[1]])
     free_form = isinstance(node.get("additionalProperties"), dict)  # labels, annotations: any key
     found = [node] if "properties" in node or free_form else []
-    for option in node.get("anyOf", []):
+    for option in [*node.get("anyOf", []), *node.get("oneOf", [])]:
         found += _resolve(root, option)
     if "items" in node:
         found += _resolve(root, node["items"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.config import Credential
+from syncd.config import Credential, parse_credential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
 from syncd.sources.helper import HelperSource, run_helper
 
@@ -38,7 +38,7 @@ def install_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InstallHe
 
 def _credential(**overrides: object) -> Credential:
     fields: dict[str, object] = {"name": "ci-robot", "registry": "r.example", "helper": "fake", "helper_timeout": "5s"}
-    return Credential.model_validate(fields | overrides)
+    return parse_credential(fields | overrides)
 
 
 def _run(helper: str = "fake", timeout: float = 5.0) -> tuple[str, str]:

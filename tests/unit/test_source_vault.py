@@ -21,7 +21,7 @@ import hvac.exceptions
 import pytest
 import requests
 
-from syncd.config import Credential, VaultConfig
+from syncd.config import Credential, VaultConfig, parse_credential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.sources.vault import VaultSession, VaultSource
 
@@ -141,7 +141,7 @@ def source(fake: FakeHvac, clock: Clock, secret_id_file: Path) -> VaultSource:
 def _credential(**vault: Any) -> Credential:
     extra = vault.pop("credential", {})
     spec = {"kv": 2, "mount": "secret", "path": "registry/ghcr", **vault}
-    return Credential.model_validate({"name": "ghcr", "registry": "ghcr.io", "vault": spec, **extra})
+    return parse_credential({"name": "ghcr", "registry": "ghcr.io", "vault": spec, **extra})
 
 
 # --- reading and field extraction ---------------------------------------------------------------

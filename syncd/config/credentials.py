@@ -1,0 +1,183 @@
+"""Credentials: one model per source, told apart by the one source key an entry has.
+
+`Credential` is a union discriminated by that key (`vault`, `helper`, `docker_config`): each
+model holds exactly what its source needs, so an unknown or mismatched source is an error when
+the config is loaded, never at sync time. syncd.sources.registry maps each model to its Source.
+Adding a source: a model here (and in CREDENTIAL_MODELS), a module in syncd/sources/, a line
+in syncd.sources.registry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
+
+from syncd.config.fields import (
+    HELPER_NAME,
+    Duration,
+    Registry,
+    _check_registry,
+    _fullmatch,
+    _positive,
+    _Strict,
+    is_helper_name,
+)
+
+CREDENTIAL_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+
+
+class VaultSecret(_Strict):
+    """Where a credential lives in Vault and which fields hold it."""
+
+    kv: Literal[1, 2] | None = Field(None, description="KV engine version; omit for a plain logical read")
+    mount: str = Field("secret", min_length=1, description="secrets engine mount path")
+    path: str = Field(min_length=1, description="path of the secret below the mount")
+    username_field: str = Field("username", min_length=1)
+    password_field: str = Field("password", min_length=1)
+    email_field: str | None = Field("email", description="optional; a missing field means no email")
+
+
+class _CredentialBase(_Strict):
+    """What every credential has, whatever its source."""
+
+    source: ClassVar[str]  # its config key, and the `source` label of syncd_source_requests_total
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        json_schema_extra={"pattern": CREDENTIAL_NAME},
+        description="what secret specs call it (and the metric label)",
+    )
+    lifetime: Duration | None = Field(
+        None, description="how long a fetched credential is valid, when the source does not say"
+    )
+    verify: bool = Field(
+        False,
+        description="check a freshly fetched login against the registry's /v2/ (Basic, then the Bearer token "
+        "flow) before writing it; a login the registry rejects is not rolled out",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _fullmatch(CREDENTIAL_NAME, value):
+            raise ValueError(f"{value!r} is not a valid credential name (letters, digits, '-', '_', '.')")
+        return value
+
+    @field_validator("lifetime")
+    @classmethod
+    def _lifetime(cls, value: dt.timedelta | None) -> dt.timedelta | None:
+        return _positive(value) if value is not None else None
+
+
+class _OneRegistry(_CredentialBase):
+    registry: Registry | None = Field(None, description="the registry host[:port] this login is for (required)")
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_host(cls, value: str | None) -> str | None:
+        return _check_registry(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _registry_given(self) -> _OneRegistry:
+        # Required, but said in the source's words rather than "required key is missing".
+        if not self.registry:
+            raise ValueError(f"a {self.source} credential needs `registry`")
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.registry or ""
+
+
+class VaultCredential(_OneRegistry):
+    """A login read from Vault / OpenBao."""
+
+    source: ClassVar[str] = "vault"
+    vault: VaultSecret
+
+
+class HelperCredential(_OneRegistry):
+    """A login a Docker credential helper holds (`docker-credential-<helper> get`)."""
+
+    source: ClassVar[str] = "helper"
+    helper: str = Field(json_schema_extra={"pattern": HELPER_NAME}, description="runs docker-credential-<helper> get")
+    helper_timeout: Duration = Field(dt.timedelta(seconds=30), description="how long the helper may take")
+
+    @field_validator("helper")
+    @classmethod
+    def _helper(cls, value: str) -> str:
+        if not is_helper_name(value):
+            raise ValueError(
+                f"{value!r} is not a helper name: give what follows docker-credential- "
+                "(ecr-login runs docker-credential-ecr-login from $PATH), never a path"
+            )
+        return value
+
+    @field_validator("helper_timeout")
+    @classmethod
+    def _timeout(cls, value: dt.timedelta) -> dt.timedelta:
+        return _positive(value)
+
+
+class DockerConfigCredential(_CredentialBase):
+    """Logins for some registries, resolved from a docker config.json as docker does."""
+
+    source: ClassVar[str] = "docker_config"
+    docker_config: Path = Field(description="a docker config.json")
+    registries: list[Registry] = Field(default_factory=list, description="registries to take from docker_config")
+    helper_timeout: Duration = Field(
+        dt.timedelta(seconds=30), description="how long a helper the file names (credHelpers, credsStore) may take"
+    )
+
+    @field_validator("registries")
+    @classmethod
+    def _registry_hosts(cls, value: list[str]) -> list[str]:
+        return [_check_registry(v) for v in value]
+
+    @field_validator("helper_timeout")
+    @classmethod
+    def _timeout(cls, value: dt.timedelta) -> dt.timedelta:
+        return _positive(value)
+
+    @model_validator(mode="after")
+    def _registries_given(self) -> DockerConfigCredential:
+        if not self.registries:
+            raise ValueError("a docker_config credential needs `registries`: the registries to take from it")
+        return self
+
+
+CREDENTIAL_MODELS: tuple[type[_CredentialBase], ...] = (VaultCredential, HelperCredential, DockerConfigCredential)
+SOURCE_KEYS = tuple(model.source for model in CREDENTIAL_MODELS)
+ONE_SOURCE = "one_source"  # the error type of an entry with no source key or several
+
+
+def source_key(raw: Any) -> str | None:
+    """The source an entry names: its one source key; None when it has none or several."""
+    if isinstance(raw, _CredentialBase):
+        return raw.source
+    if not isinstance(raw, dict):
+        return None
+    found = [key for key in SOURCE_KEYS if raw.get(key) is not None]
+    return found[0] if len(found) == 1 else None
+
+
+Credential = Annotated[
+    Annotated[VaultCredential, Tag("vault")]
+    | Annotated[HelperCredential, Tag("helper")]
+    | Annotated[DockerConfigCredential, Tag("docker_config")],
+    Discriminator(
+        source_key,
+        custom_error_type=ONE_SOURCE,
+        custom_error_message=f"needs exactly one source of {', '.join(SOURCE_KEYS)}",
+    ),
+]
+_ADAPTER: TypeAdapter[Credential] = TypeAdapter(Credential)
+
+
+def parse_credential(raw: object) -> Credential:
+    """One `credentials:` entry (for tests and tools; a config file goes through load_config)."""
+    return _ADAPTER.validate_python(raw)

@@ -1,0 +1,320 @@
+"""The config file's models (SPEC §3), except credentials (syncd.config.credentials)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from syncd import labels
+from syncd.config.credentials import Credential
+from syncd.config.fields import SERVER_ADDRESS, Duration, _fullmatch, _positive, _Strict
+from syncd.model import DEFAULT_INSTANCE
+
+RESERVED_PREFIXES = ("syncd.io/", "app.kubernetes.io/managed-by")
+DEFAULT_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+_GLOB_META = re.compile(r"[*?\[\]!]")
+_NAMESPACE_CHARS = re.compile(r"[-a-z0-9]*")
+
+
+class VaultAuth(_Strict):
+    """How syncd logs in to Vault. One login is reused and renewed across credentials and syncs."""
+
+    method: Literal["token", "approle", "kubernetes", "jwt"] = Field("token", description="how to log in")
+    role: str | None = Field(None, min_length=1, description="role to log in as (kubernetes, jwt)")
+    mount: str | None = Field(None, min_length=1, description="auth mount path; defaults to the method name")
+    token_file: Path | None = Field(
+        None,
+        description="file holding the token: the Vault token (token; default $VAULT_TOKEN), "
+        "or the JWT (kubernetes: the pod's ServiceAccount token by default; jwt: required)",
+    )
+    role_id: str | None = Field(None, min_length=1, description="AppRole role_id (approle)")
+    secret_id_file: Path | None = Field(None, description="file holding the AppRole secret_id (approle)")
+
+    @model_validator(mode="after")
+    def _method_fields(self) -> VaultAuth:
+        needed = {"kubernetes": ["role"], "jwt": ["role", "token_file"], "approle": ["role_id", "secret_id_file"]}
+        missing = [name for name in needed.get(self.method, []) if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"auth method {self.method!r} needs {', '.join(missing)}")
+        return self
+
+    @property
+    def mount_path(self) -> str:
+        return self.mount or self.method
+
+    @property
+    def jwt_file(self) -> Path | None:
+        return self.token_file or (DEFAULT_SA_TOKEN if self.method == "kubernetes" else None)
+
+
+class VaultConfig(_Strict):
+    """The Vault (or OpenBao) server; needed only when a credential reads from Vault."""
+
+    address: str | None = Field(None, description="server URL such as https://vault:8200; default $VAULT_ADDR")
+    ca_cert: Path | None = Field(None, description="CA bundle for the server's TLS cert; TLS is always verified")
+    namespace: str | None = Field(None, description="Vault Enterprise namespace")
+    auth: VaultAuth = VaultAuth()
+    timeout: Duration = Field(dt.timedelta(seconds=10), description="per request")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"{value!r} is not a URL such as https://vault.vault.svc:8200")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: dt.timedelta) -> dt.timedelta:
+        return _positive(value)
+
+    @property
+    def url(self) -> str:
+        return self.address or os.environ.get("VAULT_ADDR", "")
+
+
+def _glob_problem(glob: str) -> str | None:
+    """A glob that no namespace name can match is a typo (`Team-*`, `team_*`)."""
+    if not glob:
+        return "an empty name or glob"
+    if not _NAMESPACE_CHARS.fullmatch(_GLOB_META.sub("", glob)):
+        return f"{glob!r} can never match: namespace names are lowercase letters, digits and '-'"
+    return None
+
+
+def _check_globs(value: list[str]) -> list[str]:
+    problems = [p for p in map(_glob_problem, value) if p]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
+class Namespaces(_Strict):
+    """A namespace is selected by names, patterns or selector, minus exclude."""
+
+    names: list[str] = Field(default_factory=list, description="namespace names")
+    patterns: list[str] = Field(default_factory=list, description="shell globs such as team-*")
+    selector: str | None = Field(None, description="label selector, kubectl syntax: a=b,c in (d,e),!f")
+    exclude: list[str] = Field(default_factory=list, description="names or globs removed from the selection")
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        bad = [n for n in value if not labels.is_dns_label(n)]
+        if bad:
+            raise ValueError(f"not valid namespace names: {', '.join(map(repr, bad))}")
+        return value
+
+    @field_validator("patterns", "exclude")
+    @classmethod
+    def _globs(cls, value: list[str]) -> list[str]:
+        return _check_globs(value)
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: str | None) -> str | None:
+        problems = labels.selector_problems(value) if value is not None else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _something_selected(self) -> Namespaces:
+        if not (self.names or self.patterns or self.selector):
+            raise ValueError("selects nothing: give names, patterns or selector")
+        return self
+
+
+class SecretSpec(_Strict):
+    """One dockerconfigjson Secret, written into every selected namespace."""
+
+    name: str = Field(min_length=1, max_length=253, description="the Secret's name in every namespace")
+    credentials: list[str] = Field(min_length=1, description="credential names merged into one .dockerconfigjson")
+    namespaces: Namespaces
+    service_accounts: list[str] = Field(default_factory=list, description='[] none, ["*"] every ServiceAccount')
+    on_conflict: Literal["skip", "adopt"] = Field(
+        "skip", description="a same-named Secret that syncd does not manage: skip (report it) or adopt"
+    )
+    prune: bool = Field(True, description="delete this spec's Secrets from namespaces no longer selected")
+    labels: dict[str, str] = Field(default_factory=dict, description="extra labels on every Secret")
+    annotations: dict[str, str] = Field(default_factory=dict, description="extra annotations on every Secret")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not labels.is_dns_subdomain(value):
+            raise ValueError(f"{value!r} is not a valid Secret name (lowercase RFC 1123 subdomain)")
+        return value
+
+    @field_validator("service_accounts")
+    @classmethod
+    def _service_accounts(cls, value: list[str]) -> list[str]:
+        bad = [n for n in value if n != "*" and not labels.is_dns_subdomain(n)]
+        if bad:
+            raise ValueError(f"not valid ServiceAccount names: {', '.join(map(repr, bad))}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = [
+            p for k, v in value.items() for p in (labels.label_key_problem(k), labels.label_value_problem(v)) if p
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return _no_reserved(value)
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = [p for k in value for p in [labels.label_key_problem(k)] if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return _no_reserved(value)
+
+
+def _no_reserved(value: dict[str, str]) -> dict[str, str]:
+    reserved = [k for k in value if k.startswith(RESERVED_PREFIXES)]
+    if reserved:
+        raise ValueError(f"keys reserved for syncd's own bookkeeping: {', '.join(reserved)}")
+    return value
+
+
+class Retry(_Strict):
+    """Exponential backoff after a failed sync, doubling from min up to max."""
+
+    min: Duration = Field(dt.timedelta(seconds=5), description="first wait; must be longer than 0s")
+    max: Duration = Field(dt.timedelta(minutes=5), description="longest wait")
+
+    @field_validator("min")
+    @classmethod
+    def _min(cls, value: dt.timedelta) -> dt.timedelta:
+        return _positive(value)  # doubling 0s stays 0s: a busy loop against a failing source
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Retry:
+        if self.min > self.max:
+            raise ValueError("min is longer than max")
+        return self
+
+
+class Schedule(_Strict):
+    """When each secret spec is synced."""
+
+    interval: Duration = Field(dt.timedelta(minutes=5), description="time between syncs of one spec")
+    jitter: Duration = Field(dt.timedelta(seconds=30), description="random delay added to each run")
+    refresh_before_expiry: float = Field(
+        0.33, gt=0, lt=1, description="refresh once this fraction of the lifetime is left"
+    )
+    retry: Retry = Retry()
+
+    @field_validator("interval")
+    @classmethod
+    def _at_least_a_second(cls, value: dt.timedelta) -> dt.timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+
+class Server(_Strict):
+    """The HTTP server for Prometheus and the kubelet's probes."""
+
+    address: str = Field(
+        "0.0.0.0:8080",
+        json_schema_extra={"pattern": SERVER_ADDRESS},
+        description="host:port for /metrics /healthz /readyz",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        port = value.rpartition(":")[2]
+        if not _fullmatch(SERVER_ADDRESS, value) or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not host:port such as 0.0.0.0:8080 (port 1-65535)")
+        return value
+
+
+class LeaderElection(_Strict):
+    """With several replicas, only the holder of a Lease writes."""
+
+    enabled: bool = Field(False, description="off: every replica writes (run one replica)")
+    namespace: str = Field("syncd", description="namespace of the Lease")
+    name: str = Field("syncd", description="name of the Lease")
+    lease_duration: Duration = Field(dt.timedelta(seconds=15), description="how long a lapsed lease blocks a takeover")
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not labels.is_dns_label(value):
+            raise ValueError(f"{value!r} is not a valid namespace name")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not labels.is_dns_subdomain(value):
+            raise ValueError(f"{value!r} is not a valid Lease name (lowercase RFC 1123 subdomain)")
+        return value
+
+    @field_validator("lease_duration")
+    @classmethod
+    def _lease(cls, value: dt.timedelta) -> dt.timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+
+class Config(_Strict):
+    """The whole config file."""
+
+    instance: str = Field(
+        DEFAULT_INSTANCE,
+        description="this installation's identity (label syncd.io/instance); objects of other instances are "
+        "never updated, adopted or pruned. Give every installation in a cluster its own",
+    )
+    retired_secrets: list[str] = Field(
+        default_factory=list,
+        description="names of secret specs removed from this config: their Secrets (this instance's, with "
+        "prune) and the ServiceAccount references syncd added are deleted; `syncd rbac` keeps granting them",
+    )
+    vault: VaultConfig | None = Field(None, description="needed only when a credential uses vault")
+    credentials: list[Credential] = Field(min_length=1, description="where registry credentials come from")
+    secrets: list[SecretSpec] = Field(min_length=1, description="what gets written")
+    schedule: Schedule = Schedule()
+    server: Server = Server()
+    leader_election: LeaderElection = LeaderElection()
+
+    def credential(self, name: str) -> Credential:
+        return next(c for c in self.credentials if c.name == name)
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str) -> str:
+        if not labels.is_dns_label(value):
+            raise ValueError(f"{value!r} is not a valid instance name (lowercase RFC 1123 label, at most 63)")
+        return value
+
+    @field_validator("retired_secrets")
+    @classmethod
+    def _retired(cls, value: list[str]) -> list[str]:
+        bad = [n for n in value if not labels.is_dns_subdomain(n)]
+        if bad:
+            raise ValueError(f"not valid Secret names: {', '.join(map(repr, bad))}")
+        return value
+
+    @model_validator(mode="after")
+    def _retired_not_in_use(self) -> Config:
+        both = sorted({s.name for s in self.secrets} & set(self.retired_secrets))
+        if both:
+            raise ValueError(f"retired_secrets lists secret specs still in `secrets`: {', '.join(both)}")
+        return self
+
+    def service_account_names(self) -> list[str] | None:
+        """Every ServiceAccount name some spec edits; None when one says "*" (all of them)."""
+        names = {n for spec in self.secrets for n in spec.service_accounts}
+        return None if "*" in names else sorted(names)
