@@ -76,6 +76,16 @@ class Action(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class WriteResult:
+    """What a write really did: a planned create may end as a conflict (with another instance,
+    `owner`) or an adoption; `changed` is whether the API object changed."""
+
+    action: Action
+    changed: bool
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
 class PlannedChange:
     """One namespace's Secret: what will happen and why (never its content)."""
 

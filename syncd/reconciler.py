@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Protocol
 
+from syncd.clock import utcnow
 from syncd.config import Config, Namespaces, SecretSpec
 from syncd.errors import KubeError, SyncdError
 from syncd.fetcher import CredentialFetcher, Verifier
@@ -33,6 +34,7 @@ from syncd.model import (
     ServiceAccountRef,
     SyncResult,
     WriteOperation,
+    WriteResult,
 )
 from syncd.plan import OTHER_INSTANCE_REASON, plan_accounts, plan_namespace, plan_retired, plan_secret
 from syncd.render import render
@@ -43,34 +45,21 @@ from syncd.verify import verify_login
 log = logging.getLogger(__name__)
 
 
-class WriteResultLike(Protocol):
-    @property
-    def action(self) -> Action: ...
-    @property
-    def changed(self) -> bool: ...
-    @property
-    def owner(self) -> str | None: ...
-
-
 class Cluster(Protocol):
     """What the reconciler needs of Kubernetes (implemented by syncd.kube.cluster.KubeCluster)."""
 
     def select_namespaces(self, selection: Namespaces) -> list[str]: ...
     def managed_secrets(self, spec: str) -> list[ExistingSecret]: ...
     def read_secret(self, namespace: str, name: str) -> ExistingSecret | None: ...
-    def create(self, namespace: str, desired: DesiredSecret, *, adopt: bool, now: dt.datetime) -> WriteResultLike: ...
+    def create(self, namespace: str, desired: DesiredSecret, *, adopt: bool, now: dt.datetime) -> WriteResult: ...
     def update(
         self, namespace: str, desired: DesiredSecret, resource_version: str, *, adopt: bool, now: dt.datetime
-    ) -> WriteResultLike: ...
+    ) -> WriteResult: ...
     def delete(self, namespace: str, name: str, resource_version: str) -> None: ...
     def service_accounts(self, names: list[str] | None, namespace: str | None = None) -> list[ServiceAccountRef]: ...
     def read_namespace(self, name: str) -> NamespaceInfo | None: ...
     def add_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool: ...
     def remove_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool: ...
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class EventSink(Protocol):
@@ -86,7 +75,7 @@ class Reconciler:
         cluster: Cluster,
         metrics: Metrics,
         workers: int = 8,
-        clock: Callable[[], dt.datetime] = _utcnow,
+        clock: Callable[[], dt.datetime] = utcnow,
         events: EventSink | None = None,
         verifier: Verifier = verify_login,
     ) -> None:
@@ -199,14 +188,14 @@ class Reconciler:
         reason = OTHER_INSTANCE_REASON.format(final.owner) if final.owner else _reason(final.action, change.reason)
         return ChangeOutcome(_with(change, final.action, reason))
 
-    def _do(self, spec: SecretSpec, desired: DesiredSecret, change: PlannedChange) -> WriteResultLike:
+    def _do(self, spec: SecretSpec, desired: DesiredSecret, change: PlannedChange) -> WriteResult:
         adopt, now = spec.on_conflict == "adopt", self.clock()
         if change.action is Action.CREATE:
             return self.cluster.create(change.namespace, desired, adopt=adopt, now=now)
         if change.action is Action.UPDATE:
             return self.cluster.update(change.namespace, desired, change.resource_version or "", adopt=adopt, now=now)
         self.cluster.delete(change.namespace, change.secret, change.resource_version or "")
-        return _Done(Action.PRUNE, changed=True)
+        return WriteResult(Action.PRUNE, changed=True)
 
     def sync_namespace(self, spec: SecretSpec, namespace: str) -> SyncResult | None:
         """A watch-triggered sync of one namespace from the last rendered content: a handful of
@@ -321,13 +310,6 @@ _OPERATIONS = {
     Action.UPDATE: WriteOperation.UPDATE,
     Action.PRUNE: WriteOperation.DELETE,
 }
-
-
-class _Done:
-    def __init__(self, action: Action, changed: bool) -> None:
-        self.action = action
-        self.changed = changed
-        self.owner: str | None = None
 
 
 def _with(change: PlannedChange, action: Action, reason: str) -> PlannedChange:

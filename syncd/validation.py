@@ -12,6 +12,9 @@ _HOST_LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?")
 _PATH = re.compile(r"(/[-A-Za-z0-9._~%]*)*/?")
 _MAX_FIELD = 64 * 1024
 _MAX_REGISTRY = 1024
+# Every host name Docker Hub answers to (docker's default registry, its index, its API): one set
+# for the docker config.json lookup and the login check alike.
+DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 
 
 def registry_problem(registry: str) -> str | None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import http.client
 import ipaddress
-import json
 import re
 import ssl
 import time
@@ -41,8 +40,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from syncd import __version__
 from syncd.errors import InvalidCredential, SourceError, SourceUnavailable
 from syncd.model import RegistryCredential
+from syncd.safe_json import loads_or_invalid
+from syncd.validation import DOCKER_HUB_HOSTS
 
-DOCKER_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
 DOCKER_HUB_API = "https://registry-1.docker.io"  # what `index.docker.io/v1/` logins are checked against
 MAX_REDIRECTS = 5
 MAX_TOKEN_RESPONSE = 1024 * 1024
@@ -58,7 +58,6 @@ _AUTH_PARAM = re.compile(rf'({_TCHAR})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))'
 _SCHEME = re.compile(_TCHAR)
 _TOKEN68 = re.compile(r"\s+[A-Za-z0-9._~+/-]+=*\s*(?=,|$)")
 _ESCAPE = re.compile(r"\\(.)")
-_INVALID_JSON: Any = object()
 
 
 class VerificationFailed(SourceError):
@@ -268,7 +267,7 @@ def _fetch_token(call: _Call, base: str, challenge: Challenge, login: RegistryCr
     if not _accepted(response):
         _reject_unless(call, response, 401)
         raise _rejected(call, response)
-    answer = _json_or_invalid(response.body)
+    answer = loads_or_invalid(response.body)
     token = _token_of(answer)
     if token is None:
         raise SourceUnavailable(
@@ -298,15 +297,6 @@ def _token_url(call: _Call, base: str, challenge: Challenge, username: str) -> s
     if username:
         query.append(("account", username))
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
-
-
-def _json_or_invalid(body: bytes) -> Any:
-    """Parsed JSON, or _INVALID_JSON. The caller raises outside this `except`: a JSONDecodeError keeps
-    the whole body (which may hold the token) and would otherwise ride along as `__context__`."""
-    try:
-        return json.loads(body)
-    except ValueError:
-        return _INVALID_JSON
 
 
 def _token_of(answer: Any) -> str | None:

@@ -8,7 +8,6 @@ version (409) is re-read and retried; a delete only removes the version we saw a
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from kubernetes import client
 
@@ -16,19 +15,10 @@ from syncd.config import Namespaces
 from syncd.errors import KubeError
 from syncd.kube import namespaces, secrets, serviceaccounts
 from syncd.labels import selector_matches
-from syncd.model import Action, DesiredSecret, ExistingSecret, Ownership, ServiceAccountRef
+from syncd.model import Action, DesiredSecret, ExistingSecret, Ownership, ServiceAccountRef, WriteResult
 from syncd.selection import NamespaceInfo, resolve
 
 MAX_CONFLICT_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    """The action that really happened (a planned create may end as a conflict or an adoption)."""
-
-    action: Action
-    changed: bool
-    owner: str | None = None  # a conflict with another installation: its instance
 
 
 class KubeCluster:

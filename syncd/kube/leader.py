@@ -34,6 +34,7 @@ from typing import Any, cast
 
 from kubernetes import client
 
+from syncd.clock import utcnow
 from syncd.errors import KubeError
 from syncd.kube.client import call, json_body
 from syncd.model import DEFAULT_INSTANCE, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
@@ -46,10 +47,6 @@ LAST_CHANCE_TIMEOUT = 0.1  # seconds: the floor for a renewal made right at the 
 JITTER = 0.2  # standbys poll at retry_period * [1, 1.2) so that they do not move in lockstep
 MERGE_PATCH = "application/merge-patch+json"
 MAX_BACKOFF_DOUBLINGS = 10  # 2**failures overflows a float after ~1000 failures (hours of outage)
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # --- pure decision logic -------------------------------------------------------------------------
@@ -256,7 +253,7 @@ class LeaderElector:
         identity: str,
         lease_duration: dt.timedelta,
         on_change: Callable[[bool], None] | None = None,
-        clock: Callable[[], dt.datetime] = utc_now,
+        clock: Callable[[], dt.datetime] = utcnow,
         instance: str = DEFAULT_INSTANCE,
     ) -> None:
         if not identity:

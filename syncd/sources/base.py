@@ -29,7 +29,3 @@ def expiry(credential: Credential, *, now: dt.datetime, lease: dt.timedelta | No
     """When a fetched credential stops working: the configured lifetime wins over a source lease."""
     lifetime = credential.lifetime or lease
     return now + lifetime if lifetime else None
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -15,15 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from syncd.clock import utcnow
 from syncd.config import DockerConfigCredential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
 from syncd.model import FetchedCredential, RegistryCredential
-from syncd.sources.base import expiry, utcnow
-from syncd.sources.helper import INVALID_JSON, TOKEN_USERNAME, json_or_invalid, run_helper
+from syncd.safe_json import INVALID, loads_or_invalid
+from syncd.sources.base import expiry
+from syncd.sources.helper import TOKEN_USERNAME, run_helper
+from syncd.validation import DOCKER_HUB_HOSTS
 
 DOCKER_HUB = "https://index.docker.io/v1/"  # the key docker uses for Docker Hub, in auths and with helpers
 _SECTIONS: dict[str, type] = {"auths": dict, "credHelpers": dict, "credsStore": str}
-_HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,8 @@ def _read_json(path: Path, credential: str) -> dict[str, Any]:
         raw = path.read_bytes()
     except OSError as exc:
         raise SourceUnavailable(credential, f"cannot read docker config {path}: {exc.strerror or exc}") from exc
-    document = json_or_invalid(raw)
-    if document is INVALID_JSON:
+    document = loads_or_invalid(raw)
+    if document is INVALID:
         raise InvalidCredential(credential, f"{path}: not a JSON docker config")
     if not isinstance(document, dict):
         raise InvalidCredential(credential, f"{path}: expected a JSON object at the top level")
@@ -190,7 +192,7 @@ def _host(key: str) -> str:
 def _same_host(key: str) -> str:
     """What two keys for one registry share: the host, in lower case, Docker Hub's aliases as one."""
     host = _host(key).lower()
-    return "index.docker.io" if host in _HUB_HOSTS else host
+    return "index.docker.io" if host in DOCKER_HUB_HOSTS else host
 
 
 def _server_url(registry: str) -> str:

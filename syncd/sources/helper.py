@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import selectors
 import shutil
@@ -19,20 +18,21 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
+from syncd.clock import utcnow
 from syncd.config import HelperCredential
 from syncd.config.fields import is_helper_name
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceUnavailable
 from syncd.model import FetchedCredential, RegistryCredential
-from syncd.sources.base import expiry, utcnow
+from syncd.safe_json import INVALID, loads_or_invalid
+from syncd.sources.base import expiry
 
 PROGRAM_PREFIX = "docker-credential-"
 NOT_FOUND_MESSAGE = "credentials not found in native keychain"  # the protocol's one "not found" answer
 TOKEN_USERNAME = "<token>"  # noqa: S105 - the protocol's marker for an identity token, not a password
 MAX_OUTPUT = 1024 * 1024
 MAX_ERROR_TEXT = 200
-INVALID_JSON: Any = object()
 _CHUNK = 64 * 1024
 _STDERR_KEPT = 4 * 1024
 
@@ -168,8 +168,8 @@ def _close(process: subprocess.Popen[bytes]) -> None:
 def _parse(call: _Call, status: int, stdout: bytes, stderr: bytes) -> tuple[str, str]:
     if status != 0:
         raise _failure(call, status, stdout, stderr)
-    answer = json_or_invalid(stdout)
-    if answer is INVALID_JSON:
+    answer = loads_or_invalid(stdout)
+    if answer is INVALID:
         raise InvalidCredential(call.credential, f"{call.program} did not answer with JSON")
     username = answer.get("Username") if isinstance(answer, dict) else None
     secret = answer.get("Secret") if isinstance(answer, dict) else None
@@ -182,17 +182,6 @@ def _parse(call: _Call, status: int, stdout: bytes, stderr: bytes) -> tuple[str,
     # to `identitytoken`, which kubelet's dockerconfigjson has no field for; it is passed on as a
     # username/password pair, which works with registries that accept any username with a token.
     return username, secret
-
-
-def json_or_invalid(data: bytes) -> Any:
-    """Parsed JSON, or INVALID_JSON. Raising is left to the caller, outside this `except`, because a
-    decode error keeps the input (JSONDecodeError.doc, UnicodeDecodeError.object) and an exception
-    raised while handling it would carry it along as `__context__`.
-    """
-    try:
-        return json.loads(data)
-    except ValueError:
-        return INVALID_JSON
 
 
 def _failure(call: _Call, status: int, stdout: bytes, stderr: bytes) -> Exception:

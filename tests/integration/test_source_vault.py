@@ -26,9 +26,9 @@ import pytest
 import requests
 from kubernetes import client
 
+from syncd.clock import utcnow
 from syncd.config import Credential, VaultConfig, parse_credential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
-from syncd.sources.base import utcnow
 from syncd.sources.vault import VaultSession, VaultSource
 from tests.harness import Stack
 from tests.harness.process import Server, free_port

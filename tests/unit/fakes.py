@@ -15,6 +15,7 @@ from syncd.model import (
     Ownership,
     RegistryCredential,
     ServiceAccountRef,
+    WriteResult,
     added_entry,
 )
 from syncd.selection import NamespaceInfo, selects
@@ -45,13 +46,6 @@ class FakeSource:
 class Written:
     existing: ExistingSecret
     labels: dict[str, str]
-
-
-@dataclass
-class FakeWrite:
-    action: Action
-    changed: bool
-    owner: str | None = None
 
 
 @dataclass
@@ -98,22 +92,22 @@ class FakeCluster:
             raise KubeError(f"{operation} in {namespace}: HTTP 500", status=500)
         self.writes.append((operation, namespace, ""))
 
-    def create(self, namespace: str, desired: DesiredSecret, *, adopt: bool, now: dt.datetime) -> FakeWrite:
+    def create(self, namespace: str, desired: DesiredSecret, *, adopt: bool, now: dt.datetime) -> WriteResult:
         existing = self.secrets.get((namespace, desired.name))
         ownership = existing.ownership(desired.instance) if existing is not None else None
         if ownership is Ownership.OTHER_INSTANCE or (ownership is Ownership.UNMANAGED and not adopt):
             theirs = ownership is Ownership.OTHER_INSTANCE and existing is not None
-            return FakeWrite(Action.CONFLICT, changed=False, owner=existing.instance if theirs and existing else None)
+            return WriteResult(Action.CONFLICT, changed=False, owner=existing.instance if theirs and existing else None)
         self._check(namespace, "create")
         self._store(namespace, desired)
-        return FakeWrite(Action.ADOPT if existing else Action.CREATE, changed=True)
+        return WriteResult(Action.ADOPT if existing else Action.CREATE, changed=True)
 
     def update(
         self, namespace: str, desired: DesiredSecret, resource_version: str, *, adopt: bool, now: dt.datetime
-    ) -> FakeWrite:
+    ) -> WriteResult:
         self._check(namespace, "update")
         self._store(namespace, desired)
-        return FakeWrite(Action.UPDATE, changed=True)
+        return WriteResult(Action.UPDATE, changed=True)
 
     def delete(self, namespace: str, name: str, resource_version: str) -> None:
         self._check(namespace, "delete")
