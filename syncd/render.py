@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from syncd.errors import SyncdError
 from syncd.model import RegistryCredential
+from syncd.registry_keys import canonical_key
 
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -54,12 +55,14 @@ def content_hash(content: bytes) -> str:
 
 
 def render(credentials: Iterable[RegistryCredential]) -> RenderedConfig:
-    """One `.dockerconfigjson` holding every credential, registries in sorted order."""
+    """One `.dockerconfigjson` holding every credential under its registry's canonical key
+    (syncd.registry_keys: the key the kubelet offers for every image of that registry), in sorted order."""
     auths: dict[str, dict[str, str]] = {}
     for credential in credentials:
-        if credential.registry in auths:
-            raise DuplicateRegistry(f"registry {credential.registry!r} is given by more than one credential")
-        auths[credential.registry] = _entry(credential)
+        key = canonical_key(credential.registry)
+        if key in auths:
+            raise DuplicateRegistry(f"registry {key!r} is given by more than one credential")
+        auths[key] = _entry(credential)
     ordered = {registry: auths[registry] for registry in sorted(auths, key=lambda r: r.encode())}
     content = _go_json({"auths": ordered}).encode("utf-8")
     return RenderedConfig(content=content, content_hash=content_hash(content))

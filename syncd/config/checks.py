@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from syncd.errors import ConfigProblem
+from syncd.registry_keys import canonical_key, key_problem
+from syncd.validation import registry_problem
 
 
 def _list(value: object) -> list[Any]:
@@ -51,13 +53,15 @@ def _credential_problems(raw: dict[Any, Any]) -> list[ConfigProblem]:
 
 
 def _registries(credential: object) -> list[str]:
-    """The registries a raw credential entry will render, as far as they can be known."""
+    """The `auths` keys a raw credential entry will render, as far as they can be known."""
     if not isinstance(credential, dict):
         return []
     if credential.get("docker_config") is not None:
-        return [r for r in _list(credential.get("registries")) if isinstance(r, str)]
-    registry = credential.get("registry")
-    return [registry] if isinstance(registry, str) else []
+        written = [r for r in _list(credential.get("registries")) if isinstance(r, str)]
+    else:
+        written = [credential["registry"]] if isinstance(credential.get("registry"), str) else []
+    # docker.io and index.docker.io are one key; a malformed one is reported where it is written.
+    return [canonical_key(r) for r in written if not (registry_problem(r) or key_problem(r))]
 
 
 def _reference_problems(index: int, spec: dict[Any, Any], raw: dict[Any, Any]) -> list[ConfigProblem]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 from pydantic.json_schema import WithJsonSchema
 
 from syncd import durations
+from syncd.registry_keys import key_problem
 from syncd.validation import registry_problem
 
 _DURATION_SCHEMA: dict[str, Any] = {
@@ -50,7 +51,7 @@ class _Strict(BaseModel):
 
 
 def _check_registry(value: str) -> str:
-    problem = registry_problem(value)
+    problem = key_problem(value) or registry_problem(value)
     if problem:
         raise ValueError(problem)
     return value

@@ -126,9 +126,15 @@ def test_several_registries_render_the_same_bytes_whatever_the_input_order() -> 
         assert render(order).content == expected
 
 
-def test_the_order_is_go_byte_order_not_case_folded() -> None:
-    credentials = [_credential(registry=r) for r in ("b.io", "B.io", "a.io:5000", "a.io", "Z.io")]
-    assert list(json.loads(render(credentials).content)["auths"]) == ["B.io", "Z.io", "a.io", "a.io:5000", "b.io"]
+def test_the_order_is_go_byte_order_of_the_canonical_keys() -> None:
+    credentials = [_credential(registry=r) for r in ("b.io", "a.io:5000", "A.io", "a-z.io", "docker.io")]
+    keys = list(json.loads(render(credentials).content)["auths"])
+    assert keys == ["a-z.io", "a.io", "a.io:5000", "b.io", "https://index.docker.io/v1/"]
+
+
+def test_two_spellings_of_one_registry_are_one_key_and_refused() -> None:
+    with pytest.raises(DuplicateRegistry):
+        render([_credential(registry="B.io"), _credential(registry="https://b.io/v2/")])
 
 
 def test_content_hash_is_sha256_of_the_bytes() -> None:
