@@ -15,8 +15,9 @@ from syncd.app import ClusterOptions, build_cluster, build_reconciler, write_wor
 from syncd.config import Config, load_config
 from syncd.daemon import Daemon
 from syncd.errors import ConfigError, KubeError
+from syncd.explain import explain
 from syncd.model import RunResult
-from syncd.output import plan_table, results_json, status_json, status_table, summary
+from syncd.output import explain_json, explain_table, plan_table, results_json, status_json, status_table, summary
 from syncd.rbac import render_yaml
 from syncd.status import cluster_status
 
@@ -47,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check-config", parents=[common], help="validate the config and print every problem")
     status = commands.add_parser("status", parents=[common], help="what is in the cluster now (no secret values)")
     status.add_argument("--output", choices=["table", "json"], default="table")
+    explain = commands.add_parser(
+        "explain", parents=[common], help="which pull Secret and login the kubelet offers for an image"
+    )
+    explain.add_argument("--namespace", required=True, help="the Pod's namespace")
+    explain.add_argument("--image", required=True, help="the image reference as the Pod spec writes it")
+    explain.add_argument("--service-account", default="default", help="the Pod's ServiceAccount (default: default)")
+    explain.add_argument("--output", choices=["table", "json"], default="table")
     rbac = commands.add_parser("rbac", parents=[common], help="print the least-privilege RBAC for the config")
     rbac.add_argument("--namespace", default="syncd", help="namespace of syncd's ServiceAccount (default syncd)")
     rbac.add_argument("--service-account", default="syncd", help="syncd's ServiceAccount (default syncd)")
@@ -82,6 +90,16 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK if all(r.state == "in_sync" for r in rows) else EXIT_FAILURE
 
 
+def cmd_explain(args: argparse.Namespace, config: Config) -> int:
+    """Exit 0 when a login is offered and every listed Secret is readable and well formed."""
+    cluster = build_cluster(ClusterOptions(args.kubeconfig, args.context), write_workers())
+    explanation = explain(
+        cluster, config, namespace=args.namespace, image=args.image, service_account=args.service_account
+    )
+    print(explain_json(explanation) if args.output == "json" else explain_table(explanation))
+    return EXIT_OK if explanation.ok else EXIT_FAILURE
+
+
 def cmd_rbac(args: argparse.Namespace, config: Config) -> int:
     print(
         render_yaml(
@@ -107,6 +125,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "once": cmd_once,
     "status": cmd_status,
     "rbac": cmd_rbac,
+    "explain": cmd_explain,
 }
 
 

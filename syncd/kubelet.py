@@ -55,7 +55,7 @@ class Keyring:
 
     def add(self, secret: str, auths: dict[str, Login]) -> None:
         for location, login in auths.items():
-            key = _key(location)
+            key = keyring_key(location)
             self.logins.setdefault(key, []).append(Login(secret, key, login.username, login.password))
         # eliminateDupes, then sort.Reverse(sort.StringSlice): byte order, reversed.
         self.index = sorted(set(self.logins), key=lambda k: k.encode(), reverse=True)
@@ -128,7 +128,7 @@ def _decode_auth(secret: PullSecret, location: str, auth: str) -> tuple[str, str
     return user, password
 
 
-def _key(location: str) -> str:
+def keyring_key(location: str) -> str:
     """keyring.go Add: the scheme and a leading /v1/ or /v2/ go; a path other than / stays."""
     value = location if location.startswith(("https://", "http://")) else "https://" + location
     host, path = _split(value.split("://", 1)[1])

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from syncd.explain import Explanation
 from syncd.model import Action, SyncResult
 from syncd.status import StatusRow
 
@@ -89,6 +90,22 @@ def results_json(results: Sequence[SyncResult]) -> str:
         ],
         indent=2,
     )
+
+
+def explain_table(explanation: Explanation) -> str:
+    rows = [[str(i), o.secret, o.key, o.credential or "-"] for i, o in enumerate(explanation.offers, start=1)]
+    head = (
+        f"image {explanation.image} in namespace {explanation.namespace}, ServiceAccount "
+        f"{explanation.service_account} (imagePullSecrets: {', '.join(explanation.pull_secrets) or 'none'})"
+    )
+    body = (
+        table(["ORDER", "SECRET", "KEY", "CREDENTIAL"], rows) if rows else "no login is offered: the pull is anonymous"
+    )
+    return "\n".join([head, body, *(f"problem: {p}" for p in explanation.problems)])
+
+
+def explain_json(explanation: Explanation) -> str:
+    return json.dumps({**asdict(explanation), "ok": explanation.ok}, indent=2)
 
 
 def status_table(rows: Sequence[StatusRow]) -> str:

@@ -13,7 +13,8 @@ from kubernetes import client
 
 from syncd.config import Namespaces
 from syncd.errors import KubeError
-from syncd.kube import namespaces, secrets, serviceaccounts
+from syncd.kube import namespaces, pullsecrets, secrets, serviceaccounts
+from syncd.kubelet import PullSecret
 from syncd.labels import selector_matches
 from syncd.model import Action, DesiredSecret, ExistingSecret, Ownership, ServiceAccountRef, WriteResult
 from syncd.selection import NamespaceInfo, resolve
@@ -101,6 +102,12 @@ class KubeCluster:
 
     def read_namespace(self, name: str) -> NamespaceInfo | None:
         return namespaces.read_namespace(self.core, name)
+
+    def pull_secret_names(self, namespace: str, service_account: str) -> list[str] | None:
+        return pullsecrets.pull_secret_names(self.core, namespace, service_account)
+
+    def pull_secret(self, namespace: str, name: str, instance: str) -> tuple[PullSecret, str | None] | None:
+        return pullsecrets.pull_secret(self.core, namespace, name, instance)
 
     def add_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool:
         return serviceaccounts.add_pull_secret(self.core, namespace, service_account, secret, instance)

@@ -1,0 +1,96 @@
+"""`syncd explain`: which login the kubelet would offer for an image in a namespace, and why.
+
+Reads what the kubelet reads (the ServiceAccount's imagePullSecrets, then those Secrets) and runs
+the kubelet's own lookup rules (syncd.kubelet) over them. Says which Secret, which registry key
+and which syncd credential (by name) come first, then the others in order; never a value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from syncd.config import Config
+from syncd.kubelet import Login, MalformedSecret, PullSecret, keyring_key, make_keyring
+from syncd.registry_keys import canonical_key
+
+
+class PullSecretReader(Protocol):
+    def pull_secret_names(self, namespace: str, service_account: str) -> list[str] | None: ...
+    def pull_secret(self, namespace: str, name: str, instance: str) -> tuple[PullSecret, str | None] | None: ...
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One login the kubelet would try, in order: where it comes from, never what it is."""
+
+    secret: str
+    key: str
+    credential: str | None  # syncd's credential name, when the Secret is syncd's spec of this config
+
+
+@dataclass
+class Explanation:
+    namespace: str
+    image: str
+    service_account: str
+    pull_secrets: list[str] = field(default_factory=list)
+    offers: list[Offer] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.offers) and not self.problems
+
+
+def explain(
+    reader: PullSecretReader, config: Config, *, namespace: str, image: str, service_account: str
+) -> Explanation:
+    result = Explanation(namespace, image, service_account)
+    names = reader.pull_secret_names(namespace, service_account)
+    if names is None:
+        result.problems.append(f"ServiceAccount {namespace}/{service_account} does not exist")
+        return result
+    result.pull_secrets = names
+    secrets = _read_all(reader, namespace, names, result, config.instance)
+    try:
+        logins = make_keyring([secret for secret, _ in secrets]).lookup(image)
+    except MalformedSecret as exc:
+        result.problems.append(f"{exc}: the kubelet then offers no login at all, for every image of the Pod")
+        return result
+    credentials_of = {secret.name: spec for secret, spec in secrets}
+    result.offers = [_offer(login, credentials_of.get(login.secret), config) for login in logins]
+    if not result.offers:
+        result.problems.append(f"no listed Secret has a key the kubelet matches to {image!r}: the pull is anonymous")
+    return result
+
+
+def _read_all(
+    reader: PullSecretReader, namespace: str, names: list[str], result: Explanation, instance: str
+) -> list[tuple[PullSecret, str | None]]:
+    found = []
+    for name in names:
+        secret = reader.pull_secret(namespace, name, instance)
+        if secret is None:
+            result.problems.append(
+                f"Secret {namespace}/{name} is listed but missing: the kubelet skips it "
+                "(Event FailedToRetrieveImagePullSecret on every pod start)"
+            )
+            continue
+        found.append(secret)
+    return found
+
+
+def _offer(login: Login, spec_name: str | None, config: Config) -> Offer:
+    spec = next((s for s in config.secrets if s.name == spec_name), None)
+    credential = None
+    if spec is not None:
+        credential = next((c for c in spec.credentials if login.key in _keys_of(config, c)), None)
+    return Offer(login.secret, login.key, credential)
+
+
+def _keys_of(config: Config, credential_name: str) -> set[str]:
+    """The `auths` keys a credential renders (from its config: no source is called)."""
+    credential = config.credential(credential_name)
+    registries = getattr(credential, "registries", None) or [getattr(credential, "registry", "")]
+    return {keyring_key(canonical_key(registry)) for registry in registries if registry}
