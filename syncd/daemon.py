@@ -15,7 +15,6 @@ import threading
 import uuid
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
@@ -27,17 +26,16 @@ from syncd.kube.client import load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.kube.leader import LeaderElector
-from syncd.kube.namespaces import info_from
-from syncd.kube.secrets import existing_from
-from syncd.kube.watches import WatchLoop, watch_loops
+from syncd.kube.watches import watch_loops
 from syncd.metrics import Metrics
-from syncd.model import Ownership
+from syncd.model import DesiredSecret
 from syncd.reconciler import Reconciler
 from syncd.reload import ConfigWatcher
 from syncd.scheduler import Scheduler
-from syncd.selection import selects
 from syncd.server import HttpServer
 from syncd.triggers import Key, TriggerQueue
+from syncd.watch import Loop, WatchRouter, WatchSet
+from syncd.watch_events import WatchEvent
 
 log = logging.getLogger(__name__)
 # A credential fetched this recently by another spec's job is reused: the jobs of every spec
@@ -63,7 +61,8 @@ class Daemon:
         self.reconciler = self._reconciler(self.config)
         self.scheduler = Scheduler(workers=max(4, len(self.config.secrets) + 2))
         self.triggers = TriggerQueue(self._triggered_sync)
-        self.watches: dict[str, WatchLoop] = self._watch_loops(self.config)
+        self.router = WatchRouter(lambda: self.config, self._rendered)
+        self.watches = WatchSet(self._watch_loops)
         self.config_watcher = ConfigWatcher(config_path, self.reload)
         self.elector = self._elector(self.config)
         self.server = HttpServer(self.config.server.address, self.registry, healthy=self.healthy, ready=self.ready)
@@ -71,7 +70,6 @@ class Daemon:
         self._locks: dict[str, threading.Lock] = {}
         self._failures: dict[str, int] = {}
         self._attempted: set[str] = set()
-        self._listed: set[str] = set()
         self._state_lock = threading.Lock()
 
     # -- composition -------------------------------------------------------------------------
@@ -86,25 +84,16 @@ class Daemon:
             events=self.events,
         )
 
-    def _watch_loops(self, config: Config) -> dict[str, WatchLoop]:
-        return watch_loops(
-            self.api,
-            secret_names=[s.name for s in config.secrets],
-            service_account_names=config.service_account_names(),
-            on_namespace=self._on_namespace,
-            on_service_account=self._on_service_account,
-            on_secret=self._on_secret,
-            on_relist=self._on_relist,
+    def _watch_loops(self, config: Config) -> dict[str, Loop]:
+        return dict(
+            watch_loops(
+                self.api,
+                secret_names=[s.name for s in config.secrets],
+                service_account_names=config.service_account_names(),
+                on_event=self._on_event,
+                on_relist=self._on_relist,
+            )
         )
-
-    def _rewatch(self, config: Config) -> None:
-        """Start the loops a new config needs and stop those it no longer does; the others go on."""
-        wanted = self._watch_loops(config)
-        for kind in set(self.watches) - set(wanted):
-            self.watches.pop(kind).stop()
-        for kind in set(wanted) - set(self.watches):
-            self.watches[kind] = wanted[kind]
-            wanted[kind].start()
 
     def _elector(self, config: Config) -> LeaderElector | None:
         election = config.leader_election
@@ -129,8 +118,7 @@ class Daemon:
         self.server.start()
         self.scheduler.start()
         self.triggers.start()
-        for loop in self.watches.values():
-            loop.start()
+        self.watches.start(self.config)
         self.config_watcher.start()
         if self.elector is None:
             self._on_leadership(True)
@@ -147,8 +135,7 @@ class Daemon:
     def _shutdown(self) -> int:
         log.info("stopping: finishing in-flight writes")
         self.config_watcher.stop()
-        for loop in self.watches.values():
-            loop.stop()
+        self.watches.stop()
         self.triggers.stop()
         self.scheduler.shutdown(wait=True)
         if self.elector is not None:
@@ -230,49 +217,14 @@ class Daemon:
 
     # -- watch events ------------------------------------------------------------------------
 
-    def _on_namespace(self, event: str, obj: dict[str, Any]) -> None:
-        """A namespace now selected gets a sync of that namespace alone; one modified out of a
-        spec's selection gets a whole-spec sync, which prunes it if need be."""
-        if event not in ("ADDED", "MODIFIED"):
-            return
-        info = info_from(obj)
-        for spec in self.config.secrets:
-            if selects(spec.namespaces, info):
-                self.triggers.request((spec.name, info.name))
-            elif event == "MODIFIED":
-                self.triggers.request((spec.name, None))
+    def _rendered(self, spec: str) -> DesiredSecret | None:
+        return self.reconciler.rendered(spec)  # the reconciler of the running config
 
-    def _on_service_account(self, event: str, obj: dict[str, Any]) -> None:
-        if event not in ("ADDED", "MODIFIED"):
-            return
-        metadata = obj.get("metadata") or {}
-        name, namespace = metadata.get("name"), str(metadata.get("namespace"))
-        refs = {r.get("name") for r in obj.get("imagePullSecrets") or [] if isinstance(r, dict)}
-        wanted = [
-            (s.name, namespace)
-            for s in self.config.secrets
-            if s.service_accounts and ("*" in s.service_accounts or name in s.service_accounts) and s.name not in refs
-        ]
-        self.triggers.request(*wanted)
-
-    def _on_secret(self, event: str, obj: dict[str, Any]) -> None:
-        """Ours deleted or edited: repair that namespace. Another installation's Secret matters
-        only when it goes (the namespace may then be ours to fill); its edits are not ours to undo."""
-        secret = existing_from(obj)
-        desired = self.reconciler.last_desired.get(secret.spec or "")
-        if secret.spec is None or desired is None:
-            return
-        theirs = secret.ownership(desired.instance) is Ownership.OTHER_INSTANCE
-        if event == "DELETED" or not (theirs or secret.matches(desired)):
-            self.triggers.request((secret.spec, secret.namespace))
+    def _on_event(self, event: WatchEvent) -> None:
+        self.triggers.request(*self.router.route(event))
 
     def _on_relist(self, kind: str) -> None:
-        """A relist after the first may follow missed events: re-check every spec."""
-        with self._state_lock:
-            first = kind not in self._listed
-            self._listed.add(kind)
-        if not first:
-            self.triggers.request(*((s.name, None) for s in self.config.secrets))
+        self.triggers.request(*self.router.relisted(kind))
 
     def _on_leadership(self, leading: bool) -> None:
         self.metrics.leader.set(1 if leading else 0)
@@ -294,7 +246,7 @@ class Daemon:
         if config.server != self.config.server or config.leader_election != self.config.leader_election:
             log.warning("server and leader_election changes take effect at the next restart")
         self.config, self.reconciler = config, self._reconciler(config)
-        self._rewatch(config)
+        self.watches.update(config)
         for name in removed:
             self.scheduler.cancel(name)
         self.metrics.forget(removed, {c.name for c in config.credentials})

@@ -94,6 +94,10 @@ class Reconciler:
         self.clock = clock
         self.fetcher = CredentialFetcher(sources, metrics, clock, verifier)
 
+    def rendered(self, spec: str) -> DesiredSecret | None:
+        """What the last sync of `spec` rendered; None before its first."""
+        return self.last_desired.get(spec)
+
     def has_credentials(self, spec: SecretSpec) -> bool:
         """Whether a cache-only sync can render this spec (every credential fetched at least once)."""
         return all(self.fetcher.cached(name) is not None for name in spec.credentials)
