@@ -22,6 +22,7 @@ from syncd import timing
 from syncd.app import ClusterOptions, build_sources, write_workers
 from syncd.config import Config, SecretSpec, load_config
 from syncd.errors import ConfigError
+from syncd.fetcher import Freshness
 from syncd.kube.client import load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
@@ -38,9 +39,6 @@ from syncd.watch import Loop, WatchRouter, WatchSet
 from syncd.watch_events import WatchEvent
 
 log = logging.getLogger(__name__)
-# A credential fetched this recently by another spec's job is reused: the jobs of every spec
-# start together, and a shared credential should still cost one source call.
-SHARED_FETCH_WINDOW = dt.timedelta(seconds=10)
 
 
 def _utcnow() -> dt.datetime:
@@ -179,9 +177,7 @@ class Daemon:
             return
         started = _utcnow()
         with self._lock(name):
-            # A success another spec's job fetched moments ago is shared; a failure is never
-            # reused across runs, or retry.min below the window would not ask the source again.
-            result = self.reconciler.sync(spec, fresh_after=self._fresh_after(spec, started), failed_after=started)
+            result = self.reconciler.sync(spec, freshness=Freshness.scheduled(started))
         failed = bool(result.source_errors or result.failed_writes)
         failures = self._failures[name] = self._failures.get(name, 0) + 1 if failed else 0
         self._attempted.add(name)
@@ -190,19 +186,8 @@ class Daemon:
             self.scheduler.schedule(name, at, partial(self._scheduled_sync, name))
         log.debug("next sync of %s at %s", name, at.isoformat())
 
-    def _fresh_after(self, spec: SecretSpec, started: dt.datetime) -> dt.datetime:
-        """Reuse another job's just-fetched credential, unless one is due for its expiry refresh."""
-        fraction = self.config.schedule.refresh_before_expiry
-        due = any(started >= timing.refresh_at(f, e, fraction) for f, e in self._lifetimes(spec))
-        return started if due else started - SHARED_FETCH_WINDOW
-
     def _lifetimes(self, spec: SecretSpec) -> list[tuple[dt.datetime, dt.datetime]]:
-        found = []
-        for name in spec.credentials:
-            fetched_at, credential = self.reconciler.fetcher.fetched_at(name), self.reconciler.fetcher.cached(name)
-            if fetched_at is not None and credential is not None and credential.expires_at is not None:
-                found.append((fetched_at, credential.expires_at))
-        return found
+        return self.reconciler.fetcher.lifetimes(spec.credentials)
 
     def _triggered_sync(self, key: Key) -> None:
         name, namespace = key
@@ -211,7 +196,7 @@ class Daemon:
             return
         with self._lock(name):
             if namespace is None:
-                self.reconciler.sync(spec, fresh_after=None)
+                self.reconciler.sync(spec, freshness=Freshness.cached())
             else:
                 self.reconciler.sync_namespace(spec, namespace)
 

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from syncd.config import Config, Namespaces, SecretSpec
 from syncd.errors import KubeError, SyncdError
-from syncd.fetcher import CredentialFetcher, Verifier
+from syncd.fetcher import CredentialFetcher, Freshness, Verifier
 from syncd.metrics import Metrics
 from syncd.model import (
     AccountChange,
@@ -104,24 +104,17 @@ class Reconciler:
 
     def sync_all(self, *, dry_run: bool = False) -> list[SyncResult]:
         """Every spec, then the retired specs' Secrets. Each credential is fetched once."""
-        started = self.clock()
-        results = [self.sync(spec, dry_run=dry_run, fresh_after=started) for spec in self.config.secrets]
+        freshness = Freshness.per_run(self.clock())
+        results = [self.sync(spec, dry_run=dry_run, freshness=freshness) for spec in self.config.secrets]
         retired = self.prune_retired(dry_run=dry_run)
         return results + ([retired] if retired.outcomes or retired.source_errors or retired.account_changes else [])
 
-    def sync(
-        self,
-        spec: SecretSpec,
-        *,
-        dry_run: bool = False,
-        fresh_after: dt.datetime | None,
-        failed_after: dt.datetime | None = None,
-    ) -> SyncResult:
-        """One sync of one spec. `fresh_after=None`: from cached credentials only (watch-triggered)."""
+    def sync(self, spec: SecretSpec, *, freshness: Freshness, dry_run: bool = False) -> SyncResult:
+        """One sync of one spec, from credentials as fresh as `freshness` says."""
         started = time.monotonic()
         result = SyncResult(secret=spec.name, dry_run=dry_run)
         try:
-            desired = self.desired(spec, fresh_after=fresh_after, failed_after=failed_after)
+            desired = self.desired(spec, freshness)
             plan = self.plan(spec, desired)
             result.outcomes = self.apply(spec, desired, plan, dry_run=dry_run)
             self.link_accounts(spec, result, dry_run=dry_run)
@@ -132,14 +125,9 @@ class Reconciler:
             self.events.emit(_events(result), self.clock())
         return result
 
-    def desired(
-        self, spec: SecretSpec, *, fresh_after: dt.datetime | None, failed_after: dt.datetime | None = None
-    ) -> DesiredSecret:
+    def desired(self, spec: SecretSpec, freshness: Freshness) -> DesiredSecret:
         """Fetch (once per run), validate and render; any failure here means nothing is written."""
-        fetched = [
-            self.fetcher.fetch(self.config, name, fresh_after=fresh_after, failed_after=failed_after)
-            for name in spec.credentials
-        ]
+        fetched = self.fetcher.fetch_all(self.config, spec.credentials, freshness)
         rendered = render(entry for credential in fetched for entry in credential.entries)
         desired = DesiredSecret(
             name=spec.name,
