@@ -19,12 +19,11 @@ from syncd.logs import REDACTOR
 from syncd.metrics import Metrics
 from syncd.model import FetchedCredential, RegistryCredential
 from syncd.sources.base import Source
-from syncd.timing import refresh_at
+from syncd.timing import Lifetime, refresh_at
 from syncd.validation import credential_problems
 from syncd.verify import VerificationFailed, verify_login
 
 Verifier = Callable[[str, RegistryCredential], None]
-Lifetime = tuple[dt.datetime, dt.datetime]  # (fetched_at, expires_at)
 # A credential fetched this recently by another spec's job is reused: the jobs of every spec
 # start together, and a shared credential should still cost one source call.
 SHARED_FETCH_WINDOW = dt.timedelta(seconds=10)
@@ -136,6 +135,14 @@ class CredentialFetcher:
             return self._refresh(config, name, cached)
         return cached.credential
 
+    def reconfigure(self, old: Config, new: Config, sources: Mapping[str, Source]) -> None:
+        """Take a reloaded config's sources; forget only the answers it may have changed: those of
+        credentials whose entry changed or went, and of every Vault one when `vault:` changed."""
+        with self._lock:
+            self.sources = sources
+            for name in [n for n in self._cache if _changed(old, new, n)]:
+                del self._cache[name]
+
     def cached(self, name: str) -> FetchedCredential | None:
         cached = self._cache.get(name)
         return cached.credential if cached is not None else None
@@ -192,6 +199,14 @@ class CredentialFetcher:
                 self.metrics.credential_verifications.labels(credential=fetched.name, result="unavailable").inc()
                 raise
             self.metrics.credential_verifications.labels(credential=fetched.name, result="success").inc()
+
+
+def _changed(old: Config, new: Config, name: str) -> bool:
+    before = next((c for c in old.credentials if c.name == name), None)
+    after = next((c for c in new.credentials if c.name == name), None)
+    if before is None or after is None or before != after:
+        return True
+    return after.source == "vault" and old.vault != new.vault
 
 
 def _validate(fetched: FetchedCredential) -> None:

@@ -94,6 +94,31 @@ class Reconciler:
         self.clock = clock
         self.fetcher = CredentialFetcher(sources, metrics, clock, verifier)
 
+    def reconfigure(self, config: Config, sources: Mapping[str, Source]) -> None:
+        """Sync with a reloaded config from now on. What it did not change stays: the cached
+        credentials (no source call) and the content rendered from them (watch-triggered syncs
+        go on writing it), so a reload that only moves a spec to other namespaces fetches nothing."""
+        self.fetcher.reconfigure(self.config, config, sources)
+        specs = {spec.name: spec for spec in config.secrets}
+        self.last_desired = {
+            name: desired
+            for name, desired in self.last_desired.items()
+            if name in specs and self._renders_the_same(desired, specs[name], config)
+        }
+        self.config = config
+
+    def _renders_the_same(self, desired: DesiredSecret, spec: SecretSpec, config: Config) -> bool:
+        """Same credentials, still cached, and the same labels, annotations, prune and instance."""
+        again = replace(
+            desired,
+            credentials=tuple(spec.credentials),
+            labels=dict(spec.labels),
+            annotations=dict(spec.annotations),
+            prune=spec.prune,
+            instance=config.instance,
+        )
+        return again == desired and all(self.fetcher.cached(name) is not None for name in spec.credentials)
+
     def rendered(self, spec: str) -> DesiredSecret | None:
         """What the last sync of `spec` rendered; None before its first."""
         return self.last_desired.get(spec)
