@@ -1,19 +1,37 @@
-"""Composition root: builds sources, the cluster client and the reconciler from a config."""
+"""Composition root: the one place that builds real clients. `once`, `status` and `run` start here.
+
+Everything below is handed what it talks to: the reconciler its sources and cluster, the
+daemon its Ports. A reload goes through `Sources`, which keeps the Vault session (and its
+login) unless the `vault:` block changed.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-from prometheus_client import CollectorRegistry
+from kubernetes import client
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from syncd.config import Config
+from syncd.daemon import Daemon, Elector, OnEvent, OnRelist, Ports
 from syncd.kube.client import load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
+from syncd.kube.leader import LeaderElector
+from syncd.kube.watches import watch_loops
 from syncd.metrics import Metrics
 from syncd.reconciler import Reconciler
+from syncd.sources.base import Source
 from syncd.sources.registry import build_sources
+from syncd.watch import Loop
 
 
 @dataclass(frozen=True)
@@ -27,19 +45,98 @@ def write_workers() -> int:
     return min(32, 8 * (os.cpu_count() or 2))
 
 
+class Sources:
+    """The sources of the running config, rebuilt for a reloaded one."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.current = build_sources(config)
+
+    def reload(self, config: Config) -> dict[str, Source[Any]]:
+        """A new Vault session (a new login) only when the `vault:` block changed."""
+        kept = self.current.get("vault") if config.vault == self.config.vault else None
+        self.config, self.current = config, build_sources(config, vault=kept)
+        return self.current
+
+
+def _api(options: ClusterOptions, pool_size: int) -> client.ApiClient:
+    return load_api_client(kubeconfig=options.kubeconfig, context=options.context, pool_size=pool_size)
+
+
 def build_cluster(options: ClusterOptions, workers: int) -> KubeCluster:
-    api = load_api_client(kubeconfig=options.kubeconfig, context=options.context, pool_size=workers + 4)
-    return KubeCluster(api)
+    """`status`: the cluster, read only."""
+    return KubeCluster(_api(options, workers + 4))
+
+
+def _reconciler(config: Config, api: client.ApiClient, sources: dict[str, Source[Any]], metrics: Metrics) -> Reconciler:
+    return Reconciler(
+        config=config,
+        sources=sources,
+        cluster=KubeCluster(api),
+        metrics=metrics,
+        workers=write_workers(),
+        events=EventRecorder(api, instance=config.instance),
+    )
 
 
 def build_reconciler(config: Config, options: ClusterOptions, registry: CollectorRegistry | None = None) -> Reconciler:
-    workers = write_workers()
-    api = load_api_client(kubeconfig=options.kubeconfig, context=options.context, pool_size=workers + 4)
-    return Reconciler(
-        config=config,
-        sources=build_sources(config),
-        cluster=KubeCluster(api),
-        metrics=Metrics(registry or CollectorRegistry()),
-        workers=workers,
-        events=EventRecorder(api, instance=config.instance),
+    """`once`: one reconciler, one run."""
+    api = _api(options, write_workers() + 4)
+    return _reconciler(config, api, build_sources(config), Metrics(registry or CollectorRegistry()))
+
+
+def _watch_loops(api: client.ApiClient, config: Config, on_event: OnEvent, on_relist: OnRelist) -> dict[str, Loop]:
+    return dict(
+        watch_loops(
+            api,
+            secret_names=[s.name for s in config.secrets],
+            service_account_names=config.service_account_names(),
+            on_event=on_event,
+            on_relist=on_relist,
+        )
     )
+
+
+def _elector(api: client.ApiClient, config: Config, on_change: Callable[[bool], None]) -> Elector | None:
+    election = config.leader_election
+    if not election.enabled:
+        return None
+    return LeaderElector(
+        api,
+        namespace=election.namespace,
+        name=election.name,
+        identity=f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+        lease_duration=election.lease_duration,
+        on_change=on_change,
+        instance=config.instance,
+    )
+
+
+def build_daemon(
+    config_path: Path, config: Config, options: ClusterOptions, registry: CollectorRegistry | None = None
+) -> Daemon:
+    """`run`: the daemon on the real clients; it reloads `config_path` when the file changes."""
+    registry = registry or CollectorRegistry()
+    api = _api(options, write_workers() + 8)
+    sources = Sources(config)
+    reconciler = _reconciler(config, api, sources.current, Metrics(registry))
+    ports = Ports(
+        reconciler=reconciler,
+        metrics=reconciler.metrics,
+        registry=registry,
+        lifetimes=reconciler.fetcher.lifetimes,
+        sources=sources.reload,
+        watch_loops=partial(_watch_loops, api),
+        elector=partial(_elector, api),
+    )
+    return Daemon(config_path, config, ports)
+
+
+def run_daemon(config_path: Path, config: Config, options: ClusterOptions) -> int:
+    """The process of `syncd run`: SIGTERM / SIGINT stop scheduling, let in-flight writes finish,
+    release the Lease, exit 0."""
+    disable_created_metrics()  # `_created` series double the scrape and nobody alerts on them
+    daemon = build_daemon(config_path, config, options)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: daemon.stop())
+    return daemon.run()

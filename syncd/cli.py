@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from syncd import __version__, logs
-from syncd.app import ClusterOptions, build_cluster, build_reconciler, write_workers
+from syncd.app import ClusterOptions, build_cluster, build_reconciler, run_daemon, write_workers
 from syncd.config import Config, load_config
-from syncd.daemon import Daemon
 from syncd.errors import ConfigError, KubeError
 from syncd.explain import explain
 from syncd.model import RunResult
@@ -111,12 +109,8 @@ def cmd_rbac(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
-    """SIGTERM / SIGINT stop scheduling, let in-flight writes finish, release the Lease, exit 0."""
-    del config  # the daemon loads (and reloads) the file itself
-    daemon = Daemon(args.config, ClusterOptions(args.kubeconfig, args.context))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: daemon.stop())
-    return daemon.run()
+    """The daemon, until SIGTERM / SIGINT; it reloads the file itself when it changes."""
+    return run_daemon(args.config, config, ClusterOptions(args.kubeconfig, args.context))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {

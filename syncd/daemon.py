@@ -1,128 +1,100 @@
-"""`syncd run`: the schedule, the watches, the HTTP endpoints, leader election, hot reload.
+"""`syncd run`: starts the parts, answers the probes, follows leadership, stops them in order.
 
-Threads: the scheduler's pool runs one job per secret spec (fresh credentials); the trigger
-queue runs watch-requested re-syncs (cached credentials, no source call); watch loops, the
-config watcher, the elector and the HTTP server each have their own. A per-spec lock keeps a
-spec's scheduled and triggered syncs from ever overlapping.
+The parts, each with one job: SpecRuns (syncd.runs: scheduled and triggered syncs, timed by
+syncd.timing.Cadence), WatchRouter and WatchSet (syncd.watch: typed watch events to re-syncs),
+Reloader (syncd.reload: swapping a changed config in). Everything that talks to the outside
+comes in through `Ports`, built by the composition root (syncd.app), so the daemon runs
+in-process on fakes as well.
+
+Threads: the scheduler's pool runs one job per secret spec; the trigger queue runs
+watch-requested re-syncs; watch loops, the config watcher, the elector and the HTTP server
+each have their own.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import socket
 import threading
-import uuid
-from functools import partial
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import CollectorRegistry
 
-from syncd import timing
-from syncd.app import ClusterOptions, write_workers
-from syncd.config import Config, SecretSpec, load_config
-from syncd.errors import ConfigError
-from syncd.kube.client import load_api_client
-from syncd.kube.cluster import KubeCluster
-from syncd.kube.events import EventRecorder
-from syncd.kube.leader import LeaderElector
-from syncd.kube.namespaces import info_from
-from syncd.kube.secrets import existing_from
-from syncd.kube.watches import WatchLoop, watch_loops
+from syncd.config import Config
 from syncd.metrics import Metrics
-from syncd.model import Ownership
 from syncd.reconciler import Reconciler
-from syncd.reload import ConfigWatcher
+from syncd.reload import ConfigWatcher, Reloader
+from syncd.runs import SpecRuns
 from syncd.scheduler import Scheduler
-from syncd.selection import selects
 from syncd.server import HttpServer
-from syncd.sources.registry import build_sources
-from syncd.triggers import Key, TriggerQueue
+from syncd.sources.base import Source
+from syncd.timing import Cadence, Lifetime
+from syncd.triggers import TriggerQueue
+from syncd.watch import Loop, WatchRouter, WatchSet
+from syncd.watch_events import WatchEvent
 
 log = logging.getLogger(__name__)
-# A credential fetched this recently by another spec's job is reused: the jobs of every spec
-# start together, and a shared credential should still cost one source call.
-SHARED_FETCH_WINDOW = dt.timedelta(seconds=10)
+OnEvent = Callable[[WatchEvent], None]
+OnRelist = Callable[[str], None]
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+class Elector(Protocol):
+    """What the daemon needs of leader election (syncd.kube.leader.LeaderElector)."""
+
+    def start(self) -> None: ...
+    def stop(self, *, release: bool = True) -> None: ...
+    def is_leader(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What `syncd run` gets from the composition root: everything that reaches the outside."""
+
+    reconciler: Reconciler
+    metrics: Metrics
+    registry: CollectorRegistry
+    lifetimes: Callable[[Iterable[str]], list[Lifetime]]  # of the cached credentials
+    sources: Callable[[Config], Mapping[str, Source[Any]]]  # for a reloaded config
+    watch_loops: Callable[[Config, OnEvent, OnRelist], dict[str, Loop]]
+    elector: Callable[[Config, Callable[[bool], None]], Elector | None]  # None: election off
 
 
 class Daemon:
-    def __init__(self, config_path: Path, options: ClusterOptions, registry: CollectorRegistry | None = None) -> None:
-        self.config_path = config_path
-        self.config = load_config(config_path)
-        disable_created_metrics()  # `_created` series double the scrape and nobody alerts on them
-        self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry)
-        workers = write_workers()
-        self.api = load_api_client(kubeconfig=options.kubeconfig, context=options.context, pool_size=workers + 8)
-        self.cluster = KubeCluster(self.api)
-        self.events = EventRecorder(self.api, instance=self.config.instance)
-        self.reconciler = self._reconciler(self.config)
-        self.scheduler = Scheduler(workers=max(4, len(self.config.secrets) + 2))
-        self.triggers = TriggerQueue(self._triggered_sync)
-        self.watches: dict[str, WatchLoop] = self._watch_loops(self.config)
-        self.config_watcher = ConfigWatcher(config_path, self.reload)
-        self.elector = self._elector(self.config)
-        self.server = HttpServer(self.config.server.address, self.registry, healthy=self.healthy, ready=self.ready)
+    def __init__(self, config_path: Path, config: Config, ports: Ports) -> None:
+        self.metrics = ports.metrics
         self.stopping = threading.Event()
-        self._locks: dict[str, threading.Lock] = {}
-        self._failures: dict[str, int] = {}
-        self._attempted: set[str] = set()
-        self._listed: set[str] = set()
-        self._state_lock = threading.Lock()
-
-    # -- composition -------------------------------------------------------------------------
-
-    def _reconciler(self, config: Config) -> Reconciler:
-        return Reconciler(
-            config=config,
-            sources=build_sources(config),
-            cluster=self.cluster,
+        self.scheduler = Scheduler(workers=max(4, len(config.secrets) + 2))
+        self.runs = SpecRuns(
+            ports.reconciler,
+            self.scheduler,
+            Cadence(ports.lifetimes),
+            config=lambda: self.config,
+            may_write=self.may_write,
+            stopping=self.stopping,
+        )
+        self.triggers = TriggerQueue(self.runs.run_triggered)
+        self.router = WatchRouter(lambda: self.config, ports.reconciler.rendered)
+        self.watches = WatchSet(lambda c: ports.watch_loops(c, self._on_event, self._on_relist))
+        self.reloader = Reloader(
+            config_path,
+            config,
+            reconciler=ports.reconciler,
+            sources=ports.sources,
+            watches=self.watches,
+            runs=self.runs,
             metrics=self.metrics,
-            workers=write_workers(),
-            events=self.events,
+            may_write=self.may_write,
         )
+        self.config_watcher = ConfigWatcher(config_path, self.reloader.reload)
+        self.elector = ports.elector(config, self._on_leadership)
+        self.server = HttpServer(config.server.address, ports.registry, healthy=self.healthy, ready=self.ready)
 
-    def _watch_loops(self, config: Config) -> dict[str, WatchLoop]:
-        return watch_loops(
-            self.api,
-            secret_names=[s.name for s in config.secrets],
-            service_account_names=config.service_account_names(),
-            on_namespace=self._on_namespace,
-            on_service_account=self._on_service_account,
-            on_secret=self._on_secret,
-            on_relist=self._on_relist,
-        )
-
-    def _rewatch(self, config: Config) -> None:
-        """Start the loops a new config needs and stop those it no longer does; the others go on."""
-        wanted = self._watch_loops(config)
-        for kind in set(self.watches) - set(wanted):
-            self.watches.pop(kind).stop()
-        for kind in set(wanted) - set(self.watches):
-            self.watches[kind] = wanted[kind]
-            wanted[kind].start()
-
-    def _elector(self, config: Config) -> LeaderElector | None:
-        election = config.leader_election
-        if not election.enabled:
-            return None
-        identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
-        return LeaderElector(
-            self.api,
-            namespace=election.namespace,
-            name=election.name,
-            identity=identity,
-            lease_duration=election.lease_duration,
-            on_change=self._on_leadership,
-            instance=config.instance,
-        )
-
-    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def config(self) -> Config:
+        """The running config: the one last loaded, or reloaded, successfully."""
+        return self.reloader.config
 
     def run(self) -> int:
         """Block until `stop()`; then shut down in order and return the exit code."""
@@ -130,8 +102,7 @@ class Daemon:
         self.server.start()
         self.scheduler.start()
         self.triggers.start()
-        for loop in self.watches.values():
-            loop.start()
+        self.watches.start(self.config)
         self.config_watcher.start()
         if self.elector is None:
             self._on_leadership(True)
@@ -148,8 +119,7 @@ class Daemon:
     def _shutdown(self) -> int:
         log.info("stopping: finishing in-flight writes")
         self.config_watcher.stop()
-        for loop in self.watches.values():
-            loop.stop()
+        self.watches.stop()
         self.triggers.stop()
         self.scheduler.shutdown(wait=True)
         if self.elector is not None:
@@ -169,137 +139,17 @@ class Daemon:
     def ready(self) -> tuple[bool, str]:
         if not self.may_write():
             return True, "standby: config loaded, another replica holds the lease"
-        missing = {s.name for s in self.config.secrets} - self._attempted
+        missing = self.runs.unattempted()
         return (not missing), "ok" if not missing else f"first sync not yet attempted: {', '.join(sorted(missing))}"
 
-    # -- syncing -----------------------------------------------------------------------------
-
-    def _lock(self, name: str) -> threading.Lock:
-        with self._state_lock:
-            return self._locks.setdefault(name, threading.Lock())
-
-    def _spec(self, name: str) -> SecretSpec | None:
-        return next((s for s in self.config.secrets if s.name == name), None)
-
-    def schedule_now(self, names: list[str] | None = None) -> None:
-        now = _utcnow()
-        for spec in self.config.secrets:
-            if names is None or spec.name in names:
-                self.scheduler.schedule(spec.name, now, partial(self._scheduled_sync, spec.name))
-
-    def _scheduled_sync(self, name: str) -> None:
-        spec = self._spec(name)
-        if spec is None or not self.may_write() or self.stopping.is_set():
-            return
-        started = _utcnow()
-        with self._lock(name):
-            # A success another spec's job fetched moments ago is shared; a failure is never
-            # reused across runs, or retry.min below the window would not ask the source again.
-            result = self.reconciler.sync(spec, fresh_after=self._fresh_after(spec, started), failed_after=started)
-        failed = bool(result.source_errors or result.failed_writes)
-        failures = self._failures[name] = self._failures.get(name, 0) + 1 if failed else 0
-        self._attempted.add(name)
-        at = timing.next_run(_utcnow(), self.config.schedule, failures=failures, lifetimes=self._lifetimes(spec))
-        if not self.stopping.is_set() and self._spec(name) is not None:
-            self.scheduler.schedule(name, at, partial(self._scheduled_sync, name))
-        log.debug("next sync of %s at %s", name, at.isoformat())
-
-    def _fresh_after(self, spec: SecretSpec, started: dt.datetime) -> dt.datetime:
-        """Reuse another job's just-fetched credential, unless one is due for its expiry refresh."""
-        fraction = self.config.schedule.refresh_before_expiry
-        due = any(started >= timing.refresh_at(f, e, fraction) for f, e in self._lifetimes(spec))
-        return started if due else started - SHARED_FETCH_WINDOW
-
-    def _lifetimes(self, spec: SecretSpec) -> list[tuple[dt.datetime, dt.datetime]]:
-        found = []
-        for name in spec.credentials:
-            fetched_at, credential = self.reconciler.fetcher.fetched_at(name), self.reconciler.fetcher.cached(name)
-            if fetched_at is not None and credential is not None and credential.expires_at is not None:
-                found.append((fetched_at, credential.expires_at))
-        return found
-
-    def _triggered_sync(self, key: Key) -> None:
-        name, namespace = key
-        spec = self._spec(name)
-        if spec is None or not self.may_write() or not self.reconciler.has_credentials(spec):
-            return
-        with self._lock(name):
-            if namespace is None:
-                self.reconciler.sync(spec, fresh_after=None)
-            else:
-                self.reconciler.sync_namespace(spec, namespace)
-
-    # -- watch events ------------------------------------------------------------------------
-
-    def _on_namespace(self, event: str, obj: dict[str, Any]) -> None:
-        """A namespace now selected gets a sync of that namespace alone; one modified out of a
-        spec's selection gets a whole-spec sync, which prunes it if need be."""
-        if event not in ("ADDED", "MODIFIED"):
-            return
-        info = info_from(obj)
-        for spec in self.config.secrets:
-            if selects(spec.namespaces, info):
-                self.triggers.request((spec.name, info.name))
-            elif event == "MODIFIED":
-                self.triggers.request((spec.name, None))
-
-    def _on_service_account(self, event: str, obj: dict[str, Any]) -> None:
-        if event not in ("ADDED", "MODIFIED"):
-            return
-        metadata = obj.get("metadata") or {}
-        name, namespace = metadata.get("name"), str(metadata.get("namespace"))
-        refs = {r.get("name") for r in obj.get("imagePullSecrets") or [] if isinstance(r, dict)}
-        wanted = [
-            (s.name, namespace)
-            for s in self.config.secrets
-            if s.service_accounts and ("*" in s.service_accounts or name in s.service_accounts) and s.name not in refs
-        ]
-        self.triggers.request(*wanted)
-
-    def _on_secret(self, event: str, obj: dict[str, Any]) -> None:
-        """Ours deleted or edited: repair that namespace. Another installation's Secret matters
-        only when it goes (the namespace may then be ours to fill); its edits are not ours to undo."""
-        secret = existing_from(obj)
-        desired = self.reconciler.last_desired.get(secret.spec or "")
-        if secret.spec is None or desired is None:
-            return
-        theirs = secret.ownership(desired.instance) is Ownership.OTHER_INSTANCE
-        if event == "DELETED" or not (theirs or secret.matches(desired)):
-            self.triggers.request((secret.spec, secret.namespace))
+    def _on_event(self, event: WatchEvent) -> None:
+        self.triggers.request(*self.router.route(event))
 
     def _on_relist(self, kind: str) -> None:
-        """A relist after the first may follow missed events: re-check every spec."""
-        with self._state_lock:
-            first = kind not in self._listed
-            self._listed.add(kind)
-        if not first:
-            self.triggers.request(*((s.name, None) for s in self.config.secrets))
+        self.triggers.request(*self.router.relisted(kind))
 
     def _on_leadership(self, leading: bool) -> None:
         self.metrics.set_leader(leading)
         log.info("leadership: %s", "leading" if leading else "standing by")
         if leading:
-            self.schedule_now()
-
-    # -- reload ------------------------------------------------------------------------------
-
-    def reload(self) -> None:
-        try:
-            config = load_config(self.config_path)
-        except ConfigError as exc:
-            self.metrics.record_reload(ok=False)
-            log.error("config reload rejected; keeping the running config: %s", exc)
-            return
-        self.metrics.record_reload(ok=True)
-        removed = {s.name for s in self.config.secrets} - {s.name for s in config.secrets}
-        if config.server != self.config.server or config.leader_election != self.config.leader_election:
-            log.warning("server and leader_election changes take effect at the next restart")
-        self.config, self.reconciler = config, self._reconciler(config)
-        self._rewatch(config)
-        for name in removed:
-            self.scheduler.cancel(name)
-        self.metrics.forget(removed, {c.name for c in config.credentials})
-        if self.may_write():
-            self.reconciler.prune_retired(also=removed)
-            self.schedule_now()
-        log.info("config reloaded", extra={"specs": len(config.secrets), "removed": sorted(removed)})
+            self.runs.schedule_now()

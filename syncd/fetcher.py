@@ -1,14 +1,16 @@
 """Credentials as the reconciler gets them: fetched once per run, validated, verified, cached.
 
 The cache is what lets watch-triggered syncs write a new namespace's Secret without calling a
-source, and what makes a credential shared by several specs cost one call per run.
+source, and what makes a credential shared by several specs cost one call per run. This module
+is the one home of the policy deciding when a cached answer will do (`Freshness`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +20,55 @@ from syncd.logs import REDACTOR
 from syncd.metrics import Metrics, Verification
 from syncd.model import FetchedCredential, RegistryCredential
 from syncd.sources.base import Source
+from syncd.timing import Lifetime, refresh_at
 from syncd.validation import credential_problems
 from syncd.verify import VerificationFailed, verify_login
 
 Verifier = Callable[[str, RegistryCredential], None]
+# A credential fetched this recently by another spec's job is reused: the jobs of every spec
+# start together, and a shared credential should still cost one source call.
+SHARED_FETCH_WINDOW = dt.timedelta(seconds=10)
+_LONG_AGO = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 class NotFetchedYet(SyncdError):
     """A cache-only sync found no fetched credential to work from (the scheduled sync will fetch)."""
+
+
+class Reuse(enum.Enum):
+    CACHED = "cached"  # only the last good answer; never a source call
+    RUN = "run"  # an answer from this run, good or bad
+    SHARED = "shared"  # a good answer of the last SHARED_FETCH_WINDOW
+    KEPT = "kept"  # any good answer
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old an answer a sync may use. Whatever the kind, a credential due for its expiry
+    refresh is fetched again, and, except in `per_run`, a failure is never reused."""
+
+    reuse: Reuse
+    started: dt.datetime = _LONG_AGO
+
+    @classmethod
+    def cached(cls) -> Freshness:
+        """Watch-triggered syncs: the last good credentials, without calling a source."""
+        return cls(Reuse.CACHED)
+
+    @classmethod
+    def per_run(cls, started: dt.datetime) -> Freshness:
+        """`once`: each credential asked once per run, a failure too (a dead Vault is asked once)."""
+        return cls(Reuse.RUN, started)
+
+    @classmethod
+    def scheduled(cls, started: dt.datetime) -> Freshness:
+        """A daemon job: a fresh answer, or one another spec's job fetched moments ago."""
+        return cls(Reuse.SHARED, started)
+
+    @classmethod
+    def kept(cls, started: dt.datetime) -> Freshness:
+        """After a reload: any good answer still cached; only the missing ones are fetched."""
+        return cls(Reuse.KEPT, started)
 
 
 @dataclass
@@ -39,12 +82,7 @@ class _Cached:
 
 
 class CredentialFetcher:
-    """Fetches credentials, counts every source call, and remembers the answers.
-
-    `fresh_after` says how old an answer may be: `once` passes its start time, so a credential
-    shared by several specs is fetched once per run (a failure too: a dead Vault is asked once);
-    watch-triggered syncs pass None and use the last good credential without calling a source.
-    """
+    """Fetches credentials, counts every source call, and remembers the answers."""
 
     def __init__(
         self,
@@ -60,30 +98,65 @@ class CredentialFetcher:
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
 
-    def fetch(
-        self, config: Config, name: str, *, fresh_after: dt.datetime | None, failed_after: dt.datetime | None = None
+    def fetch_all(self, config: Config, names: Iterable[str], freshness: Freshness) -> list[FetchedCredential]:
+        """The credentials of one sync, each from the cache or its source as `freshness` allows."""
+        names = list(names)
+        if freshness.reuse is Reuse.CACHED:
+            return [self._cached_only(name) for name in names]
+        fresh_after, failed_after = self._bounds(config, names, freshness)
+        return [self._fetch(config, name, fresh_after, failed_after) for name in names]
+
+    def _bounds(self, config: Config, names: list[str], freshness: Freshness) -> tuple[dt.datetime, dt.datetime]:
+        """(fresh_after, failed_after): a good answer older than the first, or a failure older than
+        the second, is asked for again. One credential due for refresh refreshes the whole spec."""
+        started = freshness.started
+        if freshness.reuse is Reuse.RUN or self._refresh_due(config, names, started):
+            return started, started
+        oldest = started - SHARED_FETCH_WINDOW if freshness.reuse is Reuse.SHARED else _LONG_AGO
+        return oldest, started
+
+    def _refresh_due(self, config: Config, names: list[str], now: dt.datetime) -> bool:
+        fraction = config.schedule.refresh_before_expiry
+        return any(now >= refresh_at(fetched, expires, fraction) for fetched, expires in self.lifetimes(names))
+
+    def _cached_only(self, name: str) -> FetchedCredential:
+        credential = self.cached(name)
+        if credential is None:
+            raise NotFetchedYet(f"credential {name!r} has not been fetched yet")
+        return credential
+
+    def _fetch(
+        self, config: Config, name: str, fresh_after: dt.datetime, failed_after: dt.datetime
     ) -> FetchedCredential:
-        """`failed_after` (default `fresh_after`): a failure newer than this is reused, not retried."""
         with self._lock:
             cached = self._cache.setdefault(name, _Cached())
-        if fresh_after is None:
-            if cached.credential is None:
-                raise NotFetchedYet(f"credential {name!r} has not been fetched yet")
-            return cached.credential
-        failed_after = failed_after or fresh_after
         if cached.failed_at is not None and cached.failed_at >= failed_after and cached.error is not None:
             raise cached.error
         if cached.credential is None or cached.fetched_at is None or cached.fetched_at < fresh_after:
             return self._refresh(config, name, cached)
         return cached.credential
 
+    def reconfigure(self, old: Config, new: Config, sources: Mapping[str, Source[Any]]) -> None:
+        """Take a reloaded config's sources; forget only the answers it may have changed: those of
+        credentials whose entry changed or went, and of every Vault one when `vault:` changed."""
+        with self._lock:
+            self.sources = sources
+            for name in [n for n in self._cache if _changed(old, new, n)]:
+                del self._cache[name]
+
     def cached(self, name: str) -> FetchedCredential | None:
         cached = self._cache.get(name)
         return cached.credential if cached is not None else None
 
-    def fetched_at(self, name: str) -> dt.datetime | None:
-        cached = self._cache.get(name)
-        return cached.fetched_at if cached is not None else None
+    def lifetimes(self, names: Iterable[str]) -> list[Lifetime]:
+        """(fetched_at, expires_at) of each cached credential that says when it expires."""
+        found = []
+        for name in names:
+            cached = self._cache.get(name, _Cached())
+            expires_at = cached.credential.expires_at if cached.credential is not None else None
+            if cached.fetched_at is not None and expires_at is not None:
+                found.append((cached.fetched_at, expires_at))
+        return found
 
     def _refresh(self, config: Config, name: str, cached: _Cached) -> FetchedCredential:
         started = self.clock()
@@ -126,6 +199,14 @@ class CredentialFetcher:
                 self.metrics.record_verification(fetched.name, Verification.UNAVAILABLE)
                 raise
             self.metrics.record_verification(fetched.name, Verification.SUCCESS)
+
+
+def _changed(old: Config, new: Config, name: str) -> bool:
+    before = next((c for c in old.credentials if c.name == name), None)
+    after = next((c for c in new.credentials if c.name == name), None)
+    if before is None or after is None or before != after:
+        return True
+    return after.source == "vault" and old.vault != new.vault
 
 
 def _validate(fetched: FetchedCredential) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from syncd.clock import utcnow
 from syncd.config import Config, Namespaces, SecretSpec
 from syncd.errors import KubeError, SyncdError
-from syncd.fetcher import CredentialFetcher, Verifier
+from syncd.fetcher import CredentialFetcher, Freshness, Verifier
 from syncd.metrics import Metrics
 from syncd.model import (
     AccountChange,
@@ -88,30 +88,52 @@ class Reconciler:
         self.clock = clock
         self.fetcher = CredentialFetcher(sources, metrics, clock, verifier)
 
+    def reconfigure(self, config: Config, sources: Mapping[str, Source[Any]]) -> None:
+        """Sync with a reloaded config from now on. What it did not change stays: the cached
+        credentials (no source call) and the content rendered from them (watch-triggered syncs
+        go on writing it), so a reload that only moves a spec to other namespaces fetches nothing."""
+        self.fetcher.reconfigure(self.config, config, sources)
+        specs = {spec.name: spec for spec in config.secrets}
+        self.last_desired = {
+            name: desired
+            for name, desired in self.last_desired.items()
+            if name in specs and self._renders_the_same(desired, specs[name], config)
+        }
+        self.config = config
+
+    def _renders_the_same(self, desired: DesiredSecret, spec: SecretSpec, config: Config) -> bool:
+        """Same credentials, still cached, and the same labels, annotations, prune and instance."""
+        again = replace(
+            desired,
+            credentials=tuple(spec.credentials),
+            labels=dict(spec.labels),
+            annotations=dict(spec.annotations),
+            prune=spec.prune,
+            instance=config.instance,
+        )
+        return again == desired and all(self.fetcher.cached(name) is not None for name in spec.credentials)
+
+    def rendered(self, spec: str) -> DesiredSecret | None:
+        """What the last sync of `spec` rendered; None before its first."""
+        return self.last_desired.get(spec)
+
     def has_credentials(self, spec: SecretSpec) -> bool:
         """Whether a cache-only sync can render this spec (every credential fetched at least once)."""
         return all(self.fetcher.cached(name) is not None for name in spec.credentials)
 
     def sync_all(self, *, dry_run: bool = False) -> list[SyncResult]:
         """Every spec, then the retired specs' Secrets. Each credential is fetched once."""
-        started = self.clock()
-        results = [self.sync(spec, dry_run=dry_run, fresh_after=started) for spec in self.config.secrets]
+        freshness = Freshness.per_run(self.clock())
+        results = [self.sync(spec, dry_run=dry_run, freshness=freshness) for spec in self.config.secrets]
         retired = self.prune_retired(dry_run=dry_run)
         return results + ([retired] if retired.outcomes or retired.source_errors or retired.account_changes else [])
 
-    def sync(
-        self,
-        spec: SecretSpec,
-        *,
-        dry_run: bool = False,
-        fresh_after: dt.datetime | None,
-        failed_after: dt.datetime | None = None,
-    ) -> SyncResult:
-        """One sync of one spec. `fresh_after=None`: from cached credentials only (watch-triggered)."""
+    def sync(self, spec: SecretSpec, *, freshness: Freshness, dry_run: bool = False) -> SyncResult:
+        """One sync of one spec, from credentials as fresh as `freshness` says."""
         started = time.monotonic()
         result = SyncResult(secret=spec.name, dry_run=dry_run)
         try:
-            desired = self.desired(spec, fresh_after=fresh_after, failed_after=failed_after)
+            desired = self.desired(spec, freshness)
             plan = self.plan(spec, desired)
             result.outcomes = self.apply(spec, desired, plan, dry_run=dry_run)
             self.link_accounts(spec, result, dry_run=dry_run)
@@ -122,14 +144,9 @@ class Reconciler:
             self.events.emit(_events(result), self.clock())
         return result
 
-    def desired(
-        self, spec: SecretSpec, *, fresh_after: dt.datetime | None, failed_after: dt.datetime | None = None
-    ) -> DesiredSecret:
+    def desired(self, spec: SecretSpec, freshness: Freshness) -> DesiredSecret:
         """Fetch (once per run), validate and render; any failure here means nothing is written."""
-        fetched = [
-            self.fetcher.fetch(self.config, name, fresh_after=fresh_after, failed_after=failed_after)
-            for name in spec.credentials
-        ]
+        fetched = self.fetcher.fetch_all(self.config, spec.credentials, freshness)
         rendered = render(entry for credential in fetched for entry in credential.entries)
         desired = DesiredSecret(
             name=spec.name,

@@ -21,25 +21,17 @@ def _matches_any(name: str, globs: Iterable[str]) -> bool:
     return any(fnmatchcase(name, glob) for glob in globs)
 
 
-def resolve(selection: Namespaces, namespaces: Iterable[NamespaceInfo], selector_matches: set[str]) -> list[str]:
-    """names + patterns + selector (already evaluated by the apiserver), minus exclude, minus terminating."""
-    chosen = []
-    for namespace in namespaces:
-        picked = (
-            namespace.name in selection.names
-            or _matches_any(namespace.name, selection.patterns)
-            or namespace.name in selector_matches
-        )
-        if picked and not namespace.terminating and not _matches_any(namespace.name, selection.exclude):
-            chosen.append(namespace.name)
-    return sorted(chosen)
-
-
 def selects(selection: Namespaces, namespace: NamespaceInfo) -> bool:
-    """The same rule as `resolve`, for one namespace whose labels are known (watch events)."""
+    """names + patterns + selector, minus exclude, minus terminating: the one rule for a listing
+    (`resolve`), a watch event and the test fakes alike."""
     picked = (
         namespace.name in selection.names
         or _matches_any(namespace.name, selection.patterns)
         or (selection.selector is not None and selector_matches(selection.selector, namespace.labels))
     )
     return picked and not namespace.terminating and not _matches_any(namespace.name, selection.exclude)
+
+
+def resolve(selection: Namespaces, namespaces: Iterable[NamespaceInfo]) -> list[str]:
+    """The names of the namespaces `selects` picks, sorted."""
+    return sorted(namespace.name for namespace in namespaces if selects(selection, namespace))

@@ -1,14 +1,17 @@
-"""Pure: when a secret spec's next scheduled sync runs (SPEC §6)."""
+"""When a secret spec's next scheduled sync runs (SPEC §6): the interval with jitter, earlier
+for a credential's expiry refresh, backoff after failures. Pure but for `Cadence`, which
+remembers each spec's consecutive failures."""
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from syncd.config import Schedule
+from syncd.config import Schedule, SecretSpec
 
 MIN_DELAY = dt.timedelta(milliseconds=500)
+Lifetime = tuple[dt.datetime, dt.datetime]  # a cached credential's (fetched_at, expires_at)
 
 
 def backoff(schedule: Schedule, failures: int) -> dt.timedelta:
@@ -28,7 +31,7 @@ def next_run(
     schedule: Schedule,
     *,
     failures: int,
-    lifetimes: Iterable[tuple[dt.datetime, dt.datetime]] = (),
+    lifetimes: Iterable[Lifetime] = (),
     rng: random.Random | None = None,
 ) -> dt.datetime:
     """After a failure: backoff. Otherwise the interval plus jitter, or earlier if a credential
@@ -39,3 +42,37 @@ def next_run(
     regular = now + schedule.interval + jitter
     early = [refresh_at(f, e, schedule.refresh_before_expiry) for f, e in lifetimes]
     return max(min([regular, *early]), now + MIN_DELAY)
+
+
+class Cadence:
+    """The scheduling policy of `syncd run`: when each spec runs next, given how its run went.
+
+    `lifetimes` reports the cached credentials' lifetimes (the fetcher's). `pending`, for a run
+    a reload asked for, is the run that was due before it: a reload must not postpone a spec's
+    regular refresh, or a config edited more often than the interval would stop refreshes.
+    """
+
+    def __init__(self, lifetimes: Callable[[Iterable[str]], list[Lifetime]], rng: random.Random | None = None) -> None:
+        self.lifetimes = lifetimes
+        self.rng = rng
+        self._failures: dict[str, int] = {}
+
+    def next_run(
+        self,
+        spec: SecretSpec,
+        schedule: Schedule,
+        *,
+        failed: bool,
+        now: dt.datetime,
+        pending: dt.datetime | None = None,
+    ) -> dt.datetime:
+        failures = self._failures[spec.name] = self._failures.get(spec.name, 0) + 1 if failed else 0
+        lifetimes = self.lifetimes(spec.credentials)
+        at = next_run(now, schedule, failures=failures, lifetimes=lifetimes, rng=self.rng)
+        if pending is None or failures:
+            return at
+        return max(min(at, pending), now + MIN_DELAY)
+
+    def forget(self, names: Iterable[str]) -> None:
+        for name in names:
+            self._failures.pop(name, None)

@@ -15,7 +15,6 @@ from syncd.config import Namespaces
 from syncd.errors import KubeError
 from syncd.kube import namespaces, pullsecrets, secrets, serviceaccounts
 from syncd.kubelet import PullSecret
-from syncd.labels import selector_matches
 from syncd.model import Action, DesiredSecret, ExistingSecret, Ownership, ServiceAccountRef, WriteResult
 from syncd.selection import NamespaceInfo, resolve
 
@@ -29,15 +28,11 @@ class KubeCluster:
         self.core = client.CoreV1Api(api)
 
     def select_namespaces(self, selection: Namespaces) -> list[str]:
-        """One LIST: every namespace when names or patterns are given (a selector is then evaluated
-        here, on their labels), else only those the apiserver matches to the selector."""
-        selector = selection.selector
-        if selection.names or selection.patterns:
-            everything = namespaces.list_namespaces(self.core)
-            matched = {n.name for n in everything if selector and selector_matches(selector, n.labels)}
-            return resolve(selection, everything, matched)
-        found = namespaces.list_namespaces(self.core, selector)
-        return resolve(selection, found, {n.name for n in found})
+        """One LIST: every namespace when names or patterns are given, else only those the
+        apiserver matches to the selector. Either way the items carry their labels, and
+        syncd.selection decides, by the same rule as for a watch event."""
+        selector = None if selection.names or selection.patterns else selection.selector
+        return resolve(selection, namespaces.list_namespaces(self.core, selector))
 
     def managed_secrets(self, spec: str) -> list[ExistingSecret]:
         return secrets.list_managed(self.core, spec)

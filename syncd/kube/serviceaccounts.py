@@ -25,7 +25,8 @@ def _added(item: dict[str, Any]) -> tuple[str, ...]:
     return parse_added(annotations.get(ADDED_PULL_SECRETS_ANNOTATION))
 
 
-def _ref(item: dict[str, Any]) -> ServiceAccountRef:
+def ref_from(item: dict[str, Any]) -> ServiceAccountRef:
+    """A ServiceAccount as a LIST item or a watch event carries it."""
     metadata = item.get("metadata") or {}
     names = tuple(str(entry.get("name")) for entry in item.get("imagePullSecrets") or [] if isinstance(entry, dict))
     return ServiceAccountRef(
@@ -45,8 +46,8 @@ def list_named(
     `resourceNames`; a config with `"*"` needs (and lists) every ServiceAccount.
     """
     if names is None:
-        return [_ref(item) for item in _list(core, namespace)]
-    return [_ref(item) for name in names for item in _list(core, namespace, name)]
+        return [ref_from(item) for item in _list(core, namespace)]
+    return [ref_from(item) for name in names for item in _list(core, namespace, name)]
 
 
 def _list(core: client.CoreV1Api, namespace: str | None, name: str | None = None) -> Iterable[dict[str, Any]]:

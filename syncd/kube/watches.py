@@ -1,7 +1,8 @@
 """List+watch loops that survive anything: bookmarks, 410 Gone, dropped connections, restarts.
 
-Each loop lists once (to learn a resourceVersion), then watches from there, calling `on_event`
-with the event type and the raw object dict. Bodies are parsed as plain JSON, like lists.
+Each loop lists once (to learn a resourceVersion), then watches from there. Bodies are parsed
+as plain JSON, like lists, and each event's object once more, here, into a typed
+syncd.watch_events value: `on_event` never sees the API's dicts.
 """
 
 from __future__ import annotations
@@ -10,16 +11,21 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 
 from syncd.errors import KubeError
 from syncd.kube.client import call
+from syncd.kube.namespaces import info_from
+from syncd.kube.secrets import existing_from
+from syncd.kube.serviceaccounts import ref_from
 from syncd.model import MANAGED_SELECTOR
+from syncd.watch_events import CHANGES, Change, NamespaceEvent, SecretEvent, ServiceAccountEvent, WatchEvent
 
 log = logging.getLogger(__name__)
-EventHandler = Callable[[str, dict[str, Any]], None]
+Parser = Callable[[Change, dict[str, Any]], WatchEvent]
+EventHandler = Callable[[WatchEvent], None]
 WATCH_SECONDS = 240
 MAX_BACKOFF = 10.0
 
@@ -35,6 +41,7 @@ class WatchLoop:
         self,
         kind: str,
         list_call: Callable[..., Any],
+        parse: Parser,
         on_event: EventHandler,
         *,
         on_relist: Callable[[], None],
@@ -43,6 +50,7 @@ class WatchLoop:
     ) -> None:
         self.kind = kind
         self.list_call = list_call
+        self.parse = parse
         self.on_event = on_event
         self.on_relist = on_relist
         selectors = {"label_selector": label_selector, "field_selector": field_selector}
@@ -111,8 +119,10 @@ class WatchLoop:
                 raise Gone
             raise KubeError(f"watch of {self.kind}: error event {obj.get('code')} {obj.get('reason')}")
         version = str((obj.get("metadata") or {}).get("resourceVersion") or resource_version)
-        if kind != "BOOKMARK":
-            self.on_event(str(kind), obj)
+        if kind in CHANGES:
+            self.on_event(self.parse(cast(Change, kind), obj))
+        elif kind != "BOOKMARK":
+            log.debug("watch of %s: ignoring an event of type %s", self.kind, kind)
         return version
 
 
@@ -132,14 +142,24 @@ def _describe(exc: Exception) -> str:
     return str(exc) if isinstance(exc, KubeError) else type(exc).__name__
 
 
+def namespace_event(change: Change, item: dict[str, Any]) -> WatchEvent:
+    return NamespaceEvent(change, info_from(item))
+
+
+def secret_event(change: Change, item: dict[str, Any]) -> WatchEvent:
+    return SecretEvent(change, existing_from(item))
+
+
+def service_account_event(change: Change, item: dict[str, Any]) -> WatchEvent:
+    return ServiceAccountEvent(change, ref_from(item))
+
+
 def watch_loops(
     api: client.ApiClient,
     *,
     secret_names: list[str],
     service_account_names: list[str] | None,
-    on_namespace: EventHandler,
-    on_service_account: EventHandler,
-    on_secret: EventHandler,
+    on_event: EventHandler,
     on_relist: Callable[[str], None],
 ) -> dict[str, WatchLoop]:
     """The loops a config needs, by kind: namespaces; syncd-labelled Secrets of each spec's name
@@ -147,15 +167,15 @@ def watch_loops(
     every one when a spec says "*" (None)."""
     core = client.CoreV1Api(api)
 
-    def loop(kind: str, list_call: Callable[..., Any], on_event: EventHandler, **selectors: str) -> WatchLoop:
-        return WatchLoop(kind, list_call, on_event, on_relist=lambda: on_relist(kind), **selectors)
+    def loop(kind: str, list_call: Callable[..., Any], parse: Parser, **selectors: str) -> WatchLoop:
+        return WatchLoop(kind, list_call, parse, on_event, on_relist=lambda: on_relist(kind), **selectors)
 
-    loops = [loop("namespaces", core.list_namespace, on_namespace)]
+    loops = [loop("namespaces", core.list_namespace, namespace_event)]
     loops += [
         loop(
             f"secrets/{name}",
             core.list_secret_for_all_namespaces,
-            on_secret,
+            secret_event,
             label_selector=MANAGED_SELECTOR,
             field_selector=f"metadata.name={name}",
         )
@@ -163,9 +183,9 @@ def watch_loops(
     ]
     all_accounts = core.list_service_account_for_all_namespaces
     if service_account_names is None:
-        loops.append(loop("serviceaccounts", all_accounts, on_service_account))
+        loops.append(loop("serviceaccounts", all_accounts, service_account_event))
     loops += [
-        loop(f"serviceaccounts/{name}", all_accounts, on_service_account, field_selector=f"metadata.name={name}")
+        loop(f"serviceaccounts/{name}", all_accounts, service_account_event, field_selector=f"metadata.name={name}")
         for name in service_account_names or []
     ]
     return {w.kind: w for w in loops}

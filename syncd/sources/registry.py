@@ -50,7 +50,12 @@ def _check() -> None:
 _check()
 
 
-def build_sources(config: Config) -> dict[str, Source[Any]]:
-    """A Source for every kind a credential of `config` uses, keyed by its config key."""
+def build_sources(config: Config, *, vault: Source[Any] | None = None) -> dict[str, Source[Any]]:
+    """A Source for every kind a credential of `config` uses, keyed by its config key.
+
+    `vault`: a running Vault source to keep (its login and token) instead of a new one."""
     used = {credential.source for credential in config.credentials}
-    return {key: kind.build(config) for key, kind in SOURCES.items() if key in used}
+    sources = {key: kind.build(config) for key, kind in SOURCES.items() if key in used and key != "vault"}
+    if "vault" in used:
+        sources["vault"] = vault or SOURCES["vault"].build(config)
+    return sources

@@ -23,9 +23,10 @@ def existing(namespace: str, content_hash: str = "sha256:new", **fields: object)
 
 def test_selection_is_names_patterns_and_selector_minus_exclude_and_terminating() -> None:
     selection = Namespaces(names=["payments"], patterns=["team-*"], selector="a=b", exclude=["team-x", "kube-*"])
-    namespaces = [NamespaceInfo(n) for n in ("payments", "team-1", "team-x", "labelled", "kube-a", "other")]
+    namespaces = [NamespaceInfo(n) for n in ("payments", "team-1", "team-x", "other")]
+    namespaces += [NamespaceInfo(n, labels={"a": "b"}) for n in ("labelled", "kube-a")]
     namespaces.append(NamespaceInfo("team-dying", terminating=True))
-    assert resolve(selection, namespaces, {"labelled", "kube-a"}) == ["labelled", "payments", "team-1"]
+    assert resolve(selection, namespaces) == ["labelled", "payments", "team-1"]
 
 
 def test_plan_creates_updates_leaves_alone_and_prunes() -> None:

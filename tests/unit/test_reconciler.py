@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, parse_config
+from syncd.fetcher import Freshness
 from syncd.metrics import Metrics
 from syncd.model import Action, ExistingSecret
 from syncd.reconciler import Reconciler
@@ -191,7 +192,7 @@ def test_pruning_takes_back_the_references_syncd_added_and_no_others(
     assert cluster.accounts[("team-1", "default")] == ["pull"]
     cluster.namespaces.pop("team-1")  # deselected: pruned
     cluster.namespaces["gone-1"] = {}
-    result = sync.sync(cfg.secrets[0], fresh_after=None)
+    result = sync.sync(cfg.secrets[0], freshness=Freshness.cached())
     assert [(c.namespace, c.service_account, c.action) for c in result.account_changes] == [
         ("team-1", "default", "unlink")
     ]
