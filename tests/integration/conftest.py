@@ -18,6 +18,7 @@ from kubernetes import client
 from syncd.cli import main
 from tests.harness import Stack
 from tests.integration.daemon import Start, SyncdProcess
+from tests.kube_objects import namespace_of, secret_data
 
 
 @dataclass
@@ -88,13 +89,13 @@ def make_namespaces(core_v1: client.CoreV1Api) -> Callable[..., list[str]]:
 
 def dockerconfig_of(core_v1: client.CoreV1Api, namespace: str, name: str) -> bytes:
     secret = core_v1.read_namespaced_secret(name, namespace)
-    return base64.b64decode(secret.data[".dockerconfigjson"])
+    return base64.b64decode(secret_data(secret)[".dockerconfigjson"])
 
 
 def secrets_named(core_v1: client.CoreV1Api, name: str, prefix: str) -> dict[str, client.V1Secret]:
     """Secrets called `name` in namespaces starting with `prefix`, by namespace."""
     found = core_v1.list_secret_for_all_namespaces(field_selector=f"metadata.name={name}").items
-    return {s.metadata.namespace: s for s in found if s.metadata.namespace.startswith(prefix)}
+    return {namespace_of(s): s for s in found if namespace_of(s).startswith(prefix)}
 
 
 def auths(content: bytes) -> dict[str, Any]:

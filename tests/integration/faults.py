@@ -36,6 +36,16 @@ from kubernetes import client, config
 from tests.harness.kube import Kube
 from tests.harness.vault import Vault
 from tests.integration.daemon import SyncdProcess
+from tests.kube_objects import (
+    annotations_of,
+    issued_token,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+    resource_version,
+    secret_data,
+)
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 SECRET_VALUES: dict[str, str] = {}  # every secret value the fault tests used -> a label for the report
@@ -60,7 +70,7 @@ def leak_forms(value: str, username: str) -> list[str]:
     return [f for f in forms if len(f) >= 8]
 
 
-def record(where: str, *texts: str) -> None:
+def record(where: str, *texts: str | None) -> None:
     TEXTS.extend((where, text) for text in texts if text)
 
 
@@ -89,7 +99,7 @@ def fault_capture(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixtu
     caplog.set_level(logging.DEBUG)
     yield
     formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
-    records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)]  # type: ignore[arg-type]
+    records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)]
     record(request.node.nodeid, "\n".join(formatter.format(r) for r in records))
 
 
@@ -121,12 +131,12 @@ class Login:
 
 def check_secret(secret: client.V1Secret, spec: str, expected: dict[str, Login]) -> None:
     """One managed Secret, whole: ours, valid JSON, exactly the expected registries, every login complete."""
-    where = f"{secret.metadata.namespace}/{secret.metadata.name}"
+    where = f"{namespace_of(secret)}/{name_of(secret)}"
     assert secret.type == "kubernetes.io/dockerconfigjson", where
-    assert (secret.metadata.labels or {}).get(MANAGED_BY) == "syncd", where
-    assert (secret.metadata.labels or {}).get("syncd.io/secret") == spec, where
-    content = base64.b64decode(secret.data[".dockerconfigjson"])
-    annotations = secret.metadata.annotations or {}
+    assert labels_of(secret).get(MANAGED_BY) == "syncd", where
+    assert labels_of(secret).get("syncd.io/secret") == spec, where
+    content = base64.b64decode(secret_data(secret)[".dockerconfigjson"])
+    annotations = annotations_of(secret)
     assert annotations.get("syncd.io/content-hash") == "sha256:" + hashlib.sha256(content).hexdigest(), where
     auths = json.loads(content)["auths"]
     assert set(auths) == set(expected), where
@@ -139,7 +149,7 @@ def check_secret(secret: client.V1Secret, spec: str, expected: dict[str, Login])
 def managed(core: client.CoreV1Api, spec: str) -> dict[str, client.V1Secret]:
     """Every Secret of one spec in the cluster, by namespace (a LIST by label, as syncd does)."""
     found = core.list_secret_for_all_namespaces(label_selector=f"syncd.io/secret={spec}").items
-    return {s.metadata.namespace: s for s in found}
+    return {namespace_of(s): s for s in found}
 
 
 def check_secrets(
@@ -161,8 +171,8 @@ def snapshot(core: client.CoreV1Api, name: str, namespaces: Iterable[str]) -> di
     found = core.list_secret_for_all_namespaces(field_selector=f"metadata.name={name}").items
     state: dict[str, tuple[str, Any, Any]] = dict.fromkeys(wanted, ("absent", None, None))
     for s in found:
-        if s.metadata.namespace in wanted:
-            state[s.metadata.namespace] = (s.metadata.resource_version, s.data, s.metadata.labels)
+        if namespace_of(s) in wanted:
+            state[namespace_of(s)] = (resource_version(s), s.data, meta(s).labels)
     return state
 
 
@@ -276,7 +286,7 @@ class PrivateKube:
         request = client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
         )
-        token = self.core.create_namespaced_service_account_token(name, namespace, request).status.token
+        token = issued_token(self.core.create_namespaced_service_account_token(name, namespace, request))
         assert self.kube.pki is not None
         ca = base64.b64encode(self.kube.pki.ca_cert.read_bytes()).decode()
         path = self.dir / f"{name}-kubeconfig"

@@ -37,6 +37,7 @@ from tests.integration.faults import (
     syncd_daemon,
     write_yaml,
 )
+from tests.kube_objects import pull_secret_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 
@@ -150,8 +151,8 @@ def test_kill_9_of_once_mid_rollout_leaves_nothing_half_written(
     assert counts.get("created", 0) + counts.get("unchanged", 0) == len(names)
     check_secrets(cluster.core, spec, names, logins)
     for namespace in with_sa:  # appended to what was there, exactly once
-        refs = cluster.core.read_namespaced_service_account("default", namespace).image_pull_secrets
-        assert [r.name for r in refs] == ["other", spec]
+        refs = pull_secret_names(cluster.core.read_namespaced_service_account("default", namespace))
+        assert refs == ["other", spec]
     assert snapshot(cluster.core, "not-ours", names[::50]) == unmanaged_before
     record_events(request.node.nodeid, cluster.core)
 

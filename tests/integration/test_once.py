@@ -16,6 +16,7 @@ from kubernetes import client
 
 from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, auths, dockerconfig_of, secrets_named
+from tests.kube_objects import annotations_of, labels_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]
 
@@ -81,9 +82,9 @@ def test_once_merges_vault_and_helper_credentials_into_selected_namespaces(
     assert sorted(written) == sorted(f"{prefix}-{n}" for n in ("payments", "team-a", "team-b", "labelled"))
     for namespace, secret in written.items():
         assert secret.type == "kubernetes.io/dockerconfigjson"
-        assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "syncd"
+        assert labels_of(secret)["app.kubernetes.io/managed-by"] == "syncd"
         content = dockerconfig_of(core_v1, namespace, "regcred")
-        assert secret.metadata.annotations["syncd.io/credentials"] == "ghcr,local"
+        assert annotations_of(secret)["syncd.io/credentials"] == "ghcr,local"
         assert auths(content) == {
             **auths(kubectl_dockerconfig("ghcr.io", "robot", credentials["password"])),
             **auths(kubectl_dockerconfig(stack.registry.host, stack.registry.username, stack.registry.password)),

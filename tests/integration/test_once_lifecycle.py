@@ -13,6 +13,7 @@ from kubernetes import client
 
 from tests.harness.vault import Vault
 from tests.integration.conftest import RunSyncd, auths, dockerconfig_of, secrets_named
+from tests.kube_objects import labels_of, name_of, pull_secret_names, resource_version, secret_data
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,7 @@ def test_rotation_updates_every_namespace_and_a_dead_vault_changes_nothing(
         assert auths(dockerconfig_of(core_v1, namespace, "regcred"))["ghcr.io"]["password"] == "after-2"
 
     before = {
-        ns: (dockerconfig_of(core_v1, ns, "regcred"), s.metadata.resource_version)
+        ns: (dockerconfig_of(core_v1, ns, "regcred"), resource_version(s))
         for ns, s in secrets_named(core_v1, "regcred", prefix).items()
     }
     private_vault.stop()
@@ -71,7 +72,7 @@ def test_rotation_updates_every_namespace_and_a_dead_vault_changes_nothing(
     assert len(error_lines) == 1
     assert "credential 'robot'" in error_lines[0]
     after = {
-        ns: (dockerconfig_of(core_v1, ns, "regcred"), s.metadata.resource_version)
+        ns: (dockerconfig_of(core_v1, ns, "regcred"), resource_version(s))
         for ns, s in secrets_named(core_v1, "regcred", prefix).items()
     }
     assert after == before
@@ -105,8 +106,8 @@ def test_foreign_secret_is_a_conflict_until_adopted(
     assert run.code == 1
     assert f"{theirs}: conflict" in run.out
     untouched = core_v1.read_namespaced_secret("regcred", theirs)
-    assert untouched.data[".dockerconfigjson"] == "eyJhdXRocyI6e319"
-    assert "app.kubernetes.io/managed-by" not in untouched.metadata.labels
+    assert secret_data(untouched)[".dockerconfigjson"] == "eyJhdXRocyI6e319"
+    assert "app.kubernetes.io/managed-by" not in labels_of(untouched)
     assert auths(dockerconfig_of(core_v1, ours, "regcred"))["ghcr.io"]["password"] == "mine-1"
     assert _event_reasons(core_v1, theirs) == {"Conflict"}
     assert _event_reasons(core_v1, ours) == {"Synced"}
@@ -119,8 +120,8 @@ def test_foreign_secret_is_a_conflict_until_adopted(
     adopted = run_syncd("once", config=adopt)
     assert adopted.code == 0, adopted.out
     taken = core_v1.read_namespaced_secret("regcred", theirs)
-    assert taken.metadata.labels["app.kubernetes.io/managed-by"] == "syncd"
-    assert taken.metadata.labels["owner"] == "someone-else"  # a merge: what others set stays
+    assert labels_of(taken)["app.kubernetes.io/managed-by"] == "syncd"
+    assert labels_of(taken)["owner"] == "someone-else"  # a merge: what others set stays
     assert auths(dockerconfig_of(core_v1, theirs, "regcred"))["ghcr.io"]["password"] == "mine-1"
 
 
@@ -148,10 +149,10 @@ def test_prune_removes_only_the_managed_secret_and_its_service_account_reference
     both = write_config(_config(private_vault, tmp_path / "token", "robot", prefix, **spec))
     assert run_syncd("once", config=both).code == 0
     for namespace in (keep, drop):
-        refs = [r.name for r in core_v1.read_namespaced_service_account("default", namespace).image_pull_secrets]
+        refs = pull_secret_names(core_v1.read_namespaced_service_account("default", namespace))
         assert refs == ["other", "regcred"]
     assert run_syncd("once", config=both).code == 0  # idempotent: still one reference each
-    assert [r.name for r in core_v1.read_namespaced_service_account("default", keep).image_pull_secrets] == [
+    assert pull_secret_names(core_v1.read_namespaced_service_account("default", keep)) == [
         "other",
         "regcred",
     ]
@@ -161,9 +162,9 @@ def test_prune_removes_only_the_managed_secret_and_its_service_account_reference
     pruned = run_syncd("once", config=write_config(only_keep))
     assert pruned.code == 0, pruned.out
     assert set(secrets_named(core_v1, "regcred", prefix)) == {keep}
-    assert [r.name for r in core_v1.read_namespaced_service_account("default", drop).image_pull_secrets] == ["other"]
-    assert core_v1.read_namespaced_secret("unrelated", drop).metadata.name == "unrelated"
+    assert pull_secret_names(core_v1.read_namespaced_service_account("default", drop)) == ["other"]
+    assert name_of(core_v1.read_namespaced_secret("unrelated", drop)) == "unrelated"
 
 
-def _event_reasons(core_v1: client.CoreV1Api, namespace: str) -> set[str]:
+def _event_reasons(core_v1: client.CoreV1Api, namespace: str) -> set[str | None]:
     return {event.reason for event in core_v1.list_namespaced_event(namespace).items}

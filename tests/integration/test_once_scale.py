@@ -15,6 +15,7 @@ from kubernetes import client
 
 from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, secrets_named
+from tests.kube_objects import resource_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]
 NAMESPACES = 200
@@ -77,10 +78,10 @@ def test_one_fetch_per_credential_over_200_namespaces_and_an_idle_run_writes_not
     assert vault_reads(stack.vault.audit_log, path) == 1
     assert counted_helper.read_text().count("call") == 1
 
-    versions = {ns: s.metadata.resource_version for ns, s in secrets_named(core_v1, "both", prefix).items()}
+    versions = {ns: resource_version(s) for ns, s in secrets_named(core_v1, "both", prefix).items()}
     second = run_syncd("once", config=config, log_level="info")
     assert second.code == 0, second.err
-    assert {ns: s.metadata.resource_version for ns, s in secrets_named(core_v1, "both", prefix).items()} == versions
+    assert {ns: resource_version(s) for ns, s in secrets_named(core_v1, "both", prefix).items()} == versions
     assert "both: success (200 unchanged)" in second.out
     assert vault_reads(stack.vault.audit_log, path) == 2
     assert counted_helper.read_text().count("call") == 2

@@ -17,7 +17,9 @@ from syncd.model import (
     ServiceAccountRef,
     added_entry,
 )
+from syncd.reconciler import Cluster
 from syncd.selection import NamespaceInfo, selects
+from syncd.sources.base import Source
 
 
 class FakeSource:
@@ -154,3 +156,8 @@ class FakeCluster:
 
     def edit_by_hand(self, namespace: str, name: str) -> None:
         self.secrets[(namespace, name)] = replace(self.secrets[(namespace, name)], data_hash="sha256:edited")
+
+
+# The fakes stand in for these protocols: mypy --strict (make lint) fails here when one drifts from them.
+_FAKE_CLUSTER: Cluster = FakeCluster()
+_FAKE_SOURCE: Source = FakeSource({})
