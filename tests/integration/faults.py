@@ -146,10 +146,11 @@ def check_secret(secret: client.V1Secret, spec: str, expected: dict[str, Login])
         assert entry["auth"] == base64.b64encode(f"{login.username}:{login.password}".encode()).decode(), where
 
 
-def managed(core: client.CoreV1Api, spec: str) -> dict[str, client.V1Secret]:
-    """Every Secret of one spec in the cluster, by namespace (a LIST by label, as syncd does)."""
+def managed(core: client.CoreV1Api, spec: str, prefix: str) -> dict[str, client.V1Secret]:
+    """Every Secret of one spec in the test's namespaces (named `prefix`...), by namespace (a LIST by
+    label, as syncd does). Other tests' Secrets of the same spec name are not the test's to count."""
     found = core.list_secret_for_all_namespaces(label_selector=f"syncd.io/secret={spec}").items
-    return {namespace_of(s): s for s in found}
+    return {namespace_of(s): s for s in found if namespace_of(s).startswith(prefix)}
 
 
 def check_secrets(
@@ -157,7 +158,7 @@ def check_secrets(
 ) -> dict[str, client.V1Secret]:
     """Every namespace holds the spec's Secret and each one is whole."""
     wanted = set(namespaces)
-    found = {ns: secret for ns, secret in managed(core, spec).items() if ns in wanted}
+    found = {ns: secret for ns, secret in managed(core, spec, "").items() if ns in wanted}
     missing = sorted(wanted - set(found))
     assert missing == [], f"{len(missing)} namespaces without {spec}: {missing[:5]}"
     for secret in found.values():

@@ -789,6 +789,7 @@ def test_syncd_run_as_the_service_account_leads_watches_and_releases(
     prefix = f"r{uuid.uuid4().hex[:6]}"
     lease = f"run{identity.suffix}"
     settings: dict[str, Any] = {
+        "instance": f"run-{prefix}",
         "vault": vault_auth.config(stack),
         "credentials": [{"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": vault_auth.path}}],
         "secrets": [{"name": "regcred", "credentials": ["robot"], "namespaces": {"selector": f"pull={prefix}"}}],

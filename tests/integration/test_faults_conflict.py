@@ -178,6 +178,7 @@ def test_a_whole_sync_with_writers_in_between_reports_the_conflict_and_ends_corr
     make_namespaces: Callable[..., list[str]],
     prefix: str,
     tmp_path: Path,
+    instance: str,
     request: pytest.FixtureRequest,
 ) -> None:
     edited, taken, calm = make_namespaces(f"{prefix}-edited", f"{prefix}-taken", f"{prefix}-calm")
@@ -186,6 +187,7 @@ def test_a_whole_sync_with_writers_in_between_reports_the_conflict_and_ends_corr
     path = write_yaml(
         tmp_path / "syncd.yaml",
         {
+            "instance": instance,
             "credentials": [{"name": "robot", "docker_config": str(docker_config), "registries": ["ghcr.io"]}],
             "secrets": [{"name": "regcred", "credentials": ["robot"], "namespaces": {"patterns": [f"{prefix}-*"]}}],
         },

@@ -18,13 +18,11 @@ from kubernetes import client
 
 from syncd.model import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL
 from tests.harness import Stack
-from tests.integration.conftest import RunSyncd
+from tests.integration.conftest import RunSyncd, WriteConfig, plan_rows
 from tests.integration.daemon import Start, base_config, has_secret, wait_for
 from tests.kube_objects import annotations_of, labels_of, pull_secret_names, resource_version
 
 pytestmark = pytest.mark.integration
-
-WriteConfig = Callable[[dict[str, Any]], Path]
 
 
 def _instance(name: str) -> str:
@@ -75,8 +73,10 @@ def test_two_installations_never_prune_each_others_secrets_or_references(
     _with_default_account(core_v1, team_a, team_b)
     a_name, b_name = (_instance("a"), _instance("b")) if named else (None, None)
     pull_a, pull_b = f"{prefix}-pull-a", f"{prefix}-pull-b"
-    a = write_config(_config(vault_path, a_name, {"name": pull_a, "namespaces": {"names": [team_a, team_b]}}))
-    b = write_config(_config(vault_path, b_name, {"name": pull_b, "namespaces": {"names": [team_b]}}))
+    # As written: two named instances, or two configs without `instance` (both the default one).
+    a_config = _config(vault_path, a_name, {"name": pull_a, "namespaces": {"names": [team_a, team_b]}})
+    b_config = _config(vault_path, b_name, {"name": pull_b, "namespaces": {"names": [team_b]}})
+    a, b = write_config(a_config, own_instance=False), write_config(b_config, own_instance=False)
     for config in (a, b, a, b):
         run = run_syncd("once", config=config)
         assert run.code == 0, run.out + run.err
@@ -214,10 +214,9 @@ def test_pruning_takes_back_only_the_references_syncd_added_and_retired_specs_ar
     assert ADDED_PULL_SECRETS_ANNOTATION not in annotations_of(core_v1.read_namespaced_service_account("builder", drop))
 
     deselect = write_config(_config(vault_path, instance, {**spec, "namespaces": {"names": [keep]}}))
-    preview = run_syncd("once", "--dry-run", config=deselect)
+    preview = run_syncd("once", "--dry-run", "--output", "json", config=deselect)
     assert preview.code == 0, preview.out
-    rows = {tuple(line.split()[:3]) for line in preview.out.splitlines()[1:]}
-    assert {(name, drop, "prune"), (name, drop, "unlink")} <= rows
+    assert {(name, drop, "prune"), (name, drop, "unlink")} <= plan_rows(preview.out)
     assert run_syncd("once", config=deselect).code == 0
     assert not has_secret(core_v1, drop, name)
     assert _refs(core_v1, drop) == ["other"]

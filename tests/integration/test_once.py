@@ -7,7 +7,6 @@ import json
 import subprocess
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import hvac
@@ -15,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from tests.harness import Stack
-from tests.integration.conftest import RunSyncd, auths, dockerconfig_of, secrets_named
+from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, secrets_named
 from tests.kube_objects import annotations_of, labels_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]
@@ -52,7 +51,7 @@ def test_once_merges_vault_and_helper_credentials_into_selected_namespaces(
     credentials: dict[str, str],
     prefix: str,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     make_namespaces(f"{prefix}-payments", f"{prefix}-team-a", f"{prefix}-team-b", f"{prefix}-team-x", f"{prefix}-z")
@@ -96,7 +95,7 @@ def test_single_credential_bytes_equal_kubectl(
     credentials: dict[str, str],
     prefix: str,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     (namespace,) = make_namespaces(f"{prefix}-one")

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from tests.harness.vault import Vault
-from tests.integration.conftest import RunSyncd, auths, dockerconfig_of, secrets_named
+from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, plan_rows, secrets_named
 from tests.kube_objects import labels_of, name_of, pull_secret_names, resource_version, secret_data
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def test_rotation_updates_every_namespace_and_a_dead_vault_changes_nothing(
     prefix: str,
     tmp_path: Path,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     vault = hvac.Client(url=private_vault.address, token=private_vault.token)
@@ -84,7 +84,7 @@ def test_foreign_secret_is_a_conflict_until_adopted(
     prefix: str,
     tmp_path: Path,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     hvac.Client(url=private_vault.address, token=private_vault.token).secrets.kv.v2.create_or_update_secret(
@@ -99,9 +99,9 @@ def test_foreign_secret_is_a_conflict_until_adopted(
     core_v1.create_namespaced_secret(theirs, foreign)
     skip = write_config(_config(private_vault, tmp_path / "token", "robot", prefix))
 
-    preview = run_syncd("once", "--dry-run", config=skip)
+    preview = run_syncd("once", "--dry-run", "--output", "json", config=skip)
     assert preview.code == 1
-    assert f"regcred  {theirs}  conflict" in preview.out
+    assert plan_rows(preview.out) == {("regcred", ours, "create"), ("regcred", theirs, "conflict")}
     run = run_syncd("once", config=skip)
     assert run.code == 1
     assert f"{theirs}: conflict" in run.out
@@ -131,7 +131,7 @@ def test_prune_removes_only_the_managed_secret_and_its_service_account_reference
     prefix: str,
     tmp_path: Path,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     hvac.Client(url=private_vault.address, token=private_vault.token).secrets.kv.v2.create_or_update_secret(

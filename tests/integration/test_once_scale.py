@@ -7,14 +7,13 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import hvac
 import pytest
 from kubernetes import client
 
 from tests.harness import Stack
-from tests.integration.conftest import RunSyncd, secrets_named
+from tests.integration.conftest import RunSyncd, WriteConfig, secrets_named
 from tests.kube_objects import resource_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]
@@ -51,7 +50,7 @@ def test_one_fetch_per_credential_over_200_namespaces_and_an_idle_run_writes_not
     counted_helper: Path,
     prefix: str,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     path = f"registry/{uuid.uuid4().hex[:8]}"
