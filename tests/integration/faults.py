@@ -5,8 +5,9 @@
 - `snapshot`: resourceVersion and data of Secrets, to prove a failed run changed nothing.
 - `secret_value` / `record`: a session-wide ledger of every secret value the fault tests hand
   to syncd, and of every text syncd produced for them (CLI output, logs, /metrics, Events,
-  exception messages). `test_faults_secrecy.py` runs after the other fault modules (file order)
-  and searches all of it for every value.
+  exception messages). `fault_capture` searches what each test recorded for every value after
+  it, in any order; `test_faults_secrecy.py` adds a scenario of its own and searches the whole
+  ledger of the session so far.
 - `PrivateKube`: an etcd + kube-apiserver of one module's own, for faults that would disturb the
   session's cluster (kill -9 of the apiserver, an etcd restart, throttling flags).
 """
@@ -70,6 +71,14 @@ def leak_forms(value: str, username: str) -> list[str]:
     return [f for f in forms if len(f) >= 8]
 
 
+def forms_found(texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(label of the secret, where it was found) for every registered value found in any text."""
+    found = []
+    for where, text in texts:
+        found += [(label, where) for value, label in SECRET_VALUES.items() if value in text]
+    return found
+
+
 def record(where: str, *texts: str | None) -> None:
     TEXTS.extend((where, text) for text in texts if text)
 
@@ -93,14 +102,18 @@ def record_daemon(where: str, syncd: SyncdProcess) -> None:
 
 @pytest.fixture
 def fault_capture(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Every log record (DEBUG and up) of the test goes to the ledger, as syncd's handlers see them."""
+    """Every log record (DEBUG and up) of the test goes to the ledger, as syncd's handlers see them;
+    then no secret value registered so far may be in anything the test recorded."""
     # The test's own kubernetes client logs Secret bodies at DEBUG; that is the test reading, not syncd.
     caplog.set_level(logging.INFO, logger="kubernetes")
     caplog.set_level(logging.DEBUG)
+    first = len(TEXTS)
     yield
     formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
     records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)]
     record(request.node.nodeid, "\n".join(formatter.format(r) for r in records))
+    found = forms_found(TEXTS[first:])
+    assert found == [], f"secret values (by label) found in what syncd produced: {found[:10]}"
 
 
 @pytest.fixture
