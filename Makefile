@@ -34,7 +34,8 @@ deps:  ## Debian packages for the credential helper and the registry
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# The bench extra too: mypy checks bench/ against matplotlib's own types.
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -48,7 +49,7 @@ helm:  ## helm v3, built from the Go module proxy and cached outside the repo
 lint: venv helm
 	$(BIN)/ruff check syncd tests bench
 	$(BIN)/ruff format --check syncd tests bench
-	$(BIN)/mypy --strict syncd
+	$(BIN)/mypy --strict syncd tests bench
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 	"$(HELM)" lint --strict deploy/helm/syncd

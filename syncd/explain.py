@@ -91,6 +91,5 @@ def _offer(login: Login, spec_name: str | None, config: Config) -> Offer:
 
 def _keys_of(config: Config, credential_name: str) -> set[str]:
     """The `auths` keys a credential renders (from its config: no source is called)."""
-    credential = config.credential(credential_name)
-    registries = getattr(credential, "registries", None) or [getattr(credential, "registry", "")]
-    return {keyring_key(canonical_key(registry)) for registry in registries if registry}
+    registries = config.credential(credential_name).registry_names
+    return {keyring_key(canonical_key(registry)) for registry in registries}

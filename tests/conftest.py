@@ -27,7 +27,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def kube_api(stack: Stack) -> client.ApiClient:
     """A cluster-admin client of the test apiserver."""
-    return config.new_client_from_config(config_file=str(stack.kube.kubeconfig))
+    api: client.ApiClient = config.new_client_from_config(config_file=str(stack.kube.kubeconfig))
+    return api
 
 
 @pytest.fixture

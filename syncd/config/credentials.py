@@ -67,6 +67,11 @@ class _CredentialBase(_Strict):
             raise ValueError(f"{value!r} is not a valid credential name (letters, digits, '-', '_', '.')")
         return value
 
+    @property
+    def registry_names(self) -> list[str]:
+        """The registries this credential logs in to, as the config writes them."""
+        raise NotImplementedError
+
     @field_validator("lifetime")
     @classmethod
     def _lifetime(cls, value: dt.timedelta | None) -> dt.timedelta | None:
@@ -91,6 +96,10 @@ class _OneRegistry(_CredentialBase):
     @property
     def host(self) -> str:
         return self.registry or ""
+
+    @property
+    def registry_names(self) -> list[str]:
+        return [self.host]
 
 
 class VaultCredential(_OneRegistry):
@@ -137,6 +146,10 @@ class DockerConfigCredential(_CredentialBase):
     @classmethod
     def _registry_hosts(cls, value: list[str]) -> list[str]:
         return [_check_registry(v) for v in value]
+
+    @property
+    def registry_names(self) -> list[str]:
+        return list(self.registries)
 
     @field_validator("helper_timeout")
     @classmethod

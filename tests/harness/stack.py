@@ -60,6 +60,11 @@ class Stack:
 
     def down(self) -> None:
         """Stop every server this folder started, even from another process than `up`."""
+        # Servers started by this process stop through their Popen objects, which reaps them: a Popen
+        # collected unreaped warns "subprocess N is still running" (ResourceWarning). From another
+        # process there are none, and each part stops what its pid file names.
+        for part in (self.kube, self.vault, self.registry):
+            part.stop()
         for pid_file in sorted((self.dir / "pids").glob("*")) if (self.dir / "pids").exists() else []:
             stop_pid_file(pid_file)
         self.helper.stop()

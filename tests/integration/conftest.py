@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import hvac
 import pytest
@@ -18,6 +18,7 @@ from kubernetes import client
 from syncd.cli import main
 from tests.harness import Stack
 from tests.integration.daemon import Start, SyncdProcess
+from tests.kube_objects import namespace_of, secret_data
 
 
 @dataclass
@@ -30,10 +31,25 @@ class Run:
 RunSyncd = Callable[..., Run]
 
 
+class WriteConfig(Protocol):
+    def __call__(self, config: dict[str, Any], *, own_instance: bool = True) -> Path: ...
+
+
 @pytest.fixture
 def prefix() -> str:
     """A unique namespace prefix: globs in one test must not match another test's namespaces."""
     return f"s{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def instance() -> str:
+    """This test's syncd instance (`instance:` in its configs), unless a config names its own.
+
+    syncd prunes its own instance's Secrets of a spec (`prune` is the default) in every namespace it
+    does not select, cluster-wide: two tests with the same instance and spec name would prune, and
+    list in their plans, each other's Secrets.
+    """
+    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -44,19 +60,21 @@ def helper_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def write_config(tmp_path: Path, stack: Stack) -> Callable[[dict[str, Any]], Path]:
-    """Write a config; a `vault:` block gets the test server and a token file unless given."""
+def write_config(tmp_path: Path, stack: Stack, instance: str) -> WriteConfig:
+    """Write a config; a `vault:` block gets the test server and a token file unless given, and the
+    config gets the test's `instance` unless it names one (or `own_instance=False`: the default instance)."""
     token_file = tmp_path / "vault-token"
     token_file.write_text(stack.vault.token)
 
-    def write(config: dict[str, Any]) -> Path:
+    def write(config: dict[str, Any], *, own_instance: bool = True) -> Path:
         if "vault" in config and not config["vault"]:
             config["vault"] = {
                 "address": stack.vault.address,
                 "auth": {"method": "token", "token_file": str(token_file)},
             }
+        document = {"instance": instance, **config} if own_instance else config
         path = tmp_path / f"syncd-{uuid.uuid4().hex[:6]}.yaml"
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(document))
         return path
 
     return write
@@ -88,13 +106,23 @@ def make_namespaces(core_v1: client.CoreV1Api) -> Callable[..., list[str]]:
 
 def dockerconfig_of(core_v1: client.CoreV1Api, namespace: str, name: str) -> bytes:
     secret = core_v1.read_namespaced_secret(name, namespace)
-    return base64.b64decode(secret.data[".dockerconfigjson"])
+    return base64.b64decode(secret_data(secret)[".dockerconfigjson"])
 
 
 def secrets_named(core_v1: client.CoreV1Api, name: str, prefix: str) -> dict[str, client.V1Secret]:
     """Secrets called `name` in namespaces starting with `prefix`, by namespace."""
     found = core_v1.list_secret_for_all_namespaces(field_selector=f"metadata.name={name}").items
-    return {s.metadata.namespace: s for s in found if s.metadata.namespace.startswith(prefix)}
+    return {namespace_of(s): s for s in found if namespace_of(s).startswith(prefix)}
+
+
+def plan_rows(out: str) -> set[tuple[str, str, str]]:
+    """(secret, namespace, action) of each Secret and ServiceAccount reference in `once --output json`:
+    the first three columns of the table, read without depending on its layout."""
+    rows: set[tuple[str, str, str]] = set()
+    for result in json.loads(out):
+        rows |= {(result["secret"], n["namespace"], n["action"]) for n in result["namespaces"]}
+        rows |= {(a["secret"], a["namespace"], a["action"]) for a in result["service_accounts"]}
+    return rows
 
 
 def auths(content: bytes) -> dict[str, Any]:
@@ -102,11 +130,13 @@ def auths(content: bytes) -> dict[str, Any]:
 
 
 @pytest.fixture
-def start_syncd(stack: Stack, tmp_path: Path) -> Iterator[Start]:
+def start_syncd(stack: Stack, tmp_path: Path, instance: str) -> Iterator[Start]:
+    """`syncd run` of a config, with the test's `instance` unless the config names one."""
     started: list[SyncdProcess] = []
 
     def start(config: dict[str, Any], *, name: str = "a", env: dict[str, str] | None = None) -> SyncdProcess:
-        process = SyncdProcess(config, tmp_path / name, stack.kube.kubeconfig, {**stack.helper.env, **(env or {})})
+        document = {"instance": instance, **config}
+        process = SyncdProcess(document, tmp_path / name, stack.kube.kubeconfig, {**stack.helper.env, **(env or {})})
         started.append(process)
         return process.start()
 

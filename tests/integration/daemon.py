@@ -14,7 +14,7 @@ from typing import Any
 import requests
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tests.harness import Stack
 from tests.harness.process import free_port

@@ -5,8 +5,9 @@
 - `snapshot`: resourceVersion and data of Secrets, to prove a failed run changed nothing.
 - `secret_value` / `record`: a session-wide ledger of every secret value the fault tests hand
   to syncd, and of every text syncd produced for them (CLI output, logs, /metrics, Events,
-  exception messages). `test_faults_secrecy.py` runs after the other fault modules (file order)
-  and searches all of it for every value.
+  exception messages). `fault_capture` searches what each test recorded for every value after
+  it, in any order; `test_faults_secrecy.py` adds a scenario of its own and searches the whole
+  ledger of the session so far.
 - `PrivateKube`: an etcd + kube-apiserver of one module's own, for faults that would disturb the
   session's cluster (kill -9 of the apiserver, an etcd restart, throttling flags).
 """
@@ -36,6 +37,16 @@ from kubernetes import client, config
 from tests.harness.kube import Kube
 from tests.harness.vault import Vault
 from tests.integration.daemon import SyncdProcess
+from tests.kube_objects import (
+    annotations_of,
+    issued_token,
+    labels_of,
+    meta,
+    name_of,
+    namespace_of,
+    resource_version,
+    secret_data,
+)
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 SECRET_VALUES: dict[str, str] = {}  # every secret value the fault tests used -> a label for the report
@@ -60,7 +71,15 @@ def leak_forms(value: str, username: str) -> list[str]:
     return [f for f in forms if len(f) >= 8]
 
 
-def record(where: str, *texts: str) -> None:
+def forms_found(texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(label of the secret, where it was found) for every registered value found in any text."""
+    found = []
+    for where, text in texts:
+        found += [(label, where) for value, label in SECRET_VALUES.items() if value in text]
+    return found
+
+
+def record(where: str, *texts: str | None) -> None:
     TEXTS.extend((where, text) for text in texts if text)
 
 
@@ -83,14 +102,18 @@ def record_daemon(where: str, syncd: SyncdProcess) -> None:
 
 @pytest.fixture
 def fault_capture(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Every log record (DEBUG and up) of the test goes to the ledger, as syncd's handlers see them."""
+    """Every log record (DEBUG and up) of the test goes to the ledger, as syncd's handlers see them;
+    then no secret value registered so far may be in anything the test recorded."""
     # The test's own kubernetes client logs Secret bodies at DEBUG; that is the test reading, not syncd.
     caplog.set_level(logging.INFO, logger="kubernetes")
     caplog.set_level(logging.DEBUG)
+    first = len(TEXTS)
     yield
     formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
-    records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)]  # type: ignore[arg-type]
+    records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)]
     record(request.node.nodeid, "\n".join(formatter.format(r) for r in records))
+    found = forms_found(TEXTS[first:])
+    assert found == [], f"secret values (by label) found in what syncd produced: {found[:10]}"
 
 
 @pytest.fixture
@@ -121,12 +144,12 @@ class Login:
 
 def check_secret(secret: client.V1Secret, spec: str, expected: dict[str, Login]) -> None:
     """One managed Secret, whole: ours, valid JSON, exactly the expected registries, every login complete."""
-    where = f"{secret.metadata.namespace}/{secret.metadata.name}"
+    where = f"{namespace_of(secret)}/{name_of(secret)}"
     assert secret.type == "kubernetes.io/dockerconfigjson", where
-    assert (secret.metadata.labels or {}).get(MANAGED_BY) == "syncd", where
-    assert (secret.metadata.labels or {}).get("syncd.io/secret") == spec, where
-    content = base64.b64decode(secret.data[".dockerconfigjson"])
-    annotations = secret.metadata.annotations or {}
+    assert labels_of(secret).get(MANAGED_BY) == "syncd", where
+    assert labels_of(secret).get("syncd.io/secret") == spec, where
+    content = base64.b64decode(secret_data(secret)[".dockerconfigjson"])
+    annotations = annotations_of(secret)
     assert annotations.get("syncd.io/content-hash") == "sha256:" + hashlib.sha256(content).hexdigest(), where
     auths = json.loads(content)["auths"]
     assert set(auths) == set(expected), where
@@ -136,10 +159,11 @@ def check_secret(secret: client.V1Secret, spec: str, expected: dict[str, Login])
         assert entry["auth"] == base64.b64encode(f"{login.username}:{login.password}".encode()).decode(), where
 
 
-def managed(core: client.CoreV1Api, spec: str) -> dict[str, client.V1Secret]:
-    """Every Secret of one spec in the cluster, by namespace (a LIST by label, as syncd does)."""
+def managed(core: client.CoreV1Api, spec: str, prefix: str) -> dict[str, client.V1Secret]:
+    """Every Secret of one spec in the test's namespaces (named `prefix`...), by namespace (a LIST by
+    label, as syncd does). Other tests' Secrets of the same spec name are not the test's to count."""
     found = core.list_secret_for_all_namespaces(label_selector=f"syncd.io/secret={spec}").items
-    return {s.metadata.namespace: s for s in found}
+    return {namespace_of(s): s for s in found if namespace_of(s).startswith(prefix)}
 
 
 def check_secrets(
@@ -147,7 +171,7 @@ def check_secrets(
 ) -> dict[str, client.V1Secret]:
     """Every namespace holds the spec's Secret and each one is whole."""
     wanted = set(namespaces)
-    found = {ns: secret for ns, secret in managed(core, spec).items() if ns in wanted}
+    found = {ns: secret for ns, secret in managed(core, spec, "").items() if ns in wanted}
     missing = sorted(wanted - set(found))
     assert missing == [], f"{len(missing)} namespaces without {spec}: {missing[:5]}"
     for secret in found.values():
@@ -161,8 +185,8 @@ def snapshot(core: client.CoreV1Api, name: str, namespaces: Iterable[str]) -> di
     found = core.list_secret_for_all_namespaces(field_selector=f"metadata.name={name}").items
     state: dict[str, tuple[str, Any, Any]] = dict.fromkeys(wanted, ("absent", None, None))
     for s in found:
-        if s.metadata.namespace in wanted:
-            state[s.metadata.namespace] = (s.metadata.resource_version, s.data, s.metadata.labels)
+        if namespace_of(s) in wanted:
+            state[namespace_of(s)] = (resource_version(s), s.data, meta(s).labels)
     return state
 
 
@@ -276,7 +300,7 @@ class PrivateKube:
         request = client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
         )
-        token = self.core.create_namespaced_service_account_token(name, namespace, request).status.token
+        token = issued_token(self.core.create_namespaced_service_account_token(name, namespace, request))
         assert self.kube.pki is not None
         ca = base64.b64encode(self.kube.pki.ca_cert.read_bytes()).decode()
         path = self.dir / f"{name}-kubeconfig"

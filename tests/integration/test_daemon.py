@@ -16,6 +16,7 @@ from kubernetes import client
 
 from tests.harness import Stack
 from tests.integration.daemon import Start, base_config, has_secret, new_namespace, wait_for
+from tests.kube_objects import annotations_of, lease_spec, resource_version, secret_data
 from tests.metric_names import SPEC_METRICS
 
 pytestmark = pytest.mark.integration
@@ -41,13 +42,13 @@ def test_new_namespace_and_deleted_secret_are_repaired_within_5s_without_a_sourc
     core_v1.delete_namespaced_secret("regcred", f"{prefix}-first")
     took_back = wait_for(lambda: has_secret(core_v1, f"{prefix}-first"), 5, "a deleted Secret to come back")
     edited = core_v1.read_namespaced_secret("regcred", f"{prefix}-second")
-    edited.data[".dockerconfigjson"] = base64.b64encode(b'{"auths":{}}').decode()
+    edited.data = {**secret_data(edited), ".dockerconfigjson": base64.b64encode(b'{"auths":{}}').decode()}
     core_v1.replace_namespaced_secret("regcred", f"{prefix}-second", edited)
     wait_for(
         lambda: (
             json.loads(
                 base64.b64decode(
-                    core_v1.read_namespaced_secret("regcred", f"{prefix}-second").data[".dockerconfigjson"]
+                    secret_data(core_v1.read_namespaced_secret("regcred", f"{prefix}-second"))[".dockerconfigjson"]
                 )
             )["auths"]
             != {}
@@ -85,8 +86,8 @@ def test_short_lived_credential_is_refreshed_before_it_expires_whatever_the_inte
 
     def synced_at_and_token() -> tuple[str, str]:
         secret = core_v1.read_namespaced_secret("ecr", f"{prefix}-ecr")
-        auths = json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))["auths"]
-        return secret.metadata.annotations["syncd.io/synced-at"], auths["r.example"]["password"]
+        auths = json.loads(base64.b64decode(secret_data(secret)[".dockerconfigjson"]))["auths"]
+        return annotations_of(secret)["syncd.io/synced-at"], auths["r.example"]["password"]
 
     wait_for(lambda: has_secret(core_v1, f"{prefix}-ecr", "ecr"), 10, "the first write")
     seen = [(time.monotonic(), synced_at_and_token()[1])]
@@ -120,7 +121,7 @@ def test_metrics_endpoint_names_and_sigterm_exits_0_releasing_the_lease(
     assert syncd.terminate(timeout=10) == 0
     assert time.monotonic() - started < 10
     lease = client.CoordinationV1Api(kube_api).read_namespaced_lease("syncd", f"{prefix}-syncd")
-    assert not lease.spec.holder_identity or lease.spec.lease_duration_seconds == 1
+    assert not lease_spec(lease).holder_identity or lease_spec(lease).lease_duration_seconds == 1
     assert '"message": "stopped"' in syncd.log()
 
 
@@ -199,6 +200,6 @@ def test_a_login_the_registry_rejects_is_not_rolled_out(
     )
     wait_for(lambda: syncd.metric("syncd_sync_runs_total", secret="regcred", result="failure") >= 1, 5, "a failed run")
     after = core_v1.read_namespaced_secret("regcred", f"{prefix}-v")
-    assert after.metadata.resource_version == before.metadata.resource_version
+    assert resource_version(after) == resource_version(before)
     assert after.data == before.data
     assert "not-the-password" not in syncd.log()

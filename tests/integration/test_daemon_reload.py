@@ -37,6 +37,7 @@ def audited(stack: Stack, policy: str) -> dict[str, int]:
 
 def password_in(core_v1: client.CoreV1Api, namespace: str) -> str:
     secret = core_v1.read_namespaced_secret("regcred", namespace)
+    assert secret.data is not None
     auths = json.loads(base64.b64decode(secret.data[".dockerconfigjson"]))["auths"]
     return str(auths["ghcr.io"]["password"])
 

@@ -24,7 +24,7 @@ import hvac
 import pytest
 import yaml
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from syncd import rbac
 from syncd.cli import main
@@ -32,6 +32,7 @@ from syncd.config import load_config
 from syncd.kube.leader import LeaderElector
 from tests.harness import Stack
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
+from tests.kube_objects import labels_of, lease_spec, pull_secret_names
 
 pytestmark = pytest.mark.integration
 
@@ -255,7 +256,8 @@ def restricted_namespace(kube_api: client.ApiClient) -> str:
 
 def _dry_run_pod(kube_api: client.ApiClient, namespace: str, spec: dict[str, Any]) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "syncd-psa", "labels": LABELS}, "spec": spec}
-    client.CoreV1Api(kube_api).create_namespaced_pod(namespace, pod, dry_run="All", _preload_content=False)
+    # The rendered manifest itself, not the client model of it: the client sends a dict unchanged.
+    client.CoreV1Api(kube_api).create_namespaced_pod(namespace, pod, dry_run="All", _preload_content=False)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -484,9 +486,11 @@ def test_real_calls_outside_the_role_are_forbidden(
     other = client.V1Secret(metadata=client.V1ObjectMeta(name="team-token"), string_data={"token": "not-for-syncd"})
     for where in (namespace, identity.namespace):
         core_v1.create_namespaced_secret(where, other)
-    by_name = {"field_selector": "metadata.name=team-token"}
-    calls = {
-        "create namespace": lambda: core.create_namespace({"metadata": {"name": f"x{identity.suffix}"}}),
+    by_name = "metadata.name=team-token"
+    calls: dict[str, Callable[[], object]] = {
+        "create namespace": lambda: core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=f"x{identity.suffix}"))
+        ),
         "list pods": lambda: core.list_namespaced_pod(namespace),
         "read configmap": lambda: core.read_namespaced_config_map("syncd-config", identity.namespace),
         "lease elsewhere": lambda: client.CoordinationV1Api(api).read_namespaced_lease("syncd", namespace),
@@ -500,12 +504,14 @@ def test_real_calls_outside_the_role_are_forbidden(
         "list Secrets by label": lambda: core.list_secret_for_all_namespaces(
             label_selector="app.kubernetes.io/managed-by=syncd"
         ),
-        "list another Secret by name": lambda: core.list_secret_for_all_namespaces(**by_name),
-        "list another Secret by name in a namespace": lambda: core.list_namespaced_secret(namespace, **by_name),
+        "list another Secret by name": lambda: core.list_secret_for_all_namespaces(field_selector=by_name),
+        "list another Secret by name in a namespace": lambda: core.list_namespaced_secret(
+            namespace, field_selector=by_name
+        ),
         "watch Secrets cluster-wide": lambda: core.list_secret_for_all_namespaces(watch=True, timeout_seconds=1),
         "watch Secrets in a namespace": lambda: core.list_namespaced_secret(namespace, watch=True, timeout_seconds=1),
         "watch another Secret by name": lambda: core.list_secret_for_all_namespaces(
-            watch=True, timeout_seconds=1, **by_name
+            watch=True, timeout_seconds=1, field_selector=by_name
         ),
         "list ServiceAccounts cluster-wide": core.list_service_account_for_all_namespaces,
         "patch another Secret": lambda: core.patch_namespaced_secret("team-token", namespace, {"data": {}}),
@@ -517,10 +523,14 @@ def test_real_calls_outside_the_role_are_forbidden(
         assert forbidden.value.status == 403, what
     # ...while the same client can do what syncd does (the 403s above are not a broken login).
     assert core.list_namespace(limit=1).items
-    mine = {"field_selector": "metadata.name=regcred"}
-    core.list_secret_for_all_namespaces(**mine)
-    core.list_namespaced_secret(namespace, **mine)
-    core.list_secret_for_all_namespaces(watch=True, timeout_seconds=1, _preload_content=False, **mine).release_conn()
+    mine = "metadata.name=regcred"
+    core.list_secret_for_all_namespaces(field_selector=mine)
+    core.list_namespaced_secret(namespace, field_selector=mine)
+    # Unread, the answer is the raw urllib3 response (the client's annotations know only the parsed list).
+    watch = core.list_secret_for_all_namespaces(
+        watch=True, timeout_seconds=1, _preload_content=False, field_selector=mine
+    )
+    watch.release_conn()  # type: ignore[attr-defined]
     core.list_service_account_for_all_namespaces(field_selector="metadata.name=default")
 
 
@@ -645,12 +655,12 @@ def test_the_vault_token_and_the_api_token_are_not_interchangeable(
     assert "Unauthorized" in denied.stderr
 
 
-def _event_reasons(core: client.CoreV1Api, namespace: str) -> set[str]:
+def _event_reasons(core: client.CoreV1Api, namespace: str) -> set[str | None]:
     return {event.reason for event in core.list_namespaced_event(namespace).items}
 
 
 def _pull_secrets(core: client.CoreV1Api, namespace: str) -> list[str]:
-    return [ref.name for ref in core.read_namespaced_service_account("default", namespace).image_pull_secrets or []]
+    return pull_secret_names(core.read_namespaced_service_account("default", namespace))
 
 
 def test_syncd_once_as_the_service_account_writes_prunes_and_records_events(
@@ -700,9 +710,7 @@ def test_syncd_once_as_the_service_account_writes_prunes_and_records_events(
     once({"patterns": [f"{prefix}-*"]})
     for name in namespaces:
         assert has_secret(core_v1, name)
-        assert (
-            core_v1.read_namespaced_secret("regcred", name).metadata.labels["app.kubernetes.io/managed-by"] == "syncd"
-        )
+        assert labels_of(core_v1.read_namespaced_secret("regcred", name))["app.kubernetes.io/managed-by"] == "syncd"
         assert _pull_secrets(core_v1, name) == ["other", "regcred"]
         assert _event_reasons(core_v1, name) == {"Synced"}  # Event failures are swallowed: this proves the grant
 
@@ -751,10 +759,10 @@ def test_leader_election_works_as_the_service_account_in_its_namespace(
     elector.start()
     try:
         assert elector.wait_for_leadership(15), "the ServiceAccount could not take the Lease in its namespace"
-        assert leases.read_namespaced_lease(name, identity.namespace).spec.holder_identity == "deploy-test_1"
+        assert lease_spec(leases.read_namespaced_lease(name, identity.namespace)).holder_identity == "deploy-test_1"
     finally:
         elector.stop(release=True)
-    assert leases.read_namespaced_lease(name, identity.namespace).spec.holder_identity is None
+    assert lease_spec(leases.read_namespaced_lease(name, identity.namespace)).holder_identity is None
 
     # The same elector pointed at another namespace never leads: the Role stops at its own namespace.
     elsewhere = LeaderElector(
@@ -780,7 +788,8 @@ def test_syncd_run_as_the_service_account_leads_watches_and_releases(
 ) -> None:
     prefix = f"r{uuid.uuid4().hex[:6]}"
     lease = f"run{identity.suffix}"
-    settings = {
+    settings: dict[str, Any] = {
+        "instance": f"run-{prefix}",
         "vault": vault_auth.config(stack),
         "credentials": [{"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": vault_auth.path}}],
         "secrets": [{"name": "regcred", "credentials": ["robot"], "namespaces": {"selector": f"pull={prefix}"}}],
@@ -797,9 +806,9 @@ def test_syncd_run_as_the_service_account_leads_watches_and_releases(
         # A namespace labelled later is seen by the namespace watch (the schedule is an hour away).
         new_namespace(core_v1, f"{prefix}-later", {"pull": prefix})
         wait_for(lambda: has_secret(core_v1, f"{prefix}-later"), 20, "the watch-triggered sync")
-        holder = (
-            client.CoordinationV1Api(kube_api).read_namespaced_lease(lease, identity.namespace).spec.holder_identity
-        )
+        holder = lease_spec(
+            client.CoordinationV1Api(kube_api).read_namespaced_lease(lease, identity.namespace)
+        ).holder_identity
         assert holder
         assert daemon.terminate() == 0
     finally:
@@ -811,7 +820,7 @@ def test_syncd_run_as_the_service_account_leads_watches_and_releases(
     ]
     assert refused == [], "\n".join(refused[:5])
     released = client.CoordinationV1Api(kube_api).read_namespaced_lease(lease, identity.namespace)
-    assert released.spec.holder_identity is None
+    assert lease_spec(released).holder_identity is None
 
 
 def test_syncd_run_as_the_service_account_reloads_repairs_and_outlives_an_ungranted_spec(

@@ -10,9 +10,10 @@ import hvac
 import pytest
 import requests
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tests.harness import Stack
+from tests.kube_objects import issued_token, secret_data
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +31,14 @@ def test_dockerconfigjson_secret_round_trips(core_v1: client.CoreV1Api, namespac
     core_v1.create_namespaced_secret(namespace, _dockerconfig_secret("regcred", payload))
     stored = core_v1.read_namespaced_secret("regcred", namespace)
     assert stored.type == "kubernetes.io/dockerconfigjson"
-    assert base64.b64decode(stored.data[".dockerconfigjson"]) == payload
+    assert base64.b64decode(secret_data(stored)[".dockerconfigjson"]) == payload
 
 
 def test_apiserver_rejects_dockerconfigjson_that_is_not_json(core_v1: client.CoreV1Api, namespace: str) -> None:
     with pytest.raises(ApiException) as rejected:
         core_v1.create_namespaced_secret(namespace, _dockerconfig_secret("broken", b"{not json"))
     assert rejected.value.status == 422
-    assert ".dockerconfigjson" in rejected.value.body
+    assert ".dockerconfigjson" in (rejected.value.body or "")
     with pytest.raises(ApiException) as missing:
         core_v1.read_namespaced_secret("broken", namespace)
     assert missing.value.status == 404
@@ -66,7 +67,7 @@ def test_approle_login(stack: Stack, vault_client: hvac.Client) -> None:
 
 def _token_for(core_v1: client.CoreV1Api, service_account: str, namespace: str) -> str:
     request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600))
-    return str(core_v1.create_namespaced_service_account_token(service_account, namespace, request).status.token)
+    return issued_token(core_v1.create_namespaced_service_account_token(service_account, namespace, request))
 
 
 def test_kubernetes_auth_login_with_tokenrequest_token(

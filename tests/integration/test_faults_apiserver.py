@@ -37,6 +37,7 @@ from tests.integration.faults import (
     syncd_daemon,
     write_yaml,
 )
+from tests.kube_objects import pull_secret_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 
@@ -55,11 +56,14 @@ def logins() -> dict[str, Login]:
     }
 
 
-def _config(tmp_path: Path, logins: dict[str, Login], spec: str, selection: dict[str, object], **extra: object) -> Path:
+def _config(
+    tmp_path: Path, logins: dict[str, Login], instance: str, spec: str, selection: dict[str, object], **extra: object
+) -> Path:
     docker_config = docker_config_file(tmp_path / "docker-config.json", logins)
     return write_yaml(
         tmp_path / "syncd.yaml",
         {
+            "instance": instance,
             "credentials": [{"name": "files", "docker_config": str(docker_config), "registries": sorted(logins)}],
             "secrets": [{"name": spec, "credentials": ["files"], "namespaces": selection, **extra}],
             "schedule": {"interval": "1h"},
@@ -75,23 +79,23 @@ def _summary(out: str, spec: str) -> dict[str, int]:
 
 
 def test_apiserver_killed_and_restarted_mid_rollout_then_the_next_run_completes(
-    cluster: PrivateKube, tmp_path: Path, logins: dict[str, Login], request: pytest.FixtureRequest
+    cluster: PrivateKube, tmp_path: Path, logins: dict[str, Login], instance: str, request: pytest.FixtureRequest
 ) -> None:
     prefix, spec = f"a{uuid.uuid4().hex[:6]}", "regcred"
     names = make_namespaces(cluster.core, [f"{prefix}-{i:03d}" for i in range(300)])
     add_unmanaged(cluster.core, names[::25])
     unmanaged_before = snapshot(cluster.core, "not-ours", names[::25])
-    config = _config(tmp_path, logins, spec, {"patterns": [f"{prefix}-*"]})
+    config = _config(tmp_path, logins, instance, spec, {"patterns": [f"{prefix}-*"]})
 
     first = once_process(config, cluster.kubeconfig, tmp_path / "first")
-    wait_for(lambda: len(managed(cluster.core, spec)) >= 30, 60, "the rollout under way", interval=0.05)
+    wait_for(lambda: len(managed(cluster.core, spec, prefix)) >= 30, 60, "the rollout under way", interval=0.05)
     cluster.kill_apiserver()
     code = first.wait(timeout=60)
     cluster.kube.restart_apiserver()
     record(request.node.nodeid, first.out, first.err)
 
     assert code == 1, first.out  # cut off mid-rollout: some writes failed, and it says so
-    written = managed(cluster.core, spec)
+    written = managed(cluster.core, spec, prefix)
     assert 30 <= len(written) < len(names)
     for secret in written.values():  # everything that exists is whole
         check_secret(secret, spec, logins)
@@ -115,7 +119,7 @@ def test_apiserver_killed_and_restarted_mid_rollout_then_the_next_run_completes(
 
 
 def test_kill_9_of_once_mid_rollout_leaves_nothing_half_written(
-    cluster: PrivateKube, tmp_path: Path, logins: dict[str, Login], request: pytest.FixtureRequest
+    cluster: PrivateKube, tmp_path: Path, logins: dict[str, Login], instance: str, request: pytest.FixtureRequest
 ) -> None:
     prefix, spec = f"k{uuid.uuid4().hex[:6]}", "pull"
     names = make_namespaces(cluster.core, [f"{prefix}-{i:04d}" for i in range(1000)])
@@ -128,16 +132,16 @@ def test_kill_9_of_once_mid_rollout_leaves_nothing_half_written(
         cluster.core.create_namespaced_service_account(namespace, account)
     add_unmanaged(cluster.core, names[::50])
     unmanaged_before = snapshot(cluster.core, "not-ours", names[::50])
-    config = _config(tmp_path, logins, spec, {"patterns": [f"{prefix}-*"]}, service_accounts=["default"])
+    config = _config(tmp_path, logins, instance, spec, {"patterns": [f"{prefix}-*"]}, service_accounts=["default"])
 
     first = once_process(config, cluster.kubeconfig, tmp_path / "first")
-    wait_for(lambda: len(managed(cluster.core, spec)) >= 100, 60, "100 Secrets written", interval=0.05)
+    wait_for(lambda: len(managed(cluster.core, spec, prefix)) >= 100, 60, "100 Secrets written", interval=0.05)
     first.process.kill()
     assert first.wait(timeout=10) == -9
     record(request.node.nodeid, first.out, first.err)
 
     # Right after the kill, before any rerun: each Secret is absent or whole, never partial.
-    after_kill = managed(cluster.core, spec)
+    after_kill = managed(cluster.core, spec, prefix)
     assert 100 <= len(after_kill) < len(names)
     for secret in after_kill.values():
         check_secret(secret, spec, logins)
@@ -150,14 +154,14 @@ def test_kill_9_of_once_mid_rollout_leaves_nothing_half_written(
     assert counts.get("created", 0) + counts.get("unchanged", 0) == len(names)
     check_secrets(cluster.core, spec, names, logins)
     for namespace in with_sa:  # appended to what was there, exactly once
-        refs = cluster.core.read_namespaced_service_account("default", namespace).image_pull_secrets
-        assert [r.name for r in refs] == ["other", spec]
+        refs = pull_secret_names(cluster.core.read_namespaced_service_account("default", namespace))
+        assert refs == ["other", spec]
     assert snapshot(cluster.core, "not-ours", names[::50]) == unmanaged_before
     record_events(request.node.nodeid, cluster.core)
 
 
 def test_daemon_recovers_from_an_etcd_restart_without_a_restart_of_its_own(
-    cluster: PrivateKube, tmp_path: Path, logins: dict[str, Login], request: pytest.FixtureRequest
+    cluster: PrivateKube, tmp_path: Path, logins: dict[str, Login], instance: str, request: pytest.FixtureRequest
 ) -> None:
     prefix, spec = f"e{uuid.uuid4().hex[:6]}", "regcred"
     new_namespace(cluster.core, f"{prefix}-before", {"pull": prefix})
@@ -165,6 +169,7 @@ def test_daemon_recovers_from_an_etcd_restart_without_a_restart_of_its_own(
     unmanaged_before = snapshot(cluster.core, "not-ours", [f"{prefix}-before"])
     docker_config = docker_config_file(tmp_path / "docker-config.json", logins)
     document = {
+        "instance": instance,
         "credentials": [{"name": "files", "docker_config": str(docker_config), "registries": sorted(logins)}],
         "secrets": [{"name": spec, "credentials": ["files"], "namespaces": {"selector": f"pull={prefix}"}}],
         "schedule": {"interval": "1h"},

@@ -25,10 +25,10 @@ from syncd.config import load_config
 from syncd.errors import KubeError
 from syncd.kube import secrets
 from syncd.kube.client import load_api_client
-from syncd.kube.cluster import KubeCluster, WriteResult
+from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.metrics import Metrics
-from syncd.model import Action, DesiredSecret, RegistryCredential
+from syncd.model import Action, DesiredSecret, RegistryCredential, WriteResult
 from syncd.output import summary
 from syncd.reconciler import Reconciler
 from syncd.render import render
@@ -45,6 +45,7 @@ from tests.integration.faults import (
     secret_value,
     write_yaml,
 )
+from tests.kube_objects import annotations_of, labels_of, resource_version, secret_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -64,18 +65,18 @@ def _desired(login: Login, name: str = "regcred") -> DesiredSecret:
 def _patch(core_v1: client.CoreV1Api, namespace: str, body: dict[str, Any]) -> str:
     """Another client's merge patch; returns the new resourceVersion."""
     secret = core_v1.patch_namespaced_secret("regcred", namespace, body)
-    return str(secret.metadata.resource_version)
+    return resource_version(secret)
 
 
 def _content(core_v1: client.CoreV1Api, namespace: str) -> dict[str, Any]:
-    data = core_v1.read_namespaced_secret("regcred", namespace).data[".dockerconfigjson"]
+    data = secret_data(core_v1.read_namespaced_secret("regcred", namespace))[".dockerconfigjson"]
     return dict(json.loads(base64.b64decode(data)))
 
 
 def _stale(cluster: KubeCluster, core_v1: client.CoreV1Api, namespace: str, first: Login) -> str:
     """syncd's Secret, written; returns the resourceVersion syncd would plan from."""
     assert cluster.create(namespace, _desired(first), adopt=False, now=NOW) == WriteResult(Action.CREATE, True)
-    return str(core_v1.read_namespaced_secret("regcred", namespace).metadata.resource_version)
+    return resource_version(core_v1.read_namespaced_secret("regcred", namespace))
 
 
 def test_a_stale_update_meets_a_409_rereads_and_ends_correct_keeping_the_other_writers_change(
@@ -97,7 +98,7 @@ def test_a_stale_update_meets_a_409_rereads_and_ends_correct_keeping_the_other_w
     )
     secret = core_v1.read_namespaced_secret("regcred", namespace)
     check_secret(secret, "regcred", {"ghcr.io": second})
-    assert secret.metadata.annotations["team.example/owner"] == "payments"  # the other writer's change is kept
+    assert annotations_of(secret)["team.example/owner"] == "payments"  # the other writer's change is kept
 
 
 def test_a_stale_update_over_a_hand_edit_repairs_it_and_over_the_same_content_writes_nothing(
@@ -111,14 +112,14 @@ def test_a_stale_update_over_a_hand_edit_repairs_it_and_over_the_same_content_wr
     check_secret(core_v1.read_namespaced_secret("regcred", namespace), "regcred", {"ghcr.io": second})
 
     # Another replica wrote the same content first: a 409, a re-read, and no second write.
-    planned = str(core_v1.read_namespaced_secret("regcred", namespace).metadata.resource_version)
+    planned = resource_version(core_v1.read_namespaced_secret("regcred", namespace))
     third = Login("robot", secret_value("conflict-5"))
     assert cluster.update(namespace, _desired(third), planned, adopt=False, now=NOW).action is Action.UPDATE
-    written = str(core_v1.read_namespaced_secret("regcred", namespace).metadata.resource_version)
+    written = resource_version(core_v1.read_namespaced_secret("regcred", namespace))
     assert cluster.update(namespace, _desired(third), planned, adopt=False, now=NOW) == WriteResult(
         Action.UNCHANGED, False
     )
-    assert str(core_v1.read_namespaced_secret("regcred", namespace).metadata.resource_version) == written
+    assert resource_version(core_v1.read_namespaced_secret("regcred", namespace)) == written
 
 
 def test_a_secret_that_stopped_being_ours_in_between_is_a_conflict_and_never_overwritten(
@@ -135,8 +136,8 @@ def test_a_secret_that_stopped_being_ours_in_between_is_a_conflict_and_never_ove
         Action.CONFLICT, False
     )
     after = core_v1.read_namespaced_secret("regcred", unlabelled)
-    assert (after.metadata.resource_version, after.data) == (theirs.metadata.resource_version, theirs.data)
-    assert MANAGED_BY not in (after.metadata.labels or {})
+    assert (resource_version(after), after.data) == (resource_version(theirs), theirs.data)
+    assert MANAGED_BY not in labels_of(after)
 
     # Someone deleted it and made their own of the same name.
     core_v1.delete_namespaced_secret("regcred", replaced)
@@ -160,7 +161,7 @@ def test_a_secret_that_stopped_being_ours_in_between_is_a_conflict_and_never_ove
 class _OtherWriter(KubeCluster):
     """The real cluster, with another client acting on a namespace's Secret just before syncd writes it."""
 
-    def __init__(self, api: client.ApiClient, before_write: dict[str, Callable[[], None]]) -> None:
+    def __init__(self, api: client.ApiClient, before_write: dict[str, Callable[[], object]]) -> None:
         super().__init__(api)
         self.before_write = before_write
 
@@ -177,6 +178,7 @@ def test_a_whole_sync_with_writers_in_between_reports_the_conflict_and_ends_corr
     make_namespaces: Callable[..., list[str]],
     prefix: str,
     tmp_path: Path,
+    instance: str,
     request: pytest.FixtureRequest,
 ) -> None:
     edited, taken, calm = make_namespaces(f"{prefix}-edited", f"{prefix}-taken", f"{prefix}-calm")
@@ -185,12 +187,13 @@ def test_a_whole_sync_with_writers_in_between_reports_the_conflict_and_ends_corr
     path = write_yaml(
         tmp_path / "syncd.yaml",
         {
+            "instance": instance,
             "credentials": [{"name": "robot", "docker_config": str(docker_config), "registries": ["ghcr.io"]}],
             "secrets": [{"name": "regcred", "credentials": ["robot"], "namespaces": {"patterns": [f"{prefix}-*"]}}],
         },
     )
     api = load_api_client(kubeconfig=str(stack.kube.kubeconfig), context=None, pool_size=4)
-    before_write = {
+    before_write: dict[str, Callable[[], object]] = {
         edited: lambda: _patch(core_v1, edited, {"metadata": {"labels": {"team.example/owner": "payments"}}}),
         taken: lambda: _patch(core_v1, taken, {"metadata": {"labels": {MANAGED_BY: None}}}),
     }
@@ -221,7 +224,7 @@ def test_a_whole_sync_with_writers_in_between_reports_the_conflict_and_ends_corr
     assert f"  {taken}: conflict: a Secret of that name exists and syncd does not manage it" in text.splitlines()
     for namespace in (edited, calm):
         check_secret(core_v1.read_namespaced_secret("regcred", namespace), "regcred", {"ghcr.io": second})
-    assert core_v1.read_namespaced_secret("regcred", edited).metadata.labels["team.example/owner"] == "payments"
+    assert labels_of(core_v1.read_namespaced_secret("regcred", edited))["team.example/owner"] == "payments"
     taken_after = core_v1.read_namespaced_secret("regcred", taken)
     assert taken_after.data == taken_before.data  # the first login, as its new owner has it
     assert _content(core_v1, taken)["auths"]["ghcr.io"]["password"] == first.password

@@ -12,12 +12,11 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tests.integration.conftest import RunSyncd
+from tests.integration.conftest import RunSyncd, WriteConfig
 from tests.integration.daemon import wait_for
 from tests.integration.faults import (
     Login,
@@ -104,7 +103,7 @@ def test_a_misbehaving_helper_fails_the_run_in_time_naming_the_credential_and_ch
     prefix: str,
     tmp_path: Path,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
     request: pytest.FixtureRequest,
 ) -> None:

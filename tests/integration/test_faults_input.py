@@ -19,7 +19,7 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.integration.conftest import RunSyncd
+from tests.integration.conftest import RunSyncd, WriteConfig
 from tests.integration.faults import (
     Login,
     add_unmanaged,
@@ -168,7 +168,7 @@ def test_malformed_credential_in_vault_fails_naming_credential_and_field_and_wri
     core_v1: client.CoreV1Api,
     prefix: str,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -205,7 +205,7 @@ def test_malformed_docker_config_fails_naming_credential_file_and_key_and_writes
     prefix: str,
     tmp_path: Path,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -240,7 +240,7 @@ def test_one_bad_credential_holds_every_spec_using_it_and_no_other(
     core_v1: client.CoreV1Api,
     prefix: str,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -294,7 +294,7 @@ def test_an_invalid_registry_host_is_a_config_error_and_nothing_is_written(
     core_v1: client.CoreV1Api,
     prefix: str,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
     request: pytest.FixtureRequest,
 ) -> None:

@@ -32,6 +32,7 @@ from tests.integration.faults import (
     secret_value,
     snapshot,
 )
+from tests.kube_objects import secret_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 FAST = {"interval": "2s", "jitter": "0s", "retry": {"min": "1s", "max": "2s"}}
@@ -56,7 +57,7 @@ def _passwords(core_v1: client.CoreV1Api, namespaces: list[str]) -> set[str | No
         if not has_secret(core_v1, namespace):
             found.add(None)
             continue
-        data = core_v1.read_namespaced_secret("regcred", namespace).data[".dockerconfigjson"]
+        data = secret_data(core_v1.read_namespaced_secret("regcred", namespace))[".dockerconfigjson"]
         found.add(json.loads(base64.b64decode(data))["auths"]["ghcr.io"]["password"])
     return found
 

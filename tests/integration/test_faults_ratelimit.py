@@ -59,7 +59,7 @@ def rejected(cluster: PrivateKube) -> float:
 
 
 def test_a_throttling_apiserver_slows_the_rollout_down_but_every_secret_is_written(
-    throttled: PrivateKube, tmp_path: Path, request: pytest.FixtureRequest
+    throttled: PrivateKube, tmp_path: Path, instance: str, request: pytest.FixtureRequest
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:6]}"
     names = make_namespaces(throttled.core, [f"{prefix}-{i:03d}" for i in range(NAMESPACES)])
@@ -69,6 +69,7 @@ def test_a_throttling_apiserver_slows_the_rollout_down_but_every_secret_is_writt
     config = write_yaml(
         tmp_path / "syncd.yaml",
         {
+            "instance": instance,
             "credentials": [
                 {
                     "name": "files",

@@ -3,11 +3,12 @@ wrote for them.
 
 Every fault module (tests/integration/test_faults_*.py) registers the secret values it hands to
 syncd (`faults.secret_value`) and records what syncd produced: `once` output and logs (DEBUG),
-the daemon's log and /metrics, exception texts, Events. This module sorts after them, adds a
-scenario of its own (so it means something when run alone: every kind of source failing at once,
-with `once`, `--dry-run`, `--output json`, `status`, `check-config`, a daemon's /metrics, direct
-exception tracebacks with their chained causes), then searches all of it for each value: raw,
-JSON-escaped, base64, and base64 of the `username:password` login that a Secret carries.
+the daemon's log and /metrics, exception texts, Events; `faults.fault_capture` searches what each
+test recorded right after it. This module adds a scenario of its own (every kind of source
+failing at once, with `once`, `--dry-run`, `--output json`, `status`, `check-config`, a daemon's
+/metrics, direct exception tracebacks with their chained causes, every Event of the cluster), then
+searches the whole ledger of the session so far for each value: raw, JSON-escaped, base64, and
+base64 of the `username:password` login that a Secret carries.
 
 tests/integration/test_secrecy.py covers the happy path at DEBUG; this covers the failure paths,
 where values are most likely to escape (an error echoing what it could not parse).
@@ -28,16 +29,18 @@ import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry, generate_latest
 
-from syncd.app import ClusterOptions, build_reconciler, build_sources
+from syncd.app import ClusterOptions, build_reconciler
 from syncd.config import load_config
 from syncd.errors import SourceError
+from syncd.sources.registry import build_sources
 from tests.harness import Stack
-from tests.integration.conftest import RunSyncd
+from tests.integration.conftest import RunSyncd, WriteConfig
 from tests.integration.daemon import Start, has_secret
 from tests.integration.faults import (
     SECRET_VALUES,
     TEXTS,
     fault_capture,  # noqa: F401 - a fixture, used through usefixtures
+    forms_found,
     record,
     record_daemon,
     record_events,
@@ -103,14 +106,6 @@ def _scenario(tmp_path: Path, vault_client: hvac.Client, prefix: str) -> dict[st
     return document | {"path": f"{bin_dir}{os.pathsep}"}
 
 
-def _forms_found(texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(label of the secret, where it was found) for every registered value found in any text."""
-    found = []
-    for where, text in texts:
-        found += [(label, where) for value, label in SECRET_VALUES.items() if value in text]
-    return found
-
-
 def test_no_secret_value_of_any_fault_test_reaches_output_logs_metrics_events_or_exceptions(
     stack: Stack,
     vault_client: hvac.Client,
@@ -119,7 +114,7 @@ def test_no_secret_value_of_any_fault_test_reaches_output_logs_metrics_events_or
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
     start_syncd: Start,
     caplog: pytest.LogCaptureFixture,
@@ -185,4 +180,4 @@ def test_no_secret_value_of_any_fault_test_reaches_output_logs_metrics_events_or
         f"searched {len(TEXTS)} texts ({sum(len(t) for _, t in TEXTS) / 1e6:.1f} MB) from {len(recorded)} modules "
         f"for {len(set(SECRET_VALUES.values()))} secret values in {len(SECRET_VALUES)} forms"
     )
-    assert _forms_found(TEXTS) == []
+    assert forms_found(TEXTS) == []

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from syncd import rbac
 from syncd.cli import main
@@ -178,11 +178,12 @@ def test_pod_is_admitted_where_restricted_is_enforced(
     core = client.CoreV1Api(kube_api)
     spec = find(render(helm_home, "vaultToken.enabled=true", namespace=release_namespace), "Deployment")["spec"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "syncd-psa"}, "spec": spec["template"]["spec"]}
-    core.create_namespaced_pod(release_namespace, pod, dry_run="All", _preload_content=False)
+    # The rendered manifest itself, not the client model of it: the client sends a dict unchanged.
+    core.create_namespaced_pod(release_namespace, pod, dry_run="All", _preload_content=False)  # type: ignore[arg-type]
     loosened = copy.deepcopy(pod)
     loosened["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
     with pytest.raises(ApiException) as refused:
-        core.create_namespaced_pod(release_namespace, loosened, dry_run="All", _preload_content=False)
+        core.create_namespaced_pod(release_namespace, loosened, dry_run="All", _preload_content=False)  # type: ignore[arg-type]
     assert refused.value.status == 403
     assert "violates PodSecurity" in str(refused.value.body)
 

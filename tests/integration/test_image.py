@@ -157,11 +157,11 @@ def test_final_stage_runs_syncd_as_a_fixed_non_root_user(dockerfile: Dockerfile,
     assert "--mount=type=bind,from=builder,source=/wheels" in install
     assert "--no-cache-dir" in install
     assert "--no-index" in install
-    args: dict[str, str] = {}
+    build_args: dict[str, str] = {}
     for arg in final.args_of("ARG"):
-        args.update(_assignments(arg))
-    assert args["VERSION"] == project_version, "the image's VERSION default must follow pyproject.toml"
-    assert args["EXTRA_APT_PACKAGES"] == ""
+        build_args.update(_assignments(arg))
+    assert build_args["VERSION"] == project_version, "the image's VERSION default must follow pyproject.toml"
+    assert build_args["EXTRA_APT_PACKAGES"] == ""
     labels: dict[str, str] = {}
     for label in final.args_of("LABEL"):
         labels.update(_assignments(label))

@@ -18,12 +18,11 @@ from kubernetes import client
 
 from syncd.model import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL
 from tests.harness import Stack
-from tests.integration.conftest import RunSyncd
+from tests.integration.conftest import RunSyncd, WriteConfig, plan_rows
 from tests.integration.daemon import Start, base_config, has_secret, wait_for
+from tests.kube_objects import annotations_of, labels_of, pull_secret_names, resource_version
 
 pytestmark = pytest.mark.integration
-
-WriteConfig = Callable[[dict[str, Any]], Path]
 
 
 def _instance(name: str) -> str:
@@ -52,12 +51,11 @@ def _with_default_account(core_v1: client.CoreV1Api, *namespaces: str, refs: tup
 
 
 def _refs(core_v1: client.CoreV1Api, namespace: str, account: str = "default") -> list[str]:
-    found = core_v1.read_namespaced_service_account(account, namespace)
-    return [r.name for r in found.image_pull_secrets or []]
+    return pull_secret_names(core_v1.read_namespaced_service_account(account, namespace))
 
 
 def _versions(core_v1: client.CoreV1Api, *where: tuple[str, str]) -> dict[tuple[str, str], str]:
-    return {(ns, name): core_v1.read_namespaced_secret(name, ns).metadata.resource_version for ns, name in where}
+    return {(ns, name): resource_version(core_v1.read_namespaced_secret(name, ns)) for ns, name in where}
 
 
 @pytest.mark.parametrize("named", [True, False], ids=["two-instances", "both-unnamed"])
@@ -75,8 +73,10 @@ def test_two_installations_never_prune_each_others_secrets_or_references(
     _with_default_account(core_v1, team_a, team_b)
     a_name, b_name = (_instance("a"), _instance("b")) if named else (None, None)
     pull_a, pull_b = f"{prefix}-pull-a", f"{prefix}-pull-b"
-    a = write_config(_config(vault_path, a_name, {"name": pull_a, "namespaces": {"names": [team_a, team_b]}}))
-    b = write_config(_config(vault_path, b_name, {"name": pull_b, "namespaces": {"names": [team_b]}}))
+    # As written: two named instances, or two configs without `instance` (both the default one).
+    a_config = _config(vault_path, a_name, {"name": pull_a, "namespaces": {"names": [team_a, team_b]}})
+    b_config = _config(vault_path, b_name, {"name": pull_b, "namespaces": {"names": [team_b]}})
+    a, b = write_config(a_config, own_instance=False), write_config(b_config, own_instance=False)
     for config in (a, b, a, b):
         run = run_syncd("once", config=config)
         assert run.code == 0, run.out + run.err
@@ -88,7 +88,7 @@ def test_two_installations_never_prune_each_others_secrets_or_references(
     assert _refs(core_v1, team_a) == [pull_a]
     assert _refs(core_v1, team_b) == [pull_a, pull_b]
     if named:
-        labels = core_v1.read_namespaced_secret(pull_b, team_b).metadata.labels
+        labels = labels_of(core_v1.read_namespaced_secret(pull_b, team_b))
         assert labels[INSTANCE_LABEL] == b_name
 
 
@@ -125,12 +125,12 @@ def test_the_same_spec_name_in_two_instances_is_a_conflict_both_ways_with_no_pin
         d.metric("syncd_secret_writes_total", secret="regcred", operation="update", result="success") for d in daemons
     ]
     assert writes_after == writes_before
-    assert core_v1.read_namespaced_secret("regcred", shared).metadata.labels[INSTANCE_LABEL] == first
+    assert labels_of(core_v1.read_namespaced_secret("regcred", shared))[INSTANCE_LABEL] == first
     assert loser.metric("syncd_sync_runs_total", secret="regcred", result="partial") >= 20
     assert owner.metric("syncd_namespaces", secret="regcred", state="in_sync") == 1
     events = [e for e in core_v1.list_namespaced_event(shared).items if e.reason == "Conflict"]
     assert [e.message for e in events] == [f"regcred: managed by syncd instance {first!r}; left alone"]
-    assert events[0].metadata.labels[INSTANCE_LABEL] == second
+    assert labels_of(events[0])[INSTANCE_LABEL] == second
     # `syncd status` of the losing instance says whose it is.
     status_config = base_config(stack, tmp_path, vault_path, prefix)
     status_config["instance"] = second
@@ -183,10 +183,10 @@ def test_a_legacy_secret_is_kept_by_others_and_taken_over_by_the_instance_naming
     ]
     run = run_syncd("once", config=write_config(naming))
     assert run.code == 0, run.out
-    assert core_v1.read_namespaced_secret(legacy, selected).metadata.labels[INSTANCE_LABEL] == owner
+    assert labels_of(core_v1.read_namespaced_secret(legacy, selected))[INSTANCE_LABEL] == owner
     # Not selected by the naming instance: still 0.1.0's, never pruned by an instance on a guess.
     left = core_v1.read_namespaced_secret(legacy, elsewhere)
-    assert INSTANCE_LABEL not in left.metadata.labels
+    assert INSTANCE_LABEL not in labels_of(left)
 
 
 def test_pruning_takes_back_only_the_references_syncd_added_and_retired_specs_are_pruned_by_once(
@@ -209,22 +209,19 @@ def test_pruning_takes_back_only_the_references_syncd_added_and_retired_specs_ar
     spec = {"name": name, "namespaces": {"names": [keep, drop]}, "service_accounts": ["default", "builder"]}
     assert run_syncd("once", config=write_config(_config(vault_path, instance, spec))).code == 0
     assert _refs(core_v1, drop) == ["other", name]
-    annotations = core_v1.read_namespaced_service_account("default", drop).metadata.annotations
+    annotations = annotations_of(core_v1.read_namespaced_service_account("default", drop))
     assert annotations[ADDED_PULL_SECRETS_ANNOTATION] == f"{instance}/{name}"
-    assert ADDED_PULL_SECRETS_ANNOTATION not in (
-        core_v1.read_namespaced_service_account("builder", drop).metadata.annotations or {}
-    )
+    assert ADDED_PULL_SECRETS_ANNOTATION not in annotations_of(core_v1.read_namespaced_service_account("builder", drop))
 
     deselect = write_config(_config(vault_path, instance, {**spec, "namespaces": {"names": [keep]}}))
-    preview = run_syncd("once", "--dry-run", config=deselect)
+    preview = run_syncd("once", "--dry-run", "--output", "json", config=deselect)
     assert preview.code == 0, preview.out
-    rows = {tuple(line.split()[:3]) for line in preview.out.splitlines()[1:]}
-    assert {(name, drop, "prune"), (name, drop, "unlink")} <= rows
+    assert {(name, drop, "prune"), (name, drop, "unlink")} <= plan_rows(preview.out)
     assert run_syncd("once", config=deselect).code == 0
     assert not has_secret(core_v1, drop, name)
     assert _refs(core_v1, drop) == ["other"]
     assert _refs(core_v1, drop, "builder") == [name]  # not syncd's to take back
-    assert not (core_v1.read_namespaced_service_account("default", drop).metadata.annotations or {}).get(
+    assert not annotations_of(core_v1.read_namespaced_service_account("default", drop)).get(
         ADDED_PULL_SECRETS_ANNOTATION
     )
 

@@ -7,7 +7,6 @@ import json
 import subprocess
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import hvac
@@ -15,7 +14,8 @@ import pytest
 from kubernetes import client
 
 from tests.harness import Stack
-from tests.integration.conftest import RunSyncd, auths, dockerconfig_of, secrets_named
+from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, secrets_named
+from tests.kube_objects import annotations_of, labels_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]
 
@@ -51,7 +51,7 @@ def test_once_merges_vault_and_helper_credentials_into_selected_namespaces(
     credentials: dict[str, str],
     prefix: str,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     make_namespaces(f"{prefix}-payments", f"{prefix}-team-a", f"{prefix}-team-b", f"{prefix}-team-x", f"{prefix}-z")
@@ -81,9 +81,9 @@ def test_once_merges_vault_and_helper_credentials_into_selected_namespaces(
     assert sorted(written) == sorted(f"{prefix}-{n}" for n in ("payments", "team-a", "team-b", "labelled"))
     for namespace, secret in written.items():
         assert secret.type == "kubernetes.io/dockerconfigjson"
-        assert secret.metadata.labels["app.kubernetes.io/managed-by"] == "syncd"
+        assert labels_of(secret)["app.kubernetes.io/managed-by"] == "syncd"
         content = dockerconfig_of(core_v1, namespace, "regcred")
-        assert secret.metadata.annotations["syncd.io/credentials"] == "ghcr,local"
+        assert annotations_of(secret)["syncd.io/credentials"] == "ghcr,local"
         assert auths(content) == {
             **auths(kubectl_dockerconfig("ghcr.io", "robot", credentials["password"])),
             **auths(kubectl_dockerconfig(stack.registry.host, stack.registry.username, stack.registry.password)),
@@ -95,7 +95,7 @@ def test_single_credential_bytes_equal_kubectl(
     credentials: dict[str, str],
     prefix: str,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     (namespace,) = make_namespaces(f"{prefix}-one")

@@ -12,7 +12,8 @@ import pytest
 from kubernetes import client
 
 from tests.harness.vault import Vault
-from tests.integration.conftest import RunSyncd, auths, dockerconfig_of, secrets_named
+from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, plan_rows, secrets_named
+from tests.kube_objects import labels_of, name_of, pull_secret_names, resource_version, secret_data
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def test_rotation_updates_every_namespace_and_a_dead_vault_changes_nothing(
     prefix: str,
     tmp_path: Path,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     vault = hvac.Client(url=private_vault.address, token=private_vault.token)
@@ -60,7 +61,7 @@ def test_rotation_updates_every_namespace_and_a_dead_vault_changes_nothing(
         assert auths(dockerconfig_of(core_v1, namespace, "regcred"))["ghcr.io"]["password"] == "after-2"
 
     before = {
-        ns: (dockerconfig_of(core_v1, ns, "regcred"), s.metadata.resource_version)
+        ns: (dockerconfig_of(core_v1, ns, "regcred"), resource_version(s))
         for ns, s in secrets_named(core_v1, "regcred", prefix).items()
     }
     private_vault.stop()
@@ -71,7 +72,7 @@ def test_rotation_updates_every_namespace_and_a_dead_vault_changes_nothing(
     assert len(error_lines) == 1
     assert "credential 'robot'" in error_lines[0]
     after = {
-        ns: (dockerconfig_of(core_v1, ns, "regcred"), s.metadata.resource_version)
+        ns: (dockerconfig_of(core_v1, ns, "regcred"), resource_version(s))
         for ns, s in secrets_named(core_v1, "regcred", prefix).items()
     }
     assert after == before
@@ -83,7 +84,7 @@ def test_foreign_secret_is_a_conflict_until_adopted(
     prefix: str,
     tmp_path: Path,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     hvac.Client(url=private_vault.address, token=private_vault.token).secrets.kv.v2.create_or_update_secret(
@@ -98,15 +99,15 @@ def test_foreign_secret_is_a_conflict_until_adopted(
     core_v1.create_namespaced_secret(theirs, foreign)
     skip = write_config(_config(private_vault, tmp_path / "token", "robot", prefix))
 
-    preview = run_syncd("once", "--dry-run", config=skip)
+    preview = run_syncd("once", "--dry-run", "--output", "json", config=skip)
     assert preview.code == 1
-    assert f"regcred  {theirs}  conflict" in preview.out
+    assert plan_rows(preview.out) == {("regcred", ours, "create"), ("regcred", theirs, "conflict")}
     run = run_syncd("once", config=skip)
     assert run.code == 1
     assert f"{theirs}: conflict" in run.out
     untouched = core_v1.read_namespaced_secret("regcred", theirs)
-    assert untouched.data[".dockerconfigjson"] == "eyJhdXRocyI6e319"
-    assert "app.kubernetes.io/managed-by" not in untouched.metadata.labels
+    assert secret_data(untouched)[".dockerconfigjson"] == "eyJhdXRocyI6e319"
+    assert "app.kubernetes.io/managed-by" not in labels_of(untouched)
     assert auths(dockerconfig_of(core_v1, ours, "regcred"))["ghcr.io"]["password"] == "mine-1"
     assert _event_reasons(core_v1, theirs) == {"Conflict"}
     assert _event_reasons(core_v1, ours) == {"Synced"}
@@ -119,8 +120,8 @@ def test_foreign_secret_is_a_conflict_until_adopted(
     adopted = run_syncd("once", config=adopt)
     assert adopted.code == 0, adopted.out
     taken = core_v1.read_namespaced_secret("regcred", theirs)
-    assert taken.metadata.labels["app.kubernetes.io/managed-by"] == "syncd"
-    assert taken.metadata.labels["owner"] == "someone-else"  # a merge: what others set stays
+    assert labels_of(taken)["app.kubernetes.io/managed-by"] == "syncd"
+    assert labels_of(taken)["owner"] == "someone-else"  # a merge: what others set stays
     assert auths(dockerconfig_of(core_v1, theirs, "regcred"))["ghcr.io"]["password"] == "mine-1"
 
 
@@ -130,7 +131,7 @@ def test_prune_removes_only_the_managed_secret_and_its_service_account_reference
     prefix: str,
     tmp_path: Path,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     hvac.Client(url=private_vault.address, token=private_vault.token).secrets.kv.v2.create_or_update_secret(
@@ -148,10 +149,10 @@ def test_prune_removes_only_the_managed_secret_and_its_service_account_reference
     both = write_config(_config(private_vault, tmp_path / "token", "robot", prefix, **spec))
     assert run_syncd("once", config=both).code == 0
     for namespace in (keep, drop):
-        refs = [r.name for r in core_v1.read_namespaced_service_account("default", namespace).image_pull_secrets]
+        refs = pull_secret_names(core_v1.read_namespaced_service_account("default", namespace))
         assert refs == ["other", "regcred"]
     assert run_syncd("once", config=both).code == 0  # idempotent: still one reference each
-    assert [r.name for r in core_v1.read_namespaced_service_account("default", keep).image_pull_secrets] == [
+    assert pull_secret_names(core_v1.read_namespaced_service_account("default", keep)) == [
         "other",
         "regcred",
     ]
@@ -161,9 +162,9 @@ def test_prune_removes_only_the_managed_secret_and_its_service_account_reference
     pruned = run_syncd("once", config=write_config(only_keep))
     assert pruned.code == 0, pruned.out
     assert set(secrets_named(core_v1, "regcred", prefix)) == {keep}
-    assert [r.name for r in core_v1.read_namespaced_service_account("default", drop).image_pull_secrets] == ["other"]
-    assert core_v1.read_namespaced_secret("unrelated", drop).metadata.name == "unrelated"
+    assert pull_secret_names(core_v1.read_namespaced_service_account("default", drop)) == ["other"]
+    assert name_of(core_v1.read_namespaced_secret("unrelated", drop)) == "unrelated"
 
 
-def _event_reasons(core_v1: client.CoreV1Api, namespace: str) -> set[str]:
+def _event_reasons(core_v1: client.CoreV1Api, namespace: str) -> set[str | None]:
     return {event.reason for event in core_v1.list_namespaced_event(namespace).items}

@@ -7,14 +7,14 @@ import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import hvac
 import pytest
 from kubernetes import client
 
 from tests.harness import Stack
-from tests.integration.conftest import RunSyncd, secrets_named
+from tests.integration.conftest import RunSyncd, WriteConfig, secrets_named
+from tests.kube_objects import resource_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]
 NAMESPACES = 200
@@ -50,7 +50,7 @@ def test_one_fetch_per_credential_over_200_namespaces_and_an_idle_run_writes_not
     counted_helper: Path,
     prefix: str,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
 ) -> None:
     path = f"registry/{uuid.uuid4().hex[:8]}"
@@ -77,10 +77,10 @@ def test_one_fetch_per_credential_over_200_namespaces_and_an_idle_run_writes_not
     assert vault_reads(stack.vault.audit_log, path) == 1
     assert counted_helper.read_text().count("call") == 1
 
-    versions = {ns: s.metadata.resource_version for ns, s in secrets_named(core_v1, "both", prefix).items()}
+    versions = {ns: resource_version(s) for ns, s in secrets_named(core_v1, "both", prefix).items()}
     second = run_syncd("once", config=config, log_level="info")
     assert second.code == 0, second.err
-    assert {ns: s.metadata.resource_version for ns, s in secrets_named(core_v1, "both", prefix).items()} == versions
+    assert {ns: resource_version(s) for ns, s in secrets_named(core_v1, "both", prefix).items()} == versions
     assert "both: success (200 unchanged)" in second.out
     assert vault_reads(stack.vault.audit_log, path) == 2
     assert counted_helper.read_text().count("call") == 2

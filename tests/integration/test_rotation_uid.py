@@ -21,6 +21,12 @@ from tests.integration.conftest import RunSyncd, auths, dockerconfig_of
 pytestmark = pytest.mark.integration
 
 
+def _uid(core_v1: client.CoreV1Api, namespace: str) -> str:
+    metadata = core_v1.read_namespaced_secret("regcred", namespace).metadata
+    assert metadata is not None
+    return str(metadata.uid)
+
+
 def test_a_rotation_keeps_every_secrets_uid(
     vault_client: hvac.Client,
     vault_path: str,
@@ -40,11 +46,11 @@ def test_a_rotation_keeps_every_secrets_uid(
         }
     )
     assert run_syncd("once", config=config).code == 0
-    before = {ns: core_v1.read_namespaced_secret("regcred", ns).metadata.uid for ns in namespaces}
+    before = {ns: _uid(core_v1, ns) for ns in namespaces}
     vault_client.secrets.kv.v2.create_or_update_secret(vault_path, secret={"username": "robot", "password": "d-2"})
     rotated = run_syncd("once", config=config)
     assert rotated.code == 0, rotated.out
     assert "2 updated" in rotated.out
-    assert {ns: core_v1.read_namespaced_secret("regcred", ns).metadata.uid for ns in namespaces} == before
+    assert {ns: _uid(core_v1, ns) for ns in namespaces} == before
     for namespace in namespaces:
         assert auths(dockerconfig_of(core_v1, namespace, "regcred"))["ghcr.io"]["password"] == "d-2"

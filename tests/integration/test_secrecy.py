@@ -8,7 +8,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import hvac
 import pytest
@@ -17,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from syncd.app import ClusterOptions, build_reconciler
 from syncd.config import load_config
 from tests.harness import Stack
-from tests.integration.conftest import RunSyncd
+from tests.integration.conftest import RunSyncd, WriteConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]
 
@@ -36,7 +35,7 @@ def test_everything_at_debug_leaks_no_secret(
     prefix: str,
     tmp_path: Path,
     make_namespaces: Callable[..., list[str]],
-    write_config: Callable[[dict[str, Any]], Path],
+    write_config: WriteConfig,
     run_syncd: RunSyncd,
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -4,9 +4,10 @@ Each test makes its own mounts, policies and auth mounts (uuid-named): the serve
 by the whole session. The audit log counts requests at the server, which is how these tests
 prove one login is reused, a revoked token is replaced, and a short-lived token is renewed.
 
-Every log record (DEBUG and up) and every error text of this module is collected, and
-`test_no_secret_value_in_logs_or_errors` checks that none of the secret values written here
-appears in them. The test that stops OpenBao is last: a dev server comes back empty.
+Every log record (DEBUG and up) and every error text of each test is collected, and checked
+after the test for every secret value this module has written (`_no_secret_in_output`);
+`test_no_secret_value_in_logs_or_errors` shows the collection sees syncd's DEBUG logs. The test
+that stops OpenBao stops one of its own: a dev server comes back empty.
 """
 
 from __future__ import annotations
@@ -27,17 +28,17 @@ import requests
 from kubernetes import client
 
 from syncd.clock import utcnow
-from syncd.config import Credential, VaultConfig, parse_credential
+from syncd.config import VaultConfig, VaultCredential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.sources.vault import VaultSession, VaultSource
 from tests.harness import Stack
 from tests.harness.process import Server, free_port
-from tests.harness.vault import find_bao
+from tests.harness.vault import Vault, find_bao
 
 pytestmark = pytest.mark.integration
 
 SECRETS: dict[str, str] = {}  # every secret value, token, secret_id and JWT this module handles -> a label
-OUTPUT: list[str] = []  # every log text and error text this module saw
+OUTPUT: list[str] = []  # the error texts of the running test (its log records join them after it)
 
 
 def _secret(label: str) -> str:
@@ -53,20 +54,29 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def _leaked(text: str) -> list[str]:
+    """The labels (never the values) of the registered secrets that appear in `text`."""
+    return sorted(label for value, label in SECRETS.items() if value in text)
+
+
 @pytest.fixture(autouse=True)
-def _collect_output(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+def _no_secret_in_output(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """After each test: no secret value in what it logged (DEBUG and up) or the errors it raised."""
     # The test's own kubernetes client logs response bodies (TokenRequest JWTs) at DEBUG; that is
     # not syncd's output, and syncd keeps that logger above DEBUG itself. set_level also sets the
     # capture handler's level, so the root's DEBUG comes last.
     caplog.set_level(logging.INFO, logger="kubernetes")
     caplog.set_level(logging.DEBUG)
+    OUTPUT.clear()
     yield
     # In teardown, caplog.text holds only teardown's records: take those of setup and call.
     formatter = logging.Formatter()
     OUTPUT.extend(formatter.format(r) for phase in ("setup", "call") for r in caplog.get_records(phase))
+    leaked = _leaked("\n".join(OUTPUT))
+    assert not leaked, f"secret value(s) labelled {leaked} appear in logs or errors"
 
 
-def _expect(error: type[SourceError], source: VaultSource, credential: Credential) -> SourceError:
+def _expect(error: type[SourceError], source: VaultSource, credential: VaultCredential) -> SourceError:
     with pytest.raises(error) as caught:
         source.fetch(credential)
     OUTPUT.extend([str(caught.value), repr(caught.value), "".join(traceback.format_exception(caught.value))])
@@ -95,9 +105,9 @@ class Stored:
     password: str
     policy: str
 
-    def credential(self, name: str = "ghcr", **vault: Any) -> Credential:
+    def credential(self, name: str = "ghcr", **vault: Any) -> VaultCredential:
         spec = {"kv": 2, "mount": self.mount, "path": self.path, **vault}
-        return parse_credential({"name": name, "registry": "ghcr.io", "vault": spec})
+        return VaultCredential.model_validate({"name": name, "registry": "ghcr.io", "vault": spec})
 
 
 def _policy(root: hvac.Client, *mounts: str) -> str:
@@ -121,12 +131,12 @@ def stored(vault_client: hvac.Client) -> Stored:
     return Stored(mount, "registry/ghcr", password, _policy(vault_client, mount))
 
 
-def _config(stack: Stack, **auth: Any) -> VaultConfig:
+def _config(vault: Vault, **auth: Any) -> VaultConfig:
     auth = {k: str(v) if isinstance(v, Path) else v for k, v in auth.items()}
-    return VaultConfig.model_validate({"address": stack.vault.address, "timeout": "5s", "auth": auth})
+    return VaultConfig.model_validate({"address": vault.address, "timeout": "5s", "auth": auth})
 
 
-def _approle(stack: Stack, root: hvac.Client, tmp_path: Path, policy: str, **role: Any) -> tuple[VaultConfig, str]:
+def _approle(vault: Vault, root: hvac.Client, tmp_path: Path, policy: str, **role: Any) -> tuple[VaultConfig, str]:
     """An AppRole mount and role with `policy`; the config that logs in with it, and the mount."""
     mount = _unique("approle")
     root.sys.enable_auth_method("approle", path=mount)
@@ -136,13 +146,13 @@ def _approle(stack: Stack, root: hvac.Client, tmp_path: Path, policy: str, **rol
     _register(secret_id, "secret_id")
     secret_id_file = tmp_path / f"{mount}-secret-id"
     secret_id_file.write_text(secret_id + "\n")
-    config = _config(stack, method="approle", mount=mount, role_id=role_id, secret_id_file=secret_id_file)
+    config = _config(vault, method="approle", mount=mount, role_id=role_id, secret_id_file=secret_id_file)
     return config, mount
 
 
 @pytest.fixture
 def approle_source(stack: Stack, vault_client: hvac.Client, tmp_path: Path, stored: Stored) -> VaultSource:
-    config, _ = _approle(stack, vault_client, tmp_path, stored.policy)
+    config, _ = _approle(stack.vault, vault_client, tmp_path, stored.policy)
     return VaultSource(VaultSession(config))
 
 
@@ -173,8 +183,8 @@ def test_kv1_mount(stack: Stack, vault_client: hvac.Client, tmp_path: Path) -> N
     vault_client.secrets.kv.v1.create_or_update_secret(
         "robots/ci", {"username": "ci", "password": password}, mount_point=mount
     )
-    config, _ = _approle(stack, vault_client, tmp_path, _policy(vault_client, mount))
-    credential = parse_credential(
+    config, _ = _approle(stack.vault, vault_client, tmp_path, _policy(vault_client, mount))
+    credential = VaultCredential.model_validate(
         {"name": "quay", "registry": "quay.io", "vault": {"kv": 1, "mount": mount, "path": "robots/ci"}}
     )
     fetched = VaultSource(VaultSession(config)).fetch(credential)
@@ -201,10 +211,10 @@ def test_logical_read_takes_the_lease_as_expiry(stack: Stack, vault_client: hvac
     vault_client.secrets.kv.v1.create_or_update_secret(
         "robots/ci", {"username": "ci", "password": password, "ttl": "30m"}, mount_point=mount
     )
-    config, _ = _approle(stack, vault_client, tmp_path, _policy(vault_client, mount))
+    config, _ = _approle(stack.vault, vault_client, tmp_path, _policy(vault_client, mount))
     fixed = utcnow()
     source = VaultSource(VaultSession(config, now=lambda: fixed))
-    credential = parse_credential(
+    credential = VaultCredential.model_validate(
         {"name": "dynamic", "registry": "registry.example:5000", "vault": {"mount": mount, "path": "robots/ci"}}
     )
     fetched = source.fetch(credential)
@@ -252,7 +262,7 @@ def test_path_outside_the_policy_is_denied_after_one_new_login(
     vault_client.secrets.kv.v2.create_or_update_secret(
         "x", secret={"username": "u", "password": _secret("forbidden")}, mount_point=other
     )
-    config, mount = _approle(stack, vault_client, tmp_path, stored.policy)
+    config, mount = _approle(stack.vault, vault_client, tmp_path, stored.policy)
     error = _expect(SourceDenied, VaultSource(VaultSession(config)), stored.credential(mount=other, path="x"))
     assert f"{other}/x" in str(error)
     assert "403" in str(error)
@@ -268,7 +278,7 @@ def test_approle_login_is_reused_across_credentials_and_fetches(
     vault_client.secrets.kv.v2.create_or_update_secret(
         "registry/quay", secret={"username": "q", "password": _secret("quay")}, mount_point=stored.mount
     )
-    config, mount = _approle(stack, vault_client, tmp_path, stored.policy)
+    config, mount = _approle(stack.vault, vault_client, tmp_path, stored.policy)
     source = VaultSource(VaultSession(config))
     for _ in range(3):
         source.fetch(stored.credential())
@@ -287,7 +297,7 @@ def test_token_auth_rereads_a_rotated_token_file(
     token_file = tmp_path / "vault-token"
     first = _token(vault_client, stored.policy)
     token_file.write_text(first + "\n")
-    source = VaultSource(VaultSession(_config(stack, method="token", token_file=token_file)))
+    source = VaultSource(VaultSession(_config(stack.vault, method="token", token_file=token_file)))
     assert source.fetch(stored.credential()).entries[0].password == stored.password
     vault_client.auth.token.revoke(first)
     token_file.write_text(_token(vault_client, stored.policy))
@@ -301,7 +311,7 @@ def test_token_auth_from_the_environment(
     stack: Stack, vault_client: hvac.Client, stored: Stored, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VAULT_TOKEN", _token(vault_client, stored.policy))
-    source = VaultSource(VaultSession(_config(stack, method="token")))
+    source = VaultSource(VaultSession(_config(stack.vault, method="token")))
     assert source.fetch(stored.credential()).entries[0].password == stored.password
 
 
@@ -367,7 +377,7 @@ def test_kubernetes_auth(
     )
     jwt_file = tmp_path / "sa-token"
     jwt_file.write_text(cluster.service_account_token("syncd", []))
-    config = _config(stack, method="kubernetes", role="syncd", mount=mount, token_file=jwt_file)
+    config = _config(stack.vault, method="kubernetes", role="syncd", mount=mount, token_file=jwt_file)
     source = VaultSource(VaultSession(config))
     assert source.fetch(stored.credential()).entries[0].password == stored.password
     assert source.fetch(stored.credential()).entries[0].password == stored.password
@@ -395,7 +405,7 @@ def test_jwt_auth_with_a_service_account_token(
     )
     jwt_file = tmp_path / "jwt"
     jwt_file.write_text(cluster.service_account_token("syncd", ["syncd-vault"]))
-    config = _config(stack, method="jwt", role="syncd", mount=mount, token_file=jwt_file)
+    config = _config(stack.vault, method="jwt", role="syncd", mount=mount, token_file=jwt_file)
     assert VaultSource(VaultSession(config)).fetch(stored.credential()).entries[0].password == stored.password
     # A token for another audience is refused: OpenBao really checked it.
     jwt_file.write_text(cluster.service_account_token("syncd", ["someone-else"]))
@@ -409,7 +419,7 @@ def test_jwt_auth_with_a_service_account_token(
 def test_revoked_token_is_replaced_by_a_new_login(
     stack: Stack, vault_client: hvac.Client, tmp_path: Path, stored: Stored
 ) -> None:
-    config, mount = _approle(stack, vault_client, tmp_path, stored.policy)
+    config, mount = _approle(stack.vault, vault_client, tmp_path, stored.policy)
     source = VaultSource(VaultSession(config))
     source.fetch(stored.credential())
     vault_client.sys.revoke_prefix(f"auth/{mount}/login")
@@ -428,7 +438,7 @@ class ShiftedClock:
 
 
 def test_short_lived_token_is_renewed(stack: Stack, vault_client: hvac.Client, tmp_path: Path, stored: Stored) -> None:
-    config, mount = _approle(stack, vault_client, tmp_path, stored.policy, token_ttl="10s", token_max_ttl="60s")
+    config, mount = _approle(stack.vault, vault_client, tmp_path, stored.policy, token_ttl="10s", token_max_ttl="60s")
     clock = ShiftedClock()
     source = VaultSource(VaultSession(config, now=clock))
     source.fetch(stored.credential())
@@ -442,7 +452,7 @@ def test_short_lived_token_is_renewed(stack: Stack, vault_client: hvac.Client, t
 def test_expired_token_is_replaced_before_the_request(
     stack: Stack, vault_client: hvac.Client, tmp_path: Path, stored: Stored
 ) -> None:
-    config, mount = _approle(stack, vault_client, tmp_path, stored.policy, token_ttl="10s", token_max_ttl="60s")
+    config, mount = _approle(stack.vault, vault_client, tmp_path, stored.policy, token_ttl="10s", token_max_ttl="60s")
     clock = ShiftedClock()
     source = VaultSource(VaultSession(config, now=clock))
     source.fetch(stored.credential())
@@ -464,8 +474,8 @@ def test_namespace(stack: Stack, vault_client: hvac.Client, tmp_path: Path) -> N
     ns_root.secrets.kv.v2.create_or_update_secret(
         "r", secret={"username": "u", "password": password}, mount_point=mount
     )
-    config, _ = _approle(stack, ns_root, tmp_path, _policy(ns_root, mount))
-    credential = parse_credential(
+    config, _ = _approle(stack.vault, ns_root, tmp_path, _policy(ns_root, mount))
+    credential = VaultCredential.model_validate(
         {"name": "ns", "registry": "r.example", "vault": {"mount": mount, "path": "r", "kv": 2}}
     )
     in_namespace = VaultConfig.model_validate({**config.model_dump(mode="json"), "namespace": ns})
@@ -500,7 +510,9 @@ def test_tls_is_verified_with_ca_cert(tls_vault: tuple[str, Path, str], tmp_path
     )
     token_file = tmp_path / "token"
     token_file.write_text(root)
-    credential = parse_credential({"name": "tls", "registry": "r.example", "vault": {"kv": 2, "path": "registry"}})
+    credential = VaultCredential.model_validate(
+        {"name": "tls", "registry": "r.example", "vault": {"kv": 2, "path": "registry"}}
+    )
     auth = {"method": "token", "token_file": str(token_file)}
     trusted = VaultConfig.model_validate({"address": address, "ca_cert": str(ca), "auth": auth})
     assert VaultSource(VaultSession(trusted)).fetch(credential).entries[0].password == password
@@ -509,28 +521,49 @@ def test_tls_is_verified_with_ca_cert(tls_vault: tuple[str, Path, str], tmp_path
     assert "TLS verification" in str(error)
 
 
-# --- what reaches logs and errors; then OpenBao goes away ---------------------------------------
+# --- what reaches logs and errors; OpenBao going away -------------------------------------------
 
 
-def test_no_secret_value_in_logs_or_errors() -> None:
-    """Runs after the tests above (file order) and checks everything they logged and raised."""
-    text = "\n".join(OUTPUT)
-    assert SECRETS, "no secret was registered: run the whole module"
-    assert "logged in to Vault" in text  # the collection did capture syncd's logs...
+def test_no_secret_value_in_logs_or_errors(
+    stack: Stack, vault_client: hvac.Client, tmp_path: Path, stored: Stored, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A login, a fetch and a failed fetch, at DEBUG: syncd's logs are collected, and carry no secret.
+    (`_no_secret_in_output` holds every test of this module to the same after it.)"""
+    config, _ = _approle(stack.vault, vault_client, tmp_path, stored.policy)
+    source = VaultSource(VaultSession(config))
+    assert source.fetch(stored.credential()).entries[0].password == stored.password
+    _expect(CredentialNotFound, source, stored.credential(name="absent", path="registry/absent"))
+    text = "\n".join([caplog.text, *OUTPUT])
+    assert "logged in to Vault" in text  # the collection does capture syncd's logs...
     assert "fetched credential" in text  # ...at DEBUG
-    leaked = sorted(label for value, label in SECRETS.items() if value in text)  # labels: no value in the report
+    assert {"secret_id", "registry-password"} <= set(SECRETS.values())  # what this test handled is registered
+    leaked = _leaked(text)  # labels: no value in the report
     assert not leaked, f"secret value(s) labelled {leaked} appear in logs or errors"
 
 
-def test_vault_stopped_is_unavailable(stack: Stack, vault_client: hvac.Client, tmp_path: Path, stored: Stored) -> None:
-    """Last in the module: a dev server restarts empty, so nothing after this may need its data."""
-    config, _ = _approle(stack, vault_client, tmp_path, stored.policy)
-    source = VaultSource(VaultSession(config))
-    source.fetch(stored.credential())
-    stack.vault.stop()
+@pytest.fixture
+def private_vault(tmp_path: Path) -> Iterator[Vault]:
+    """An OpenBao of this test's own: a dev server comes back empty, which no other test may see."""
+    vault = Vault(tmp_path / "own-vault")
+    vault.start()
     try:
-        error = _expect(SourceUnavailable, source, stored.credential())
-        assert "cannot connect to Vault" in str(error)
-        assert stored.password not in str(error)
+        yield vault
     finally:
-        stack.vault.start()
+        vault.stop()
+
+
+def test_vault_stopped_is_unavailable(private_vault: Vault, tmp_path: Path) -> None:
+    root = hvac.Client(url=private_vault.address, token=private_vault.token)
+    mount = _mount(root, "kv2", "2")
+    password = _secret("registry-password")
+    root.secrets.kv.v2.create_or_update_secret(
+        "registry/ghcr", secret={"username": "robot", "password": password}, mount_point=mount
+    )
+    stored = Stored(mount, "registry/ghcr", password, _policy(root, mount))
+    config, _ = _approle(private_vault, root, tmp_path, stored.policy)
+    source = VaultSource(VaultSession(config))
+    assert source.fetch(stored.credential()).entries[0].password == password
+    private_vault.stop()
+    error = _expect(SourceUnavailable, source, stored.credential())
+    assert "cannot connect to Vault" in str(error)
+    assert stored.password not in str(error)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from syncd.config import Credential, parse_credential
+from syncd.config import DockerConfigCredential, HelperCredential
 from syncd.errors import CredentialNotFound
 from syncd.sources.docker_config import DockerConfigSource
 from syncd.sources.helper import HelperSource
@@ -30,12 +30,14 @@ def _server() -> str:
     return f"registry-{uuid.uuid4().hex[:8]}.example:5000"
 
 
-def _helper_credential(server: str) -> Credential:
-    return parse_credential({"name": "from-pass", "registry": server, "helper": "pass", "helper_timeout": "20s"})
+def _helper_credential(server: str) -> HelperCredential:
+    return HelperCredential.model_validate(
+        {"name": "from-pass", "registry": server, "helper": "pass", "helper_timeout": "20s"}
+    )
 
 
-def _config_credential(path: Path, server: str) -> Credential:
-    return parse_credential(
+def _config_credential(path: Path, server: str) -> DockerConfigCredential:
+    return DockerConfigCredential.model_validate(
         {"name": "from-file", "docker_config": str(path), "registries": [server], "helper_timeout": "20s"}
     )
 

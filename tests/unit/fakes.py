@@ -18,7 +18,9 @@ from syncd.model import (
     WriteResult,
     added_entry,
 )
+from syncd.reconciler import Cluster
 from syncd.selection import NamespaceInfo, selects
+from syncd.sources.base import Source
 
 
 class FakeSource:
@@ -38,7 +40,7 @@ class FakeSource:
         if credential.name not in self.logins:
             raise CredentialNotFound(credential.name, "not in the fake")
         username, password = self.logins[credential.name]
-        entry = RegistryCredential(str(credential.registry), username, password)
+        entry = RegistryCredential(credential.registry_names[0], username, password)
         return FetchedCredential(credential.name, self.kind, (entry,))
 
 
@@ -148,3 +150,8 @@ class FakeCluster:
 
     def edit_by_hand(self, namespace: str, name: str) -> None:
         self.secrets[(namespace, name)] = replace(self.secrets[(namespace, name)], data_hash="sha256:edited")
+
+
+# The fakes stand in for these protocols: mypy --strict (make lint) fails here when one drifts from them.
+_FAKE_CLUSTER: Cluster = FakeCluster()
+_FAKE_SOURCE: Source[Credential] = FakeSource({})

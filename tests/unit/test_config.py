@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from syncd.cli import main
-from syncd.config import Config, load_config, parse_config
+from syncd.config import Config, HelperCredential, VaultCredential, load_config, parse_config
 from syncd.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "syncd.example.yaml"
@@ -584,6 +584,7 @@ def test_defaults_are_those_of_the_spec() -> None:
     assert (election.enabled, election.namespace, election.name) == (False, "syncd", "syncd")
     assert election.lease_duration == dt.timedelta(seconds=15)
     credential = config.credentials[0]
+    assert isinstance(credential, HelperCredential)
     assert credential.helper_timeout == dt.timedelta(seconds=30)
     assert credential.lifetime is None
     spec = config.secrets[0]
@@ -600,8 +601,9 @@ def test_vault_defaults() -> None:
     assert config.vault.auth.method == "token"
     assert config.vault.auth.mount_path == "token"
     assert config.vault.timeout == dt.timedelta(seconds=10)
-    secret = config.credentials[0].vault
-    assert secret is not None
+    credential = config.credentials[0]
+    assert isinstance(credential, VaultCredential)
+    secret = credential.vault
     assert (secret.kv, secret.mount) == (None, "secret")
     assert (secret.username_field, secret.password_field, secret.email_field) == ("username", "password", "email")
 
@@ -629,7 +631,9 @@ def test_kubernetes_auth_reads_the_service_account_token_by_default() -> None:
 def test_durations_as_users_write_them(written: object, seconds: float) -> None:
     raw = copy.deepcopy(MINIMAL)
     raw["credentials"][0]["helper_timeout"] = written
-    assert parse_config(raw).credentials[0].helper_timeout.total_seconds() == seconds
+    credential = parse_config(raw).credentials[0]
+    assert isinstance(credential, HelperCredential)
+    assert credential.helper_timeout.total_seconds() == seconds
 
 
 @pytest.mark.parametrize(
@@ -659,9 +663,10 @@ def test_yaml_anchors_and_merge_keys_work(tmp_path: Path) -> None:
         "  - {name: regcred, credentials: [ghcr, quay], namespaces: {names: [payments]}}\n"
     )
     config = load_config(path)
-    assert [(c.name, c.registry, c.helper) for c in config.credentials] == [
-        ("ghcr", "ghcr.io", "pass"),
-        ("quay", "quay.io", "pass"),
+    assert all(isinstance(c, HelperCredential) for c in config.credentials)
+    assert [(c.name, c.registry_names, getattr(c, "helper", None)) for c in config.credentials] == [
+        ("ghcr", ["ghcr.io"], "pass"),
+        ("quay", ["quay.io"], "pass"),
     ]
 
 

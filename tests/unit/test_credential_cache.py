@@ -50,7 +50,7 @@ class Source:
         self.calls.append(credential.name)
         if self.down:
             raise SourceUnavailable(credential.name, "down")
-        entry = RegistryCredential(str(credential.registry), "user", f"password-{len(self.calls)}")
+        entry = RegistryCredential(credential.registry_names[0], "user", f"password-{len(self.calls)}")
         expires = self.clock() + self.lifetime if self.lifetime else None
         return FetchedCredential(credential.name, "vault", (entry,), expires_at=expires)
 

@@ -44,7 +44,7 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
 
-    def reconfigure(self, config: Config, sources: Mapping[str, Source]) -> None:
+    def reconfigure(self, config: Config, sources: Mapping[str, Source[Any]]) -> None:
         self.calls.append(("reconfigure", [s.name for s in config.secrets]))
 
     def prune_retired(self, *, dry_run: bool = False, also: Iterable[str] = ()) -> SyncResult:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from syncd.config import parse_credential
+from syncd.config import DockerConfigCredential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
 from syncd.model import FetchedCredential
 from syncd.sources.docker_config import DockerConfigSource
@@ -46,7 +46,7 @@ def _fetch(config_file: Path, content: Any, *registries: str, **overrides: objec
     if content is not None:
         config_file.write_text(content if isinstance(content, str) else json.dumps(content))
     fields: dict[str, object] = {"name": "ci-robot", "docker_config": str(config_file), "registries": list(registries)}
-    return DockerConfigSource().fetch(parse_credential(fields | overrides))
+    return DockerConfigSource().fetch(DockerConfigCredential.model_validate(fields | overrides))
 
 
 def _logins(fetched: FetchedCredential) -> list[tuple[str, str, str]]:

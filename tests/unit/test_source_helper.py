@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.config import Credential, parse_credential
+from syncd.config import HelperCredential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
 from syncd.sources.helper import HelperSource, run_helper
 
@@ -36,9 +36,9 @@ def install_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InstallHe
     return lambda name, body: write_helper(bin_dir, name, body)
 
 
-def _credential(**overrides: object) -> Credential:
+def _credential(**overrides: object) -> HelperCredential:
     fields: dict[str, object] = {"name": "ci-robot", "registry": "r.example", "helper": "fake", "helper_timeout": "5s"}
-    return parse_credential(fields | overrides)
+    return HelperCredential.model_validate(fields | overrides)
 
 
 def _run(helper: str = "fake", timeout: float = 5.0) -> tuple[str, str]:

@@ -21,7 +21,7 @@ import hvac.exceptions
 import pytest
 import requests
 
-from syncd.config import Credential, VaultConfig, parse_credential
+from syncd.config import VaultConfig, VaultCredential
 from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.sources.vault import VaultSession, VaultSource
 
@@ -138,10 +138,10 @@ def source(fake: FakeHvac, clock: Clock, secret_id_file: Path) -> VaultSource:
     return VaultSource(VaultSession(_approle_config(secret_id_file), now=clock, client=fake))
 
 
-def _credential(**vault: Any) -> Credential:
+def _credential(**vault: Any) -> VaultCredential:
     extra = vault.pop("credential", {})
     spec = {"kv": 2, "mount": "secret", "path": "registry/ghcr", **vault}
-    return parse_credential({"name": "ghcr", "registry": "ghcr.io", "vault": spec, **extra})
+    return VaultCredential.model_validate({"name": "ghcr", "registry": "ghcr.io", "vault": spec, **extra})
 
 
 # --- reading and field extraction ---------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""Typed reads of the kubernetes client's models, whose every field is Optional.
+
+What the apiserver returns always has metadata (and a Secret syncd wrote always has data): each
+helper asserts what the test relies on, so that a missing part fails by name instead of as a
+TypeError on None, and mypy --strict sees plain types.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from kubernetes import client
+
+
+class HasMetadata(Protocol):
+    @property
+    def metadata(self) -> client.V1ObjectMeta | None: ...
+
+
+def meta(obj: HasMetadata) -> client.V1ObjectMeta:
+    assert obj.metadata is not None, f"{type(obj).__name__} without metadata"
+    return obj.metadata
+
+
+def name_of(obj: HasMetadata) -> str:
+    name = meta(obj).name
+    assert name is not None, f"{type(obj).__name__} without a name"
+    return name
+
+
+def namespace_of(obj: HasMetadata) -> str:
+    namespace = meta(obj).namespace
+    assert namespace is not None, f"{type(obj).__name__} {meta(obj).name} without a namespace"
+    return namespace
+
+
+def resource_version(obj: HasMetadata) -> str:
+    version = meta(obj).resource_version
+    assert version is not None, f"{type(obj).__name__} {meta(obj).name} without a resourceVersion"
+    return version
+
+
+def labels_of(obj: HasMetadata) -> dict[str, str]:
+    """The object's labels ({} when it has none)."""
+    return dict(meta(obj).labels or {})
+
+
+def annotations_of(obj: HasMetadata) -> dict[str, str]:
+    """The object's annotations ({} when it has none)."""
+    return dict(meta(obj).annotations or {})
+
+
+def secret_data(secret: client.V1Secret) -> dict[str, str]:
+    """A Secret's data as the apiserver returns it: base64 text by key."""
+    assert secret.data is not None, f"Secret {meta(secret).name} without data"
+    return {key: value.decode() if isinstance(value, bytes) else value for key, value in secret.data.items()}
+
+
+def pull_secret_names(account: client.V1ServiceAccount) -> list[str]:
+    """The names in a ServiceAccount's imagePullSecrets, in order."""
+    names = [ref.name for ref in account.image_pull_secrets or []]
+    assert None not in names, f"ServiceAccount {meta(account).name} has an imagePullSecrets entry without a name"
+    return [name for name in names if name is not None]
+
+
+def lease_spec(lease: client.V1Lease) -> client.V1LeaseSpec:
+    assert lease.spec is not None, f"Lease {meta(lease).name} without a spec"
+    return lease.spec
+
+
+def issued_token(answer: client.AuthenticationV1TokenRequest) -> str:
+    """The token of a TokenRequest the apiserver answered."""
+    assert answer.status is not None, "TokenRequest answered without a status"
+    assert answer.status.token, "TokenRequest answered without a token"
+    return answer.status.token
