@@ -50,10 +50,10 @@ class Offer:
 def binary() -> Path:
     """The kubelet-keyring binary, built on first use (minutes, once per Kubernetes version)."""
     try:
-        done = subprocess.run([str(SCRIPT)], capture_output=True, text=True, check=True, timeout=1800)
+        done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, check=True, timeout=1800)
     except subprocess.CalledProcessError as exc:
         raise HarnessError(f"{SCRIPT.name} failed:\n{exc.stderr[-3000:]}") from exc
-    return Path(done.stdout.strip())
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
 def lookup(request: Mapping[str, Any]) -> list[Offer]:

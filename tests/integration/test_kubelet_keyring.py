@@ -25,7 +25,9 @@ import pytest
 
 from tests.harness.kubelet import Login, Offer, lookup, offered
 
-pytestmark = pytest.mark.integration
+# The first lookup may build kubelet-keyring (about 3 minutes with a cold Go build cache):
+# `make kubelet-keyring` (scripts/kubelet-keyring.sh) ahead of pytest avoids that.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 HUB_V1 = "https://index.docker.io/v1/"
 
