@@ -7,14 +7,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-APT_PACKAGES := golang-docker-credential-helpers pass gnupg docker-registry apache2-utils openssl prometheus util-linux
+APT_PACKAGES := golang-docker-credential-helpers pass gnupg docker-registry apache2-utils openssl prometheus util-linux skopeo
 DEMO_DIR ?= /tmp/syncd-demo
 # The envtest folder (etcd + kube-apiserver): built once and cached by version, see the script.
 ENVTEST = $(shell scripts/envtest-binaries.sh)
 # helm, built from the Go module proxy once and cached by version, for `helm lint` and chart tests.
 HELM = $(shell scripts/helm-binary.sh)
+# The kubelet's image-pull credential lookup as a small Go program, built once and cached by version.
+KUBELET_KEYRING = $(shell scripts/kubelet-keyring.sh)
 
-.PHONY: help deps venv envtest helm lint test bench demo demo-up demo-down clean
+.PHONY: help deps venv envtest helm kubelet-keyring lint test bench demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
@@ -46,6 +48,9 @@ envtest:  ## etcd + kube-apiserver, built from the Go module proxy and cached ou
 helm:  ## helm v3, built from the Go module proxy and cached outside the repo
 	scripts/helm-binary.sh >/dev/null
 
+kubelet-keyring:  ## the kubelet's credential lookup (k8s.io/kubernetes), built from the Go module proxy
+	scripts/kubelet-keyring.sh >/dev/null
+
 lint: venv helm
 	$(BIN)/ruff check syncd tests bench
 	$(BIN)/ruff format --check syncd tests bench
@@ -56,8 +61,8 @@ lint: venv helm
 	$(PY) -m syncd.schema --check
 	$(PY) deploy/prometheus/generate.py --check
 
-test: deps venv envtest helm lint
-	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+test: deps venv envtest helm kubelet-keyring lint
+	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: deps venv envtest  ## rollout / idle / latency / memory figures -> bench/results, bench/README.md (~20 min)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
