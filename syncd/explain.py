@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from syncd.config import Config
-from syncd.kubelet import Login, MalformedSecret, PullSecret, keyring_key, make_keyring
+from syncd.kubelet import InvalidImage, Login, MalformedSecret, PullSecret, keyring_key, make_keyring, repository
 from syncd.registry_keys import canonical_key
 
 
@@ -54,9 +54,12 @@ def explain(
     result.pull_secrets = names
     secrets = _read_all(reader, namespace, names, result, config.instance)
     try:
-        logins = make_keyring([secret for secret, _ in secrets]).lookup(image)
+        logins = make_keyring([secret for secret, _ in secrets]).lookup(repository(image))
     except MalformedSecret as exc:
         result.problems.append(f"{exc}: the kubelet then offers no login at all, for every image of the Pod")
+        return result
+    except InvalidImage as exc:
+        result.problems.append(f"{exc}: the kubelet fails the pull before looking for a login")
         return result
     credentials_of = {secret.name: spec for secret, spec in secrets}
     result.offers = [_offer(login, credentials_of.get(login.secret), config) for login in logins]

@@ -1,9 +1,11 @@
 """Which logins the kubelet offers for an image, from a Pod's pull Secrets (no I/O).
 
-A faithful port of Kubernetes 1.34's pkg/credentialprovider: secrets/secrets.go
-`MakeDockerKeyring` (every dockerconfigjson Secret of the Pod into one keyring, in the Pod's
-order; one malformed Secret fails them all) and keyring.go `BasicDockerKeyring.Add` / `Lookup`,
-`URLsMatch`, `isDefaultRegistryMatch`. tests/integration/test_kubelet_differential.py compares
+A faithful port of what Kubernetes 1.34 does before a pull: pkg/kubelet/images/image_manager.go
+`EnsureImageExists` looks up the image's repository as pkg/util/parsers `ParseImageName` qualifies
+it (`nginx:1.27` -> `docker.io/library/nginx`), in the keyring of pkg/credentialprovider:
+secrets/secrets.go `MakeDockerKeyring` (every dockerconfigjson Secret of the Pod into one keyring,
+in the Pod's order; one malformed Secret fails them all) and keyring.go `BasicDockerKeyring.Add` /
+`Lookup`, `URLsMatch`, `isDefaultRegistryMatch`. tests/integration/test_kubelet_differential.py compares
 it with the kubelet's own code, built from the same release.
 """
 
@@ -25,6 +27,10 @@ DOCKERCFG = "kubernetes.io/dockercfg"
 
 class MalformedSecret(SyncdError):
     """A pull Secret the kubelet cannot parse: it then offers no login at all for the Pod."""
+
+
+class InvalidImage(SyncdError):
+    """An image reference the kubelet refuses before it looks for a login (the pull fails)."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,47 @@ def make_keyring(secrets: Sequence[PullSecret]) -> Keyring:
 
 
 def offered(secrets: Sequence[PullSecret], image: str) -> list[Login]:
-    return make_keyring(secrets).lookup(image)
+    """The logins a Pod's image gets, in the order the runtime tries them."""
+    return make_keyring(secrets).lookup(repository(image))
+
+
+# github.com/distribution/reference (the kubelet's dockerref): the grammar of an image reference.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_PATH = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?")
+_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
+NAME_TOTAL_MAX = 255
+
+
+def repository(image: str) -> str:
+    """parsers.ParseImageName's repository: reference.ParseNormalizedNamed(image).Name()."""
+    name, _, digest = image.partition("@")
+    slash, colon = name.rfind("/"), name.rfind(":")
+    name, tag = (name[:colon], name[colon + 1 :]) if colon > slash else (name, "")
+    if (digest and not _DIGEST.fullmatch(digest)) or (tag and not _TAG.fullmatch(tag)) or not name:
+        raise InvalidImage(f"{image!r} is not a valid image reference")
+    domain, remainder = _split_domain(name)
+    if (
+        not _DOMAIN.fullmatch(domain)
+        or not _PATH.fullmatch(remainder)
+        or len(domain) + 1 + len(remainder) > NAME_TOTAL_MAX
+    ):
+        raise InvalidImage(f"{image!r} is not a valid image reference (repository names are lowercase)")
+    return f"{domain}/{remainder}"
+
+
+def _split_domain(name: str) -> tuple[str, str]:
+    """reference.splitDockerDomain: a first part without '.' or ':' (and not localhost) is a Docker Hub path."""
+    first, sep, rest = name.partition("/")
+    hub = not sep or (not any(c in first for c in ".:") and first != "localhost" and first.lower() == first)
+    domain, remainder = ("docker.io", name) if hub else (first, rest)
+    if domain == "index.docker.io":
+        domain = "docker.io"
+    if domain == "docker.io" and "/" not in remainder:
+        remainder = "library/" + remainder
+    return domain, remainder
 
 
 def _auths_of(secret: PullSecret) -> dict[str, Login] | None:

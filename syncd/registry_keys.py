@@ -1,15 +1,17 @@
 """The key a registry gets in `.dockerconfigjson`: one the kubelet offers for every image of it.
 
-The kubelet (k8s.io/kubernetes/pkg/credentialprovider, keyring.go `BasicDockerKeyring.Add` and
-`Lookup`) strips a scheme and a leading /v1/ or /v2/ from each key, then matches an image when
-the port is equal, the host has as many dot-separated labels, each label matches as a glob, and
-the image's path starts with the key's path, byte for byte. Docker Hub images (`nginx`,
-`library/nginx`, `docker.io/...`) fall back to the key `index.docker.io` only. So:
+The kubelet qualifies a Pod's image first (`nginx:1.27` -> `docker.io/library/nginx`,
+`index.docker.io/acme/api` -> `docker.io/acme/api`), then (pkg/credentialprovider, keyring.go
+`BasicDockerKeyring.Add` and `Lookup`) strips a scheme and a leading /v1/ or /v2/ from each key
+and matches when the port is equal, the host has as many dot-separated labels, each label matches
+as a glob, and the image's path starts with the key's path, byte for byte. A key
+`index.docker.io` (what `https://index.docker.io/v1/` becomes) is only a fallback, never offered
+when any other key of the Pod's Secrets matches. So Docker Hub is written as `docker.io`:
 
 | written                                                      | key written                   |
 |--------------------------------------------------------------|-------------------------------|
-| docker.io, index.docker.io, registry-1.docker.io,            | https://index.docker.io/v1/   |
-| registry.hub.docker.com, with or without scheme, /v1/, /v2/  | (what `docker login` writes)  |
+| docker.io, index.docker.io, registry-1.docker.io,            | docker.io                     |
+| registry.hub.docker.com, with or without scheme, /v1/, /v2/  |                               |
 | https://ghcr.io, ghcr.io/v2/, GHCR.IO                        | ghcr.io                       |
 | registry.example.com:5000, http://registry.example.com:5000/ | registry.example.com:5000     |
 | quay.io/team                                                 | quay.io/team/  (not team-admin)|
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from syncd.validation import DOCKER_HUB_HOSTS
 
-DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+DOCKER_HUB_KEY = "docker.io"
 _GLOB_CHARS = frozenset("*?[]")
 
 

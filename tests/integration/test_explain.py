@@ -49,7 +49,7 @@ def test_explain_names_the_secret_key_and_credential_the_kubelet_offers(
         run = run_syncd("explain", "--namespace", namespace, "--image", image, "--output", "json", config=config)
         assert run.code == 0, run.out
         answer = json.loads(run.out)
-        assert answer["offers"] == [{"secret": "regcred", "key": "index.docker.io", "credential": "hub"}]
+        assert answer["offers"] == [{"secret": "regcred", "key": "docker.io", "credential": "hub"}]
     anonymous = run_syncd("explain", "--namespace", namespace, "--image", "quay.io/acme/api", config=config)
     assert anonymous.code == 1
     assert "no login is offered: the pull is anonymous" in anonymous.out

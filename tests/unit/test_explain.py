@@ -50,7 +50,7 @@ def test_the_first_login_is_syncds_credential_then_the_others_in_order() -> None
     for image in ("nginx", "library/nginx:1.27", "docker.io/library/nginx", "index.docker.io/acme/api:2"):
         result = explain(reader, CONFIG, namespace="a", image=image, service_account="default")
         assert result.ok, image
-        assert result.offers == [Offer("regcred", "index.docker.io", "hub"), Offer("by-hand", "index.docker.io", None)]
+        assert result.offers == [Offer("regcred", "docker.io", "hub"), Offer("by-hand", "docker.io", None)]
     team = explain(reader, CONFIG, namespace="a", image="quay.io/team/app:1", service_account="default")
     assert team.offers == [Offer("regcred", "quay.io/team/", "team")]
 
@@ -68,7 +68,7 @@ def test_an_image_no_key_matches_is_an_anonymous_pull() -> None:
 def test_a_missing_secret_is_reported_and_the_others_still_count() -> None:
     reader = Reader({"default": ["gone", "regcred"]}, {"regcred": (_secret("regcred", "docker.io"), "regcred")})
     result = explain(reader, CONFIG, namespace="a", image="nginx", service_account="default")
-    assert result.offers == [Offer("regcred", "index.docker.io", "hub")]
+    assert result.offers == [Offer("regcred", "docker.io", "hub")]
     assert not result.ok
     assert result.problems == [
         "Secret a/gone is listed but missing: the kubelet skips it "

@@ -15,7 +15,7 @@ HUB_IMAGES = ["nginx", "nginx:1.27", "library/nginx:1.27", "docker.io/library/ng
 CASES = [
     # (written, key, images it must serve, images it must not)
     ("docker.io", DOCKER_HUB_KEY, HUB_IMAGES, ["quay.io/a/b"]),
-    ("https://index.docker.io/v1/", DOCKER_HUB_KEY, HUB_IMAGES, ["ghcr.io/a/b"]),
+    ("https://index.docker.io/v1/", DOCKER_HUB_KEY, HUB_IMAGES, ["ghcr.io/a/b", "quay.io/library/nginx"]),
     ("index.docker.io", DOCKER_HUB_KEY, HUB_IMAGES, []),
     ("registry-1.docker.io", DOCKER_HUB_KEY, HUB_IMAGES, []),
     ("https://registry.hub.docker.com/v2/", DOCKER_HUB_KEY, HUB_IMAGES, []),
@@ -90,4 +90,4 @@ def test_two_spellings_of_docker_hub_in_one_secret_are_one_registry() -> None:
         parse_config(_config("docker.io", "https://index.docker.io/v1/"))
     [problem] = refused.value.problems
     assert problem.path == "secrets[0].credentials[1]"
-    assert "registry 'https://index.docker.io/v1/' is also given by credential 'c0'" in problem.message
+    assert "registry 'docker.io' is also given by credential 'c0'" in problem.message

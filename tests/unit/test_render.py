@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -16,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd.model import RegistryCredential
+from syncd.registry_keys import canonical_key
 from syncd.render import DuplicateRegistry, content_hash, registries_of, render
 
 
@@ -80,7 +82,12 @@ SINGLE = {
 
 @pytest.mark.parametrize("credential", SINGLE.values(), ids=SINGLE.keys())
 def test_render_is_byte_identical_to_kubectl(credential: RegistryCredential) -> None:
-    assert render([credential]).content == kubectl_dockerconfigjson(credential)
+    """Given the canonical server (syncd.registry_keys): what `--docker-server=<key>` writes."""
+    assert render([credential]).content == kubectl_dockerconfigjson(_canonical(credential))
+
+
+def _canonical(credential: RegistryCredential) -> RegistryCredential:
+    return dataclasses.replace(credential, registry=canonical_key(credential.registry))
 
 
 def test_email_is_omitted_when_empty() -> None:
@@ -109,12 +116,13 @@ MULTI = [
 def test_several_registries_are_the_sorted_union_of_what_kubectl_writes_for_each() -> None:
     content = render(MULTI).content
     auths = json.loads(content)["auths"]
-    assert list(auths) == sorted(c.registry for c in MULTI)
-    for credential in MULTI:
+    canonical = [_canonical(c) for c in MULTI]
+    assert list(auths) == sorted(c.registry for c in canonical)
+    for credential in canonical:
         single = json.loads(kubectl_dockerconfigjson(credential))["auths"]
         assert auths[credential.registry] == single[credential.registry]
     # Each entry is spelled exactly as kubectl spells it (escapes included), not merely equal once parsed.
-    for credential in MULTI:
+    for credential in canonical:
         single = kubectl_dockerconfigjson(credential)
         inner = single.removeprefix(b'{"auths":{').removesuffix(b"}}")
         assert inner in content
@@ -129,7 +137,7 @@ def test_several_registries_render_the_same_bytes_whatever_the_input_order() -> 
 def test_the_order_is_go_byte_order_of_the_canonical_keys() -> None:
     credentials = [_credential(registry=r) for r in ("b.io", "a.io:5000", "A.io", "a-z.io", "docker.io")]
     keys = list(json.loads(render(credentials).content)["auths"])
-    assert keys == ["a-z.io", "a.io", "a.io:5000", "b.io", "https://index.docker.io/v1/"]
+    assert keys == ["a-z.io", "a.io", "a.io:5000", "b.io", "docker.io"]
 
 
 def test_two_spellings_of_one_registry_are_one_key_and_refused() -> None:
@@ -158,7 +166,7 @@ def test_two_credentials_for_one_registry_raise_duplicate_registry() -> None:
 
 
 def test_registries_of_reads_the_registry_names_back() -> None:
-    assert registries_of(render(MULTI).content) == tuple(sorted(c.registry for c in MULTI))
+    assert registries_of(render(MULTI).content) == tuple(sorted(_canonical(c).registry for c in MULTI))
     assert registries_of(b"not json") == ()
     assert registries_of(b'{"auths": []}') == ()
     assert registries_of(b"[1]") == ()
