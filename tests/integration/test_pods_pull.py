@@ -34,7 +34,7 @@ def _pull_secrets_of(core_v1: client.CoreV1Api, namespace: str) -> list[tuple[st
     account = core_v1.read_namespaced_service_account("default", namespace)
     found = []
     for ref in account.image_pull_secrets or []:
-        secret = core_v1.read_namespaced_secret(ref.name, namespace)
+        secret = core_v1.read_namespaced_secret(str(ref.name), namespace)
         assert secret.data is not None
         found.append((str(ref.name), base64.b64decode(secret.data[".dockerconfigjson"])))
     return found
