@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from syncd.config import Config
@@ -21,6 +21,7 @@ from syncd.metrics import Metrics, Verification
 from syncd.model import FetchedCredential, RegistryCredential
 from syncd.sources.base import Source
 from syncd.timing import Lifetime, refresh_at
+from syncd.token_expiry import earliest, jwt_expiry
 from syncd.validation import credential_problems
 from syncd.verify import VerificationFailed, verify_login
 
@@ -174,9 +175,11 @@ class CredentialFetcher:
             fetched = self.sources[credential.source].fetch(credential)
             for entry in fetched.entries:
                 REDACTOR.add(entry.password, f"{entry.username}:{entry.password}")
-            # An unusable answer (an empty password, control characters) is a failed request, as
-            # when the source itself finds it malformed: the runbooks read this counter for "which source".
+            # An unusable answer (an empty password, control characters, a token already expired) is
+            # a failed request, as when the source itself finds it malformed: the runbooks read
+            # this counter for "which source".
             _validate(fetched)
+            fetched = _with_token_expiry(fetched, self.clock())
         except SourceError:
             self.metrics.record_source_request(name, credential.source, ok=False)
             raise
@@ -207,6 +210,19 @@ def _changed(old: Config, new: Config, name: str) -> bool:
     if before is None or after is None or before != after:
         return True
     return after.source == "vault" and old.vault != new.vault
+
+
+def _with_token_expiry(fetched: FetchedCredential, now: dt.datetime) -> FetchedCredential:
+    """The earliest of the source's lease or `lifetime` and the tokens' own `exp`; an expired token
+    is refused here, so that nothing is written from it."""
+    for entry in fetched.entries:
+        expires = jwt_expiry(entry.password)
+        if expires is not None and expires <= now:
+            stamp = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+            raise InvalidCredential(fetched.name, f"registry {entry.registry!r}: the token expired at {stamp}")
+    tokens = [jwt_expiry(entry.password) for entry in fetched.entries]
+    expires_at = earliest(fetched.expires_at, *tokens)
+    return fetched if expires_at == fetched.expires_at else replace(fetched, expires_at=expires_at)
 
 
 def _validate(fetched: FetchedCredential) -> None:
