@@ -15,8 +15,10 @@ ENVTEST = $(shell scripts/envtest-binaries.sh)
 HELM = $(shell scripts/helm-binary.sh)
 # The kubelet's image-pull credential lookup as a small Go program, built once and cached by version.
 KUBELET_KEYRING = $(shell scripts/kubelet-keyring.sh)
+# docker-credential-ecr-login (amazon-ecr-credential-helper), built once and cached by version.
+ECR_LOGIN_HELPER = $(shell scripts/ecr-login-helper.sh)
 
-.PHONY: help deps venv envtest helm kubelet-keyring lint test bench demo demo-up demo-down clean
+.PHONY: help deps venv envtest helm kubelet-keyring ecr-login-helper lint test bench demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
@@ -51,6 +53,9 @@ helm:  ## helm v3, built from the Go module proxy and cached outside the repo
 kubelet-keyring:  ## the kubelet's credential lookup (k8s.io/kubernetes), built from the Go module proxy
 	scripts/kubelet-keyring.sh >/dev/null
 
+ecr-login-helper:  ## docker-credential-ecr-login (amazon-ecr-credential-helper), built from the Go module proxy
+	scripts/ecr-login-helper.sh >/dev/null
+
 lint: venv helm
 	$(BIN)/ruff check syncd tests bench
 	$(BIN)/ruff format --check syncd tests bench
@@ -61,8 +66,8 @@ lint: venv helm
 	$(PY) -m syncd.schema --check
 	$(PY) deploy/prometheus/generate.py --check
 
-test: deps venv envtest helm kubelet-keyring lint
-	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+test: deps venv envtest helm kubelet-keyring ecr-login-helper lint
+	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" ECR_LOGIN_HELPER="$(ECR_LOGIN_HELPER)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: deps venv envtest  ## rollout / idle / latency / memory figures -> bench/results, bench/README.md (~20 min)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
