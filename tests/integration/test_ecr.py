@@ -1,0 +1,105 @@
+"""ECR end to end: the real docker-credential-ecr-login (scripts/ecr-login-helper.sh) asking a local ECR
+API (moto, tests/harness/ecr.py) for a token, and syncd writing it into every selected namespace.
+
+moto's token is constant per registry id; the emulator here appends a generation that `rotate()` bumps
+(tests/harness/ecr_server.py), which is what stands in for ECR handing out a new 12-hour token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.harness.ecr import REGISTRY, EcrEmulator, helper_binary
+from tests.integration.conftest import RunSyncd, WriteConfig
+from tests.integration.faults import Login, check_secrets, error_lines, snapshot
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ecr_helper() -> Path:
+    return helper_binary()
+
+
+@pytest.fixture
+def ecr(tmp_path: Path, ecr_helper: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EcrEmulator]:
+    """The emulator, and its environment in this process: `syncd once` runs in-process and starts the
+    helper with it."""
+    emulator = EcrEmulator(tmp_path)
+    emulator.start()
+    for key, value in emulator.env(ecr_helper).items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def _config(prefix: str) -> dict[str, Any]:
+    return {
+        "credentials": [{"name": "ecr", "registry": REGISTRY, "helper": "ecr-login", "lifetime": "12h"}],
+        "secrets": [{"name": "ecr-pull", "credentials": ["ecr"], "namespaces": {"patterns": [f"{prefix}-*"]}}],
+    }
+
+
+def test_ecr_token_reaches_every_namespace_and_a_new_one_replaces_it_on_the_next_sync(
+    ecr: EcrEmulator,
+    core_v1: client.CoreV1Api,
+    prefix: str,
+    make_namespaces: Callable[..., list[str]],
+    write_config: WriteConfig,
+    run_syncd: RunSyncd,
+) -> None:
+    namespaces = make_namespaces(f"{prefix}-a", f"{prefix}-b", f"{prefix}-c")
+    config = write_config(_config(prefix))
+
+    first = run_syncd("once", config=config)
+    assert first.code == 0, first.out + first.err
+    token = ecr.token()
+    assert token == "123456789012-auth-token"  # moto's own answer, untouched before any rotation
+    check_secrets(core_v1, "ecr-pull", namespaces, {REGISTRY: Login("AWS", token)})
+
+    rotated = ecr.rotate()
+    second = run_syncd("once", config=config)
+    assert second.code == 0, second.out + second.err
+    assert second.out.strip() == "ecr-pull: success (3 updated)"
+    check_secrets(core_v1, "ecr-pull", namespaces, {REGISTRY: Login("AWS", rotated)})
+
+    for run in (first, second):
+        for value in (token, rotated):
+            assert value not in run.out + run.err
+
+
+def test_ecr_helper_failing_changes_nothing_and_fails_the_sync_naming_the_credential(
+    ecr: EcrEmulator,
+    core_v1: client.CoreV1Api,
+    prefix: str,
+    make_namespaces: Callable[..., list[str]],
+    write_config: WriteConfig,
+    run_syncd: RunSyncd,
+) -> None:
+    namespaces = make_namespaces(f"{prefix}-a", f"{prefix}-b")
+    config = write_config(_config(prefix))
+    assert run_syncd("once", config=config).code == 0
+    token = ecr.token()
+    check_secrets(core_v1, "ecr-pull", namespaces, {REGISTRY: Login("AWS", token)})
+    before = snapshot(core_v1, "ecr-pull", namespaces)
+
+    ecr.stop()  # the ECR API is gone: the helper cannot get a token
+    run = run_syncd("once", config=config)
+
+    # The helper answers every failure with the credential-helper protocol's "credentials not found"
+    # and keeps the cause in its own log (HOME/.ecr/log/ecr-login.log).
+    expected = f"credential 'ecr': docker-credential-ecr-login has no credentials for {REGISTRY}"
+    assert run.code == 1, run.out
+    assert f"error: {expected}" in run.out, run.out
+    [error] = error_lines(run.err)
+    assert error["message"].startswith(f"sync failed: {expected}"), error
+    assert "connection refused" in (ecr.dir / "home" / ".ecr" / "log" / "ecr-login.log").read_text()
+    assert snapshot(core_v1, "ecr-pull", namespaces) == before
+    assert token not in run.out + run.err
