@@ -7,6 +7,8 @@ moto's token is constant per registry id; the emulator here appends a generation
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,9 @@ from kubernetes import client
 
 from tests.harness.ecr import REGISTRY, EcrEmulator, helper_binary
 from tests.integration.conftest import RunSyncd, WriteConfig
-from tests.integration.faults import Login, check_secrets, error_lines, snapshot
+from tests.integration.daemon import Start, wait_for
+from tests.integration.faults import Login, check_secrets, error_lines, managed, snapshot
+from tests.kube_objects import secret_data
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +42,10 @@ def ecr(tmp_path: Path, ecr_helper: Path, monkeypatch: pytest.MonkeyPatch) -> It
         yield emulator
     finally:
         emulator.stop()
+
+
+def auths(secret: client.V1Secret) -> dict[str, Any]:
+    return dict(json.loads(base64.b64decode(secret_data(secret)[".dockerconfigjson"]))["auths"])
 
 
 def _config(prefix: str) -> dict[str, Any]:
@@ -73,6 +81,34 @@ def test_ecr_token_reaches_every_namespace_and_a_new_one_replaces_it_on_the_next
     for run in (first, second):
         for value in (token, rotated):
             assert value not in run.out + run.err
+
+
+def test_the_daemon_brings_a_rotated_ecr_token_to_every_namespace_before_the_lifetime_ends(
+    ecr: EcrEmulator,
+    core_v1: client.CoreV1Api,
+    prefix: str,
+    make_namespaces: Callable[..., list[str]],
+    start_syncd: Start,
+) -> None:
+    """`syncd run` with a lifetime far shorter than the interval: the refresh, not the interval, fetches
+    the new token (in production: `lifetime: 12h`, refreshed when a third of it is left)."""
+    namespaces = make_namespaces(f"{prefix}-a", f"{prefix}-b", f"{prefix}-c")
+    config = _config(prefix)
+    config["credentials"][0]["lifetime"] = "8s"
+    config["schedule"] = {"interval": "1h"}
+    syncd = start_syncd(config)
+
+    def everywhere(token: str) -> bool:
+        found = managed(core_v1, "ecr-pull", prefix)
+        return {ns: auths(s)[REGISTRY]["password"] for ns, s in found.items()} == dict.fromkeys(namespaces, token)
+
+    wait_for(lambda: everywhere(ecr.token()), 15, "the first token in every namespace")
+    first = ecr.token()
+    rotated = ecr.rotate()
+    wait_for(lambda: everywhere(rotated), 8, "the rotated token in every namespace within the 8 s lifetime")
+    check_secrets(core_v1, "ecr-pull", namespaces, {REGISTRY: Login("AWS", rotated)})
+    for token in (first, rotated):
+        assert token not in syncd.log()
 
 
 def test_ecr_helper_failing_changes_nothing_and_fails_the_sync_naming_the_credential(
