@@ -90,6 +90,8 @@ ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
 
+# On purpose (DL3067): one layer without the package managers the base's layers still hold.
+# hadolint ignore=DL3067
 COPY --from=runtime / /
 
 LABEL org.opencontainers.image.title="syncd" \

@@ -6,7 +6,9 @@
 #   - `buildah bud --isolation chroot`: the RUN steps run chrooted with the host's network and
 #     no new user, PID or network namespace, which is what this sandbox allows (the OCI isolation
 #     needs a runtime that sets rlimits and namespaces it refuses);
-#   - --layers: unchanged steps come from the store's layer cache on the next build.
+#   - --layers: unchanged steps come from the store's layer cache on the next build. buildah 1.28
+#     reuses a LABEL step whose build-arg values changed, so the per-commit labels (revision,
+#     created) are also given with --label, which applies at commit time.
 # Then, beside the image, in build/image/: the image as an OCI layout (gzip layers, what a
 # registry stores: its compressed size) and a CycloneDX SBOM of the Python packages in its venv.
 # Prints the image name (localhost/syncd:VERSION). Needs buildah, podman, skopeo, debootstrap.
@@ -26,11 +28,13 @@ OUT=build/image
 BASE="${SYNCD_IMAGE_BASE:-$("$HERE/image-base.sh")}"
 "$HERE/image-wheels.sh" >/dev/null
 REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+CREATED="$(git log -1 --format=%cI 2>/dev/null || echo unknown)"
 log "buildah bud $IMAGE on $BASE"
 buildah "${SYNCD_STORAGE_OPTS[@]}" bud --isolation chroot --layers --pull-never \
   --build-arg BASE="$BASE" --build-arg WHEELS=local \
   --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" \
-  --build-arg CREATED="$(git log -1 --format=%cI 2>/dev/null || echo unknown)" \
+  --build-arg CREATED="$CREATED" \
+  --label org.opencontainers.image.revision="$REVISION" --label org.opencontainers.image.created="$CREATED" \
   -t "$IMAGE" . >&2
 
 mkdir -p "$OUT"
