@@ -9,6 +9,8 @@ session's apiserver and OpenBao (its Secrets read back with the kubernetes clien
 with its probes and metrics. The root filesystem cannot be mounted read-only under buildah run
 here (it must create its mount points in it), so each run is checked instead: the container's
 whole filesystem, listed before and after (path, type, mode, owner, size, mtime), is unchanged.
+One run (`syncd once`) does by hand what buildah's chroot isolation does, with the root mounted
+read-only: that is the pod's readOnlyRootFilesystem, enforced.
 
 Last, the shipped artifact meets the product: the image is pushed with skopeo to the session's
 registry using, as its auth file, the dockerconfigjson Secret that syncd in the image wrote.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -409,3 +412,50 @@ def test_sbom_lists_exactly_the_python_packages_in_the_image(built: Built, proje
         (name.lower().replace("_", "-"), version) for name, version in (line.split() for line in out.splitlines())
     }
     assert installed - {("syncd", project_version)} == listed
+
+
+def test_once_on_a_read_only_root_filesystem(
+    built: Built, core_v1: client.CoreV1Api, setup: Setup, project_version: str
+) -> None:
+    """The pod's readOnlyRootFilesystem, enforced: buildah run cannot mount the root read-only, so
+    this run does by hand what its chroot isolation does, with the root bind-mounted read-only: a
+    mount namespace of its own (unshare), the image's filesystem read-only, a tmpfs on /tmp, /proc,
+    /dev, the config folder, then chroot as UID 10001 with the image's environment. It needs root."""
+    if os.geteuid() != 0:
+        pytest.fail("mounting the image's root read-only needs root (unshare --mount, mount --bind)")
+    _write_config(setup, setup.config)
+    config_folder = setup.volumes[0].split(":")[0]
+    root = str(built.rootfs)
+    config = json.loads(built.buildah("inspect", "--type", "image", built.image))["OCIv1"]["config"]
+    env = " ".join(shlex.quote(item) for item in config["Env"])
+    inside = (
+        f"id -u; syncd version; syncd once --config {CONFIG_IN_POD} --kubeconfig {setup.kubeconfig};"
+        " echo once=$?; touch /tmp/written && echo tmp=writable; touch /opt/syncd/x /etc/x /var/tmp/x; true"
+    )
+    script = " && ".join(
+        [
+            "mount --make-rprivate /",
+            f"mount --bind {root} {root}",
+            f"mount -o remount,bind,ro {root}",
+            f"mount -t tmpfs -o mode=1777 tmpfs {root}/tmp",
+            f"mount -t proc proc {root}/proc",
+            f"mount --rbind /dev {root}/dev",
+            f"mount --bind -o ro {config_folder} {root}/{CONFIG_FOLDER}",
+            f"exec chroot --userspec={IMAGE_UID}:{IMAGE_UID} {root} /usr/bin/env -i {env} sh -c {shlex.quote(inside)}",
+        ]
+    )
+    before = _snapshot(built.rootfs)
+    result = subprocess.run(
+        ["unshare", "--mount", "--fork", "sh", "-c", script], capture_output=True, text=True, check=False, timeout=300
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [str(IMAGE_UID), f"syncd {project_version}"], result.stdout
+    assert "once=0" in lines, f"{result.stdout}\n{result.stderr}"
+    assert "tmp=writable" in lines
+    for path in ("/opt/syncd/x", "/etc/x", "/var/tmp/x"):
+        assert f"touch: cannot touch '{path}': Read-only file system" in result.stderr
+    for namespace in setup.namespaces:
+        assert core_v1.read_namespaced_secret("regcred", namespace).type == "kubernetes.io/dockerconfigjson"
+    after = _snapshot(built.rootfs)
+    assert sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path)) == []
