@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-APT_PACKAGES := golang-docker-credential-helpers pass gnupg docker-registry apache2-utils openssl prometheus util-linux skopeo
+APT_PACKAGES := golang-docker-credential-helpers pass gnupg docker-registry apache2-utils openssl prometheus util-linux skopeo buildah podman crun debootstrap
 DEMO_DIR ?= /tmp/syncd-demo
 # The envtest folder (etcd + kube-apiserver): built once and cached by version, see the script.
 ENVTEST = $(shell scripts/envtest-binaries.sh)
@@ -18,11 +18,12 @@ KUBELET_KEYRING = $(shell scripts/kubelet-keyring.sh)
 # docker-credential-ecr-login (amazon-ecr-credential-helper), built once and cached by version.
 ECR_LOGIN_HELPER = $(shell scripts/ecr-login-helper.sh)
 
-.PHONY: help deps venv envtest helm kubelet-keyring ecr-login-helper lint test bench demo demo-up demo-down clean
+.PHONY: help deps venv envtest helm kubelet-keyring ecr-login-helper image lint test bench demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
 	@echo "make test   install what is missing, lint, and run every test against real servers"
+	@echo "make image  build the container image with buildah (base debootstrapped here, cached)"
 	@echo "make lint   ruff + mypy --strict + import-linter + hadolint + helm lint"
 	@echo "make bench  benchmarks against kubectl and the apiserver's write floor (~20 min)"
 
@@ -55,6 +56,9 @@ kubelet-keyring:  ## the kubelet's credential lookup (k8s.io/kubernetes), built 
 
 ecr-login-helper:  ## docker-credential-ecr-login (amazon-ecr-credential-helper), built from the Go module proxy
 	scripts/ecr-login-helper.sh >/dev/null
+
+image: deps venv  ## the container image (buildah, no Docker engine) + its OCI layout and SBOM in build/image
+	scripts/image-build.sh
 
 lint: venv helm
 	$(BIN)/ruff check syncd tests bench

@@ -1,126 +1,182 @@
-"""The container image, tested without a Docker engine: what the Dockerfile does, done by hand.
+"""The container image, built from the Dockerfile and run: no Docker engine, no outside registry.
 
-No Docker engine runs here, so the image cannot be built in CI. This module lints the
-Dockerfile with hadolint, checks what its final stage declares (user, entrypoint, command,
-environment), and reproduces its two stages: build the wheels from exactly the files the builder
-stage copies, install only those wheels into a fresh venv without pip, make the venv read-only,
-and run syncd there as UID/GID 10001 with no home and a working directory it cannot write, as
-the pod runs it. Nothing may be written into the venv.
+scripts/image-build.sh builds the Dockerfile with `buildah bud --isolation chroot` on a bookworm
+base debootstrapped here (cached outside the repo; the first build takes about two minutes more)
+with the builder stage fed from build/image-wheels (WHEELS=local). Then every command runs in the
+image with `buildah run --isolation chroot` as UID/GID 10001, the host's network and a tmpfs on
+/tmp: `syncd version`, `syncd check-config` on the example config, `syncd once` against the
+session's apiserver and OpenBao (its Secrets read back with the kubernetes client), `syncd run`
+with its probes and metrics. The root filesystem cannot be mounted read-only under buildah run
+here (it must create its mount points in it), so each run is checked instead: the container's
+whole filesystem, listed before and after (path, type, mode, owner, size, mtime), is unchanged.
+One run (`syncd once`) does by hand what buildah's chroot isolation does, with the root mounted
+read-only: that is the pod's readOnlyRootFilesystem, enforced.
 
-It needs no server of tests.harness (hence no `integration` marker), but builds wheels (PyPI or
-pip's cache) and takes about half a minute, so it lives here rather than in tests/unit.
+Last, the shipped artifact meets the product: the image is pushed with skopeo to the session's
+registry using, as its auth file, the dockerconfigjson Secret that syncd in the image wrote.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import hvac
 import pytest
+import requests
+import yaml
+from kubernetes import client
+
+from tests.harness import Stack
+from tests.harness.process import free_port
+from tests.kube_objects import secret_data
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
-DOCKERIGNORE = REPO_ROOT / ".dockerignore"
 EXAMPLE_CONFIG = REPO_ROOT / "config" / "syncd.example.yaml"
 IMAGE_UID = 10001
 # Where the Deployment mounts the ConfigMap (a directory, never a subPath).
 CONFIG_IN_POD = "/etc/syncd/syncd.yaml"
+TOOLS = {"buildah": "buildah", "podman": "podman", "skopeo": "skopeo", "debootstrap": "debootstrap"}
+# What buildah run itself creates, refreshes or removes in the container's filesystem: its mount
+# points, and /run (whose mtime changes as /run/.containerenv comes and goes).
+BUILDAH_MOUNT_POINTS = {"run", "run/.containerenv", "etc/hosts", "etc/resolv.conf", "etc/hostname"}
+# The config folder is a mount target too (the ConfigMap in the pod, a host folder here), where
+# buildah sometimes leaves an empty, root-owned mount point file: root's doing, not syncd's (UID
+# 10001 cannot write in the root-owned folder), so it is left out of the comparison.
+CONFIG_FOLDER = "etc/syncd"
 
 
 @dataclass
-class Stage:
-    """One FROM ... block of the Dockerfile: its base image and its instructions, in order."""
-
+class Built:
+    image: str
+    storage_opts: list[str]
+    storage_ref: str
+    container: str
+    rootfs: Path
+    oci: Path
+    sbom: Path
     base: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float
 
-    def args_of(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
-
-
-@dataclass
-class Dockerfile:
-    global_args: dict[str, str]
-    stages: list[Stage]
-
-    @property
-    def final(self) -> Stage:
-        return self.stages[-1]
-
-    def stage(self, name: str) -> Stage:
-        return next(stage for stage in self.stages if stage.name == name)
+    def buildah(self, *args: str) -> str:
+        return _check(["buildah", *self.storage_opts, *args])
 
 
-def _logical_lines(text: str) -> Iterator[str]:
-    """Instructions with their `\\` continuations joined; comments and blank lines dropped."""
-    pending = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        yield pending + line
-        pending = ""
-    if pending:
-        yield pending
-
-
-def parse_dockerfile(text: str) -> Dockerfile:
-    global_args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for line in _logical_lines(text):
-        keyword, _, args = line.partition(" ")
-        keyword, args = keyword.upper(), args.strip()
-        if keyword == "FROM":
-            words = args.split()
-            base = words[0]
-            for arg, value in global_args.items():
-                base = base.replace(f"${{{arg}}}", value)
-            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(base=base, name=name))
-        elif not stages and keyword == "ARG":
-            arg, _, value = args.partition("=")
-            global_args[arg] = value
-        elif stages:
-            stages[-1].instructions.append((keyword, args))
-    return Dockerfile(global_args=global_args, stages=stages)
-
-
-def _assignments(args: str) -> dict[str, str]:
-    """`ENV A=1 B="two words"` or `ARG A=1` as a dict."""
-    return dict(word.partition("=")[::2] for word in shlex.split(args))
-
-
-def _copied_sources(stage: Stage) -> list[str]:
-    """The build-context paths a stage COPYs in (COPY --from=... copies between stages, not from the context)."""
-    sources: list[str] = []
-    for args in stage.args_of("COPY"):
-        words = [word for word in args.split() if not word.startswith("--")]
-        if not any(word.startswith("--from") for word in args.split()):
-            sources += words[:-1]
-    return sources
-
-
-@pytest.fixture(scope="module")
-def dockerfile() -> Dockerfile:
-    return parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+def _check(argv: list[str], **kwargs: Any) -> str:
+    result: subprocess.CompletedProcess[str] = subprocess.run(
+        argv, capture_output=True, text=True, check=False, **kwargs
+    )
+    assert result.returncode == 0, f"{argv} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
 def project_version() -> str:
     return str(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"])
+
+
+@pytest.fixture(scope="module")
+def built(project_version: str) -> Iterator[Built]:
+    missing = [package for tool, package in TOOLS.items() if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: `make deps` (or apt-get install {' '.join(missing)})")
+    env = {**os.environ, "PYTHON": sys.executable}
+    started = time.monotonic()
+    image = _check([str(REPO_ROOT / "scripts" / "image-build.sh")], cwd=REPO_ROOT, env=env, timeout=1500).strip()
+    seconds = time.monotonic() - started
+    assert image == f"localhost/syncd:{project_version}"
+    opts, ref, base = _check(
+        [
+            "bash",
+            "-c",
+            'source scripts/image-storage.sh && echo "${SYNCD_STORAGE_OPTS[*]}" && echo "$SYNCD_STORAGE_REF"'
+            " && scripts/image-base.sh",
+        ],
+        cwd=REPO_ROOT,
+    ).splitlines()
+    storage_opts = opts.split()
+    container = _check(["buildah", *storage_opts, "from", "--pull-never", image]).strip()
+    try:
+        rootfs = Path(_check(["buildah", *storage_opts, "mount", container]).strip())
+        out = REPO_ROOT / "build" / "image"
+        result = Built(
+            image, storage_opts, ref, container, rootfs, out / f"syncd-{project_version}.oci",
+            out / f"syncd-{project_version}.cdx.json", base, seconds,
+        )  # fmt: skip
+        # A first run lets buildah create its mount points (/etc/syncd for the config folder, as
+        # the pod mounts its ConfigMap) before any filesystem is compared.
+        with tempfile.TemporaryDirectory() as empty:
+            _in_image(result, "true", volumes=[f"{empty}:/etc/syncd:ro"], compare=False)
+        print(f"\nimage {image} built in {seconds:.0f}s on {base}")
+        yield result
+    finally:
+        subprocess.run(["buildah", *storage_opts, "rm", container], capture_output=True, check=False)
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int, int, int]]:
+    """Every path of the container's filesystem with its mode, owner, size and mtime."""
+    found: dict[str, tuple[int, int, int, int, int]] = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(directory) / name
+            relative = str(path.relative_to(root))
+            if relative in BUILDAH_MOUNT_POINTS or relative.startswith(CONFIG_FOLDER):
+                continue
+            st = path.lstat()
+            found[relative] = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns)
+    return found
+
+
+def _run_argv(built: Built, volumes: list[str]) -> list[str]:
+    argv = ["buildah", *built.storage_opts, "run", "--isolation", "chroot", "--network", "host"]
+    argv += ["--user", f"{IMAGE_UID}:{IMAGE_UID}", "--mount", "type=tmpfs,destination=/tmp"]
+    for volume in volumes:
+        argv += ["--volume", volume]
+    return [*argv, built.container, "--"]
+
+
+def _in_image(
+    built: Built, *args: str, volumes: list[str] | None = None, compare: bool = True, expect: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """`args` in the image as UID 10001; the container's filesystem must come out unchanged."""
+    before = _snapshot(built.rootfs) if compare else {}
+    result = subprocess.run(
+        [*_run_argv(built, volumes or []), *args], capture_output=True, text=True, check=False, timeout=300
+    )
+    assert result.returncode == expect, f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    if compare:
+        after = _snapshot(built.rootfs)
+        changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+        diff = {path: (before.get(path), after.get(path)) for path in changed[:20]}
+        assert changed == [], f"{args} wrote into the image outside /tmp: {diff}"
+    return result
+
+
+def _readable_copy(source: Path, directory: Path) -> Path:
+    """UID 10001 reads what is mounted into the container: test copies readable by anyone."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)
+    target = directory / source.name
+    shutil.copyfile(source, target)
+    target.chmod(0o644)
+    return target
 
 
 def test_dockerfile_passes_hadolint() -> None:
@@ -137,231 +193,269 @@ def test_dockerfile_passes_hadolint() -> None:
     assert result.stdout.strip() == ""
 
 
-def test_final_stage_runs_syncd_as_a_fixed_non_root_user(dockerfile: Dockerfile, project_version: str) -> None:
-    assert [stage.base for stage in dockerfile.stages] == ["python:3.11-slim", "python:3.11-slim"]
-    final = dockerfile.final
-    assert final.args_of("USER") == [f"{IMAGE_UID}:{IMAGE_UID}"], "numeric, so that runAsNonRoot can check it"
-    assert [json.loads(args) for args in final.args_of("ENTRYPOINT")] == [["syncd"]]
-    assert [json.loads(args) for args in final.args_of("CMD")] == [["run", "--config", CONFIG_IN_POD]]
-    env: dict[str, str] = {}
-    for args in final.args_of("ENV"):
-        env.update(_assignments(args))
-    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+def test_dockerfile_default_base_is_python_slim() -> None:
+    """Users with a registry build on python:3.11-slim; the tests pass their own BASE."""
+    assert "ARG BASE=python:3.11-slim\n" in DOCKERFILE.read_text(encoding="utf-8")
+
+
+def test_image_config_labels_user_and_entrypoint(built: Built, project_version: str) -> None:
+    config = json.loads(built.buildah("inspect", "--type", "image", built.image))["OCIv1"]["config"]
+    assert config["User"] == f"{IMAGE_UID}:{IMAGE_UID}", "numeric, so that runAsNonRoot can check it"
+    assert config["Entrypoint"] == ["syncd"]
+    assert config["Cmd"] == ["run", "--config", CONFIG_IN_POD]
+    assert "8080/tcp" in config["ExposedPorts"]
+    env = dict(item.split("=", 1) for item in config["Env"])
     assert env["PATH"].startswith("/opt/syncd/bin:")
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["SYNCD_CONFIG"] == CONFIG_IN_POD
-    assert not final.args_of("HEALTHCHECK"), "Kubernetes probes /healthz and /readyz instead"
-    # Only wheels reach the final stage (bind-mounted from the builder), never the source tree.
-    assert not final.args_of("COPY")
-    assert not final.args_of("ADD")
-    install = " ".join(final.args_of("RUN"))
-    assert "--mount=type=bind,from=builder,source=/wheels" in install
-    assert "--no-cache-dir" in install
-    assert "--no-index" in install
-    build_args: dict[str, str] = {}
-    for arg in final.args_of("ARG"):
-        build_args.update(_assignments(arg))
-    assert build_args["VERSION"] == project_version, "the image's VERSION default must follow pyproject.toml"
-    assert build_args["EXTRA_APT_PACKAGES"] == ""
-    labels: dict[str, str] = {}
-    for label in final.args_of("LABEL"):
-        labels.update(_assignments(label))
-    assert labels["org.opencontainers.image.version"] == "${VERSION}"
-    assert {"title", "source", "licenses", "revision"} <= {
-        key.removeprefix("org.opencontainers.image.") for key in labels
-    }
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.version"] == project_version
+    assert labels["org.opencontainers.image.source"] == "https://github.com/syncd/syncd"
+    assert labels["org.opencontainers.image.revision"] == _check(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT).strip()
+    assert labels["org.opencontainers.image.base.name"] == built.base
+    assert labels["org.opencontainers.image.title"] == "syncd"
 
 
-def test_dockerignore_lets_in_exactly_what_the_builder_copies(dockerfile: Dockerfile) -> None:
-    lines = [line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()]
-    rules = [line for line in lines if line and not line.startswith("#")]
-    assert rules[0] == "*", "an allow-list: anything new stays out of the build context"
-    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
-    copied = {source.rstrip("/") for source in _copied_sources(dockerfile.stage("builder"))}
-    assert copied == allowed
-    assert "syncd" in copied
-    assert "pyproject.toml" in copied
+def test_runs_as_10001_without_package_managers_or_compilers(built: Built) -> None:
+    tools = "pip pip3 python3-pip apt apt-get apt-cache dpkg dpkg-deb gcc cc c++ make ld"
+    script = f'id -u; id -g; for t in {tools}; do command -v "$t" || true; done'
+    out = _in_image(built, "sh", "-c", script).stdout
+    assert out.split() == [str(IMAGE_UID), str(IMAGE_UID)], f"found in PATH: {out}"
+    for module in ("pip", "ensurepip"):
+        result = _in_image(built, "python3", "-m", module, "--version", expect=1)
+        assert f"No module named {module}" in result.stderr
 
 
-# --- the image, reproduced ---------------------------------------------------------------------
+def test_nothing_but_temporary_folders_is_writable_for_the_image_user(built: Built) -> None:
+    """The root filesystem of the pod is read-only; here, UID 10001 owns nothing in it either."""
+    script = "find / -xdev -writable -not -type l 2>/dev/null; true"
+    out = _in_image(built, "sh", "-c", script).stdout.split()
+    # /tmp: the tmpfs (an emptyDir in the pod); /var/tmp and /run/lock: Debian's sticky 1777
+    # folders, read-only in the pod like the rest of the root filesystem.
+    assert set(out) <= {"/tmp", "/var/tmp", "/run/lock"}, out
+    assert "/tmp" in out
+
+
+def test_version_and_check_config_of_the_example(built: Built, project_version: str, tmp_path: Path) -> None:
+    assert _in_image(built, "syncd", "version").stdout.strip() == f"syncd {project_version}"
+    config = _readable_copy(EXAMPLE_CONFIG, tmp_path / "etc-syncd")
+    result = _in_image(
+        built, "syncd", "check-config", "--config", CONFIG_IN_POD, volumes=[f"{config}:{CONFIG_IN_POD}:ro"]
+    )
+    assert f"{CONFIG_IN_POD}: valid" in result.stdout
 
 
 @dataclass
-class Image:
-    """A stand-in for the image's filesystem: a venv at opt/syncd and the config at etc/syncd."""
-
-    root: Path
-    venv: Path
-    config: Path
-    cwd: Path
-    tmp: Path
-    python: Path
+class Setup:
+    volumes: list[str]
+    config: dict[str, Any]
+    namespaces: list[str]
+    kubeconfig: str
 
 
-def _as_image_user() -> list[str]:
-    """The command prefix that drops to UID/GID 10001 (no prefix when the tests already run as non-root)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.fail("setpriv (util-linux) is needed to run syncd as a non-root user when the tests run as root")
-    return [setpriv, f"--reuid={IMAGE_UID}", f"--regid={IMAGE_UID}", "--clear-groups"]
+@pytest.fixture
+def setup(stack: Stack, core_v1: client.CoreV1Api, vault_client: hvac.Client, tmp_path: Path) -> Setup:
+    """The registry's htpasswd login in OpenBao, two namespaces to sync, and the files syncd reads."""
+    path = f"image/{uuid.uuid4().hex[:8]}"
+    registry = stack.registry
+    vault_client.secrets.kv.v2.create_or_update_secret(
+        path, secret={"username": registry.username, "password": registry.password}
+    )
+    prefix = f"img-{uuid.uuid4().hex[:6]}"
+    namespaces = [f"{prefix}-a", f"{prefix}-b"]
+    for name in namespaces:
+        core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"pull": prefix})))
+    files = tmp_path / "mounted"
+    token = files / "token"
+    files.mkdir(mode=0o755)
+    token.write_text(stack.vault.token)
+    token.chmod(0o644)
+    kubeconfig = _readable_copy(stack.kube.kubeconfig, files)
+    config = {
+        "instance": f"img-{uuid.uuid4().hex[:8]}",
+        "vault": {"address": stack.vault.address, "auth": {"method": "token", "token_file": "/etc/syncd/token"}},
+        "credentials": [{"name": "registry", "registry": registry.host, "vault": {"kv": 2, "path": path}}],
+        "secrets": [{"name": "regcred", "credentials": ["registry"], "namespaces": {"selector": f"pull={prefix}"}}],
+        "schedule": {"interval": "1h"},
+    }
+    return Setup([f"{files}:/etc/syncd:ro"], config, namespaces, f"/etc/syncd/{kubeconfig.name}")
 
 
-def _interpreter_for_image_user() -> Path:
-    """A Python >= 3.11 that UID 10001 runs exactly as we do.
-
-    A pyenv build under a private /root may still start for another user, but without its own
-    standard library (it falls back to another prefix), so the user's view must match ours.
-    """
-    base = Path(getattr(sys, "_base_executable", sys.executable))
-    candidates = [base, *(Path(p) for p in ("/usr/local/bin/python3.11", "/usr/bin/python3.11", "/usr/bin/python3"))]
-    probe = "import sys, venv; print(sys.version_info >= (3, 11), sys.base_prefix, sys.version)"
-    for candidate in candidates:
-        if not candidate.is_file():
-            continue
-        ours, theirs = (
-            subprocess.run([*prefix, str(candidate), "-c", probe], capture_output=True, text=True, check=False)
-            for prefix in ([], _as_image_user())
-        )
-        same = ours.returncode == theirs.returncode == 0 and ours.stdout == theirs.stdout
-        if same and ours.stdout.startswith("True"):
-            return candidate
-    pytest.fail(f"no Python >= 3.11 that UID {IMAGE_UID} can run among {[str(c) for c in candidates]}")
+def _write_config(setup: Setup, config: dict[str, Any]) -> None:
+    source = Path(setup.volumes[0].split(":")[0]) / "syncd.yaml"
+    source.write_text(yaml.safe_dump(config))
+    source.chmod(0o644)
 
 
-def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
-    assert result.returncode == 0, f"{shlex.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+def test_once_in_the_image_writes_secrets_then_the_image_is_pushed_with_one(
+    built: Built, stack: Stack, core_v1: client.CoreV1Api, setup: Setup, tmp_path: Path, project_version: str
+) -> None:
+    _write_config(setup, setup.config)
+    argv = ["syncd", "once", "--config", CONFIG_IN_POD, "--kubeconfig", setup.kubeconfig]
+    _in_image(built, *argv, "--log-format", "json", volumes=setup.volumes)
+    registry = stack.registry
+    expected = f"{registry.username}:{registry.password}".encode()
+    for namespace in setup.namespaces:
+        secret = core_v1.read_namespaced_secret("regcred", namespace)
+        assert secret.type == "kubernetes.io/dockerconfigjson"
+        auths = json.loads(base64.b64decode(secret_data(secret)[".dockerconfigjson"]))["auths"]
+        assert base64.b64decode(auths[registry.host]["auth"]) == expected
+
+    # The Secret's bytes are skopeo's auth file, as they are the kubelet's.
+    secret = core_v1.read_namespaced_secret("regcred", setup.namespaces[0])
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_bytes(base64.b64decode(secret_data(secret)[".dockerconfigjson"]))
+    destination = f"docker://{registry.host}/syncd:{project_version}"
+    _check(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--authfile", str(auth_file),
+            f"oci:{built.oci}:{project_version}", destination])  # fmt: skip
+    inspect = json.loads(_check(["skopeo", "inspect", "--tls-verify=false", "--authfile", str(auth_file), destination]))
+    assert inspect["Labels"]["org.opencontainers.image.version"] == project_version
+    assert len(inspect["Layers"]) == 1
+    raw = json.loads(
+        _check(["skopeo", "inspect", "--raw", "--tls-verify=false", "--authfile", str(auth_file), destination])
+    )
+    local = json.loads(_check(["skopeo", "inspect", "--raw", f"oci:{built.oci}:{project_version}"]))
+    assert [layer["digest"] for layer in raw["layers"]] == [layer["digest"] for layer in local["layers"]]
+    # Without the login, the registry refuses the same read.
+    anonymous = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--no-creds", destination],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert anonymous.returncode != 0
 
 
-def _build_wheels(dockerfile: Dockerfile, root: Path) -> Path:
-    """The builder stage: copy what it copies, then its two `pip wheel` steps."""
-    source, wheels = root / "src", root / "wheels"
-    source.mkdir()
-    for name in _copied_sources(dockerfile.stage("builder")):
-        origin = REPO_ROOT / name.rstrip("/")
-        if origin.is_dir():
-            shutil.copytree(origin, source / origin.name, ignore=shutil.ignore_patterns("__pycache__", "*.py[cod]"))
-        else:
-            shutil.copy2(origin, source / origin.name)
-    pip = [sys.executable, "-m", "pip"]
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    _run([*pip, "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(source)], env=env)
-    (syncd_wheel,) = wheels.glob("syncd-*.whl")
-    _run([*pip, "wheel", "--quiet", "--wheel-dir", str(wheels), str(syncd_wheel)], env=env)
-    return wheels
-
-
-def _install(wheels: Path, venv: Path, python: Path) -> None:
-    """The final stage: a venv without pip, and every wheel from the builder, offline."""
-    _run([str(python), "-m", "venv", "--without-pip", str(venv)])
-    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    all_wheels = [str(wheel) for wheel in sorted(wheels.glob("*.whl"))]
-    _run([*pip, "install", "--quiet", "--no-cache-dir", "--no-index", f"--find-links={wheels}", *all_wheels], env=env)
-    _run([*pip, "check"], env=env)
-
-
-def _make_read_only(path: Path) -> None:
-    for entry in [path, *path.rglob("*")]:
-        if not entry.is_symlink():
-            entry.chmod(entry.stat().st_mode & ~0o222)
-
-
-def _make_writable(path: Path) -> None:
-    for entry in [path, *path.rglob("*")]:
-        if not entry.is_symlink():
-            entry.chmod(entry.stat().st_mode | 0o200)
-
-
-@pytest.fixture(scope="module")
-def image(dockerfile: Dockerfile) -> Iterator[Image]:
-    # Not pytest's tmp_path: its parent is private to root, and UID 10001 must reach the venv.
-    root = Path(tempfile.mkdtemp(prefix="syncd-image-"))
-    root.chmod(0o755)
+def _probes(port: int) -> dict[str, int]:
     try:
-        python = _interpreter_for_image_user()
-        wheels = _build_wheels(dockerfile, root)
-        venv = root / "opt" / "syncd"
-        _install(wheels, venv, python)
-        config = root / CONFIG_IN_POD.lstrip("/")
-        config.parent.mkdir(parents=True)
-        shutil.copy2(EXAMPLE_CONFIG, config)
-        config.chmod(0o444)
-        _make_read_only(venv)
-        cwd = root / "work"
-        cwd.mkdir(mode=0o555)
-        cwd.chmod(0o555)
-        tmp = root / "tmp"
-        tmp.mkdir()
-        tmp.chmod(0o1777)
-        yield Image(root=root, venv=venv, config=config, cwd=cwd, tmp=tmp, python=python)
+        return {p: requests.get(f"http://127.0.0.1:{port}{p}", timeout=2).status_code for p in ("/healthz", "/readyz")}
+    except requests.ConnectionError:
+        return {}
+
+
+def test_run_in_the_image_answers_probes_and_metrics(
+    built: Built, core_v1: client.CoreV1Api, setup: Setup, tmp_path: Path
+) -> None:
+    port = free_port()
+    _write_config(setup, {**setup.config, "server": {"address": f"127.0.0.1:{port}"}})
+    argv = [*_run_argv(built, setup.volumes), "syncd", "run", "--config", CONFIG_IN_POD]
+    argv += ["--kubeconfig", setup.kubeconfig, "--log-format", "json"]
+    before = _snapshot(built.rootfs)
+    log = tmp_path / "syncd-run.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        answers = _probes(port)
+        while answers != {"/healthz": 200, "/readyz": 200} and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.3)
+            answers = _probes(port)
+        assert answers == {"/healthz": 200, "/readyz": 200}, f"probes: {answers}, log:\n{log.read_text()}"
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert metrics.status_code == 200
+        assert "syncd_" in metrics.text
+        for namespace in setup.namespaces:
+            assert core_v1.read_namespaced_secret("regcred", namespace).type == "kubernetes.io/dockerconfigjson"
     finally:
-        _make_writable(root)
-        shutil.rmtree(root)
+        # SIGTERM to the process group this test started: buildah and syncd in the container.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    after = _snapshot(built.rootfs)
+    changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+    assert changed == [], f"syncd run wrote into the image outside /tmp: {changed[:20]}"
 
 
-def _run_in_image(image: Image, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a command as the image's user with the image's environment, and nothing inherited."""
-    env = {
-        "PATH": f"{image.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/nonexistent",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-        "TMPDIR": str(image.tmp),
-        "LANG": "C.UTF-8",
-    }
-    return subprocess.run(
-        [*_as_image_user(), *args], capture_output=True, text=True, check=False, env=env, cwd=image.cwd
+def _layers_size(oci: Path, tag: str) -> tuple[int, int]:
+    """(compressed, uncompressed) bytes of an OCI layout's image: its layers as stored, unpacked."""
+    manifest = json.loads(_check(["skopeo", "inspect", "--raw", f"oci:{oci}:{tag}"]))
+    compressed = sum(int(layer["size"]) for layer in manifest["layers"])
+    uncompressed = 0
+    for layer in manifest["layers"]:
+        blob = oci / "blobs" / "sha256" / layer["digest"].removeprefix("sha256:")
+        with subprocess.Popen(["gzip", "-dc", str(blob)], stdout=subprocess.PIPE) as gunzip:
+            assert gunzip.stdout is not None
+            while chunk := gunzip.stdout.read(1 << 20):
+                uncompressed += len(chunk)
+    return compressed, uncompressed
+
+
+def test_image_size_against_its_base(built: Built, project_version: str, tmp_path: Path) -> None:
+    """One layer; what it adds to its base is the venv, less what was removed (apt, dpkg, pip)."""
+    base_oci = tmp_path / "base.oci"
+    _check(["skopeo", "copy", "--quiet", "--dest-compress-format", "gzip",
+            f"{built.storage_ref}{built.base}", f"oci:{base_oci}:base"])  # fmt: skip
+    image_gz, image_raw = _layers_size(built.oci, project_version)
+    base_gz, base_raw = _layers_size(base_oci, "base")
+    venv = int(_check(["du", "-sb", str(built.rootfs / "opt" / "syncd")]).split()[0])
+    mb = 1e6
+    print(
+        f"\nimage: {image_gz / mb:.1f} MB compressed, {image_raw / mb:.1f} MB uncompressed;"
+        f" base: {base_gz / mb:.1f} MB / {base_raw / mb:.1f} MB; venv {venv / mb:.1f} MB; build {built.seconds:.0f}s"
     )
+    assert image_gz < image_raw
+    assert 0 < image_raw - base_raw <= venv + 2 * 1024 * 1024, "the image grew by more than its venv"
 
 
-def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
-    """Every path under root with its mode, size and modification time."""
-    return {
-        str(path.relative_to(root)): (path.lstat().st_mode, path.lstat().st_size, path.lstat().st_mtime_ns)
-        for path in root.rglob("*")
+def test_sbom_lists_exactly_the_python_packages_in_the_image(built: Built, project_version: str) -> None:
+    sbom = json.loads(built.sbom.read_text(encoding="utf-8"))
+    assert sbom["bomFormat"] == "CycloneDX"
+    assert sbom["metadata"]["component"]["name"] == "syncd"
+    assert sbom["metadata"]["component"]["version"] == project_version
+    listed = {(c["name"].lower().replace("_", "-"), c["version"]) for c in sbom["components"]}
+    script = "import importlib.metadata as m\nfor d in m.distributions(): print(d.metadata['Name'], d.version)"
+    out = _in_image(built, "python3", "-c", script).stdout
+    installed = {
+        (name.lower().replace("_", "-"), version) for name, version in (line.split() for line in out.splitlines())
     }
+    assert installed - {("syncd", project_version)} == listed
 
 
-def test_installed_wheels_run_read_only_as_non_root(image: Image, project_version: str) -> None:
-    venv_before = _snapshot(image.venv)
-    assert "bin/syncd" in venv_before
-    assert not list(image.venv.glob("lib/python3*/site-packages/pip")), "the runtime venv has no pip"
-    assert not list(image.venv.glob("lib/python3*/site-packages/tests")), "the test suite is not shipped"
-
-    version = _run_in_image(image, "syncd", "version")
-    assert version.returncode == 0, version.stderr
-    assert version.stdout.strip() == f"syncd {project_version}"
-
-    check = _run_in_image(image, "syncd", "check-config", "--config", str(image.config))
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert "valid (3 credentials, 2 secret specs)" in check.stdout
-
-    # Every module imports (kubernetes, hvac, apscheduler, prometheus_client with them), still
-    # as UID 10001 on the read-only venv.
-    imports = (
-        "import importlib, pkgutil, syncd\n"
-        "names = [m.name for m in pkgutil.walk_packages(syncd.__path__, 'syncd.') if m.name != 'syncd.__main__']\n"
-        "for name in names: importlib.import_module(name)\n"
-        "print(len(names))"
+def test_once_on_a_read_only_root_filesystem(
+    built: Built, core_v1: client.CoreV1Api, setup: Setup, project_version: str
+) -> None:
+    """The pod's readOnlyRootFilesystem, enforced: buildah run cannot mount the root read-only, so
+    this run does by hand what its chroot isolation does, with the root bind-mounted read-only: a
+    mount namespace of its own (unshare), the image's filesystem read-only, a tmpfs on /tmp, /proc,
+    /dev, the config folder, then chroot as UID 10001 with the image's environment. It needs root."""
+    if os.geteuid() != 0:
+        pytest.fail("mounting the image's root read-only needs root (unshare --mount, mount --bind)")
+    _write_config(setup, setup.config)
+    config_folder = setup.volumes[0].split(":")[0]
+    root = str(built.rootfs)
+    config = json.loads(built.buildah("inspect", "--type", "image", built.image))["OCIv1"]["config"]
+    env = " ".join(shlex.quote(item) for item in config["Env"])
+    inside = (
+        f"id -u; syncd version; syncd once --config {CONFIG_IN_POD} --kubeconfig {setup.kubeconfig};"
+        " echo once=$?; touch /tmp/written && echo tmp=writable; touch /opt/syncd/x /etc/x /var/tmp/x; true"
     )
-    imported = _run_in_image(image, "python", "-c", imports)
-    assert imported.returncode == 0, imported.stderr
-    assert int(imported.stdout) > 20
-
-    whoami = _run_in_image(image, "python", "-c", "import os; print(os.getuid(), os.getgid(), os.getgroups())")
-    expected_ids = f"{IMAGE_UID} {IMAGE_UID} []" if os.geteuid() == 0 else f"{os.getuid()} {os.getgid()}"
-    assert whoami.stdout.startswith(expected_ids)
-
-    assert _snapshot(image.venv) == venv_before, "syncd wrote into its venv"
-    assert list(image.cwd.iterdir()) == []
-    assert not Path("/nonexistent").exists()
-
-
-def test_venv_is_really_read_only_for_the_image_user(image: Image) -> None:
-    # Guards the test above: were the venv writable, "nothing was written" would prove less.
-    attempt = _run_in_image(image, "python", "-c", f"open({str(image.venv / 'probe')!r}, 'w')")
-    assert attempt.returncode != 0
-    assert "PermissionError" in attempt.stderr
-    assert not (image.venv / "probe").exists()
+    script = " && ".join(
+        [
+            "mount --make-rprivate /",
+            f"mount --bind {root} {root}",
+            f"mount -o remount,bind,ro {root}",
+            f"mount -t tmpfs -o mode=1777 tmpfs {root}/tmp",
+            f"mount -t proc proc {root}/proc",
+            f"mount --rbind /dev {root}/dev",
+            f"mount --bind -o ro {config_folder} {root}/{CONFIG_FOLDER}",
+            f"exec chroot --userspec={IMAGE_UID}:{IMAGE_UID} {root} /usr/bin/env -i {env} sh -c {shlex.quote(inside)}",
+        ]
+    )
+    before = _snapshot(built.rootfs)
+    result = subprocess.run(
+        ["unshare", "--mount", "--fork", "sh", "-c", script], capture_output=True, text=True, check=False, timeout=300
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [str(IMAGE_UID), f"syncd {project_version}"], result.stdout
+    assert "once=0" in lines, f"{result.stdout}\n{result.stderr}"
+    assert "tmp=writable" in lines
+    for path in ("/opt/syncd/x", "/etc/x", "/var/tmp/x"):
+        assert f"touch: cannot touch '{path}': Read-only file system" in result.stderr
+    for namespace in setup.namespaces:
+        assert core_v1.read_namespaced_secret("regcred", namespace).type == "kubernetes.io/dockerconfigjson"
+    after = _snapshot(built.rootfs)
+    assert sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path)) == []
