@@ -27,6 +27,8 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" &&
   exit 0
 fi
 
+# shellcheck source=k8s-go-mod.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-go-mod.sh"
 command -v go >/dev/null || { log "Go is needed to build kube-apiserver and etcd (https://go.dev/dl)"; exit 1; }
 mkdir -p "$ASSETS"
 WORK="$(mktemp -d)"
@@ -34,19 +36,9 @@ trap 'rm -rf "$WORK"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
 build_kube_apiserver() {
-  local mod_file staging
   log "building kube-apiserver v$KUBE_VERSION from the Go module proxy (several minutes, once)"
   mkdir -p "$WORK/kube" && cd "$WORK/kube"
-  mod_file="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-  # Staging repos are required as v0.0.0 in the release's go.mod and replaced in-tree there;
-  # outside the tree each must point at its published v0.Y.Z twin.
-  staging="$(grep -Eo '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$mod_file" | awk '{print $1}')"
-  {
-    echo "module syncd.local/envtest/kube"
-    echo "go $(awk '/^go /{print $2; exit}' "$mod_file")"
-    echo "require k8s.io/kubernetes v$KUBE_VERSION"
-    for m in $staging; do echo "replace $m => $m v0.${KUBE_VERSION#1.}"; done
-  } > go.mod
+  write_k8s_go_mod syncd.local/envtest/kube "$KUBE_VERSION"
   go build -tags selinux,notest -trimpath -ldflags "-s -w" -o "$ASSETS/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   mv "$ASSETS/kube-apiserver.tmp" "$ASSETS/kube-apiserver"
 }

@@ -34,6 +34,8 @@ if [[ -x "$BIN" && "$(cat "$BIN.source-sha256" 2>/dev/null)" == "$source_sum" ]]
   exit 0
 fi
 
+# shellcheck source=k8s-go-mod.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-go-mod.sh"
 command -v go >/dev/null || { log "Go is needed to build kubelet-keyring (https://go.dev/dl)"; exit 1; }
 mkdir -p "$OUT_DIR"
 WORK="$(mktemp -d)"
@@ -42,16 +44,7 @@ export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
 log "building against k8s.io/kubernetes v$KUBE_VERSION from the Go module proxy (a few minutes, once)"
 cd "$WORK"
-mod_file="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
-# Staging repos are required as v0.0.0 in the release's go.mod and replaced in-tree there;
-# outside the tree each must point at its published v0.Y.Z twin.
-staging="$(grep -Eo '^\s*k8s\.io/[a-z0-9-]+ v0\.0\.0$' "$mod_file" | awk '{print $1}')"
-{
-  echo "module syncd.local/tools/kubelet-keyring"
-  echo "go $(awk '/^go /{print $2; exit}' "$mod_file")"
-  echo "require k8s.io/kubernetes v$KUBE_VERSION"
-  for m in $staging; do echo "replace $m => $m v0.${KUBE_VERSION#1.}"; done
-} > go.mod
+write_k8s_go_mod syncd.local/tools/kubelet-keyring "$KUBE_VERSION"
 cp "$SOURCE" main.go
 go build -trimpath -ldflags "-s -w" -o "$BIN.tmp" .
 mv "$BIN.tmp" "$BIN"

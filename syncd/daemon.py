@@ -64,6 +64,7 @@ class Ports:
 class Daemon:
     def __init__(self, config_path: Path, config: Config, ports: Ports) -> None:
         self.metrics = ports.metrics
+        self.reconciler = ports.reconciler
         self.stopping = threading.Event()
         self.scheduler = Scheduler(workers=max(4, len(config.secrets) + 2))
         self.runs = SpecRuns(
@@ -152,4 +153,15 @@ class Daemon:
         self.metrics.set_leader(leading)
         log.info("leadership: %s", "leading" if leading else "standing by")
         if leading:
+            # Off the elector's thread: a long prune must not delay lease renewals.
+            threading.Thread(target=self._prune_retired, name="syncd-prune-retired", daemon=True).start()
             self.runs.schedule_now()
+
+    def _prune_retired(self) -> None:
+        """`retired_secrets` at start (and on taking the lease), as `syncd once` prunes them."""
+        if not self.config.retired_secrets or not self.may_write():
+            return
+        result = self.reconciler.prune_retired()
+        for error in result.source_errors + result.service_account_errors:
+            log.error("pruning retired secret specs: %s", error)
+        log.info("retired secret specs pruned", extra={"result": result.result, "pruned": len(result.outcomes)})

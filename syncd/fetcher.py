@@ -215,13 +215,12 @@ def _changed(old: Config, new: Config, name: str) -> bool:
 def _with_token_expiry(fetched: FetchedCredential, now: dt.datetime) -> FetchedCredential:
     """The earliest of the source's lease or `lifetime` and the tokens' own `exp`; an expired token
     is refused here, so that nothing is written from it."""
-    for entry in fetched.entries:
-        expires = jwt_expiry(entry.password)
+    tokens = [(entry, jwt_expiry(entry.password)) for entry in fetched.entries]
+    for entry, expires in tokens:
         if expires is not None and expires <= now:
             stamp = expires.strftime("%Y-%m-%dT%H:%M:%SZ")
             raise InvalidCredential(fetched.name, f"registry {entry.registry!r}: the token expired at {stamp}")
-    tokens = [jwt_expiry(entry.password) for entry in fetched.entries]
-    expires_at = earliest(fetched.expires_at, *tokens)
+    expires_at = earliest(fetched.expires_at, *(expires for _, expires in tokens))
     return fetched if expires_at == fetched.expires_at else replace(fetched, expires_at=expires_at)
 
 

@@ -67,11 +67,6 @@ class _CredentialBase(_Strict):
             raise ValueError(f"{value!r} is not a valid credential name (letters, digits, '-', '_', '.')")
         return value
 
-    @property
-    def registry_names(self) -> list[str]:
-        """The registries this credential logs in to, as the config writes them."""
-        raise NotImplementedError
-
     @field_validator("lifetime")
     @classmethod
     def _lifetime(cls, value: dt.timedelta | None) -> dt.timedelta | None:
@@ -99,6 +94,7 @@ class _OneRegistry(_CredentialBase):
 
     @property
     def registry_names(self) -> list[str]:
+        """The registries this credential logs in to, as the config writes them (every model has this)."""
         return [self.host]
 
 

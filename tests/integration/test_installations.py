@@ -239,3 +239,31 @@ def test_pruning_takes_back_only_the_references_syncd_added_and_retired_specs_ar
     assert run.code == 0, run.out
     assert not has_secret(core_v1, keep, name)
     assert _refs(core_v1, keep) == ["other", f"{prefix}-new"]
+
+
+def test_a_daemon_started_with_a_retired_spec_prunes_it_and_its_references(
+    stack: Stack,
+    core_v1: client.CoreV1Api,
+    prefix: str,
+    vault_path: str,
+    tmp_path: Path,
+    make_namespaces: Callable[..., list[str]],
+    write_config: WriteConfig,
+    run_syncd: RunSyncd,
+    start_syncd: Start,
+) -> None:
+    (namespace,) = make_namespaces(f"{prefix}-retire", labels={"pull": prefix})
+    _with_default_account(core_v1, namespace, refs=("other",))
+    instance, old = _instance("retire"), f"{prefix}-old"
+    spec = {"name": old, "namespaces": {"names": [namespace]}}
+    assert run_syncd("once", config=write_config(_config(vault_path, instance, spec))).code == 0
+    assert _refs(core_v1, namespace) == ["other", old]
+
+    # The running config still edits `default` (references are taken back only from the
+    # ServiceAccounts a config names: RBAC grants no others).
+    settings = base_config(stack, tmp_path, vault_path, prefix, service_accounts=["default"])
+    settings.update(instance=instance, retired_secrets=[old])
+    daemon = start_syncd(settings)
+    wait_for(lambda: not has_secret(core_v1, namespace, old), 20, "the retired spec's Secret pruned at start")
+    wait_for(lambda: _refs(core_v1, namespace) == ["other", "regcred"], 20, "the old reference replaced")
+    assert "retired secret specs pruned" in daemon.log()
