@@ -26,6 +26,7 @@ from syncd.kube.client import load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.kube.leader import LeaderElector
+from syncd.kube.pull_events import pull_failure_loops
 from syncd.kube.watches import watch_loops
 from syncd.metrics import Metrics
 from syncd.reconciler import Reconciler
@@ -86,7 +87,8 @@ def build_reconciler(config: Config, options: ClusterOptions, registry: Collecto
 
 
 def _watch_loops(api: client.ApiClient, config: Config, on_event: OnEvent, on_relist: OnRelist) -> dict[str, Loop]:
-    return dict(
+    loops: dict[str, Loop] = dict(pull_failure_loops(api, on_event)) if config.pull_failures else {}
+    return loops | dict(
         watch_loops(
             api,
             secret_names=[s.name for s in config.secrets],

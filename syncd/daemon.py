@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from syncd.config import Config
 from syncd.metrics import Metrics
+from syncd.pull_failures import PullFailure, PullFailureCounter
 from syncd.reconciler import Reconciler
 from syncd.reload import ConfigWatcher, Reloader
 from syncd.runs import SpecRuns
@@ -33,7 +34,7 @@ from syncd.sources.base import Source
 from syncd.timing import Cadence, Lifetime
 from syncd.triggers import TriggerQueue
 from syncd.watch import Loop, WatchRouter, WatchSet
-from syncd.watch_events import WatchEvent
+from syncd.watch_events import KubeletEvent, WatchEvent
 
 log = logging.getLogger(__name__)
 OnEvent = Callable[[WatchEvent], None]
@@ -77,6 +78,9 @@ class Daemon:
         )
         self.triggers = TriggerQueue(self.runs.run_triggered)
         self.router = WatchRouter(lambda: self.config, ports.reconciler.rendered)
+        self.pull_failures = PullFailureCounter(
+            lambda: self.config, ports.reconciler.cluster.read_namespace, self._record_pull_failure
+        )
         self.watches = WatchSet(lambda c: ports.watch_loops(c, self._on_event, self._on_relist))
         self.reloader = Reloader(
             config_path,
@@ -144,7 +148,20 @@ class Daemon:
         return (not missing), "ok" if not missing else f"first sync not yet attempted: {', '.join(sorted(missing))}"
 
     def _on_event(self, event: WatchEvent) -> None:
+        if isinstance(event, KubeletEvent):
+            self.pull_failures.observe(event)
+            return
         self.triggers.request(*self.router.route(event))
+
+    def _record_pull_failure(self, failure: PullFailure, times: int) -> None:
+        """Only the leader counts: every replica watches, and one count per failure keeps `sum` right."""
+        if self.may_write():
+            self.metrics.record_pull_failure(failure.secret, failure.registry, failure.reason, times)
+            log.warning(
+                "image pulls failed: %s",
+                failure.reason,
+                extra={"secret": failure.secret, "registry": failure.registry, "times": times},
+            )
 
     def _on_relist(self, kind: str) -> None:
         self.triggers.request(*self.router.relisted(kind))

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from syncd.config import Config
-from syncd.kubelet import InvalidImage, Login, MalformedSecret, PullSecret, keyring_key, make_keyring, repository
-from syncd.registry_keys import canonical_key
+from syncd.kubelet import InvalidImage, Login, MalformedSecret, PullSecret, make_keyring, repository
 
 
 class PullSecretReader(Protocol):
@@ -88,11 +87,5 @@ def _offer(login: Login, spec_name: str | None, config: Config) -> Offer:
     spec = next((s for s in config.secrets if s.name == spec_name), None)
     credential = None
     if spec is not None:
-        credential = next((c for c in spec.credentials if login.key in _keys_of(config, c)), None)
+        credential = next((c for c in spec.credentials if login.key in config.auth_keys(c)), None)
     return Offer(login.secret, login.key, credential)
-
-
-def _keys_of(config: Config, credential_name: str) -> set[str]:
-    """The `auths` keys a credential renders (from its config: no source is called)."""
-    registries = config.credential(credential_name).registry_names
-    return {keyring_key(canonical_key(registry)) for registry in registries}

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from syncd import __version__
 from syncd.config import Config
-from syncd.model import NamespaceState, RunResult, WriteOperation
+from syncd.model import NamespaceState, PullFailureReason, RunResult, WriteOperation
 
 
 class CallResult(enum.StrEnum):
@@ -97,6 +97,13 @@ class Metrics:
         self.leader = Gauge(
             "syncd_leader", "1 when this replica may write (holds the lease, or election is off).", registry=registry
         )
+        self.image_pull_failures = Counter(
+            "syncd_image_pull_failures",
+            "Image pulls the kubelet reported failed for a Secret syncd writes (pull_failures: true): the "
+            "registry refused the login (auth_failed) or the Pod's pull Secret was missing (secret_unavailable).",
+            ["secret", "registry", "reason"],
+            registry=registry,
+        )
         self.config_reloads = Counter("syncd_config_reloads", "Config file reloads.", ["result"], registry=registry)
         self.build_info = Gauge(
             "syncd_build_info", "Always 1; the version label says which build.", ["version"], registry=registry
@@ -133,6 +140,9 @@ class Metrics:
     def record_reload(self, *, ok: bool) -> None:
         self.config_reloads.labels(result=_result(ok)).inc()
 
+    def record_pull_failure(self, secret: str, registry: str, reason: PullFailureReason, times: int) -> None:
+        self.image_pull_failures.labels(secret=secret, registry=registry, reason=reason).inc(times)
+
     def set_leader(self, leading: bool) -> None:
         self.leader.set(1 if leading else 0)
 
@@ -151,6 +161,14 @@ class Metrics:
                     self.credential_verifications.labels(credential=credential.name, result=verification)
         for call in CallResult:
             self.config_reloads.labels(result=call)
+        if config.pull_failures:
+            self._pull_failures_at_zero(config)
+
+    def _pull_failures_at_zero(self, config: Config) -> None:
+        for spec in config.secrets:
+            self.image_pull_failures.labels(secret=spec.name, registry="", reason=PullFailureReason.SECRET_UNAVAILABLE)
+            for key in sorted(set().union(*(config.auth_keys(c) for c in spec.credentials))):
+                self.image_pull_failures.labels(secret=spec.name, registry=key, reason=PullFailureReason.AUTH_FAILED)
 
     def forget(self, specs: Iterable[str], credentials_kept: set[str]) -> None:
         """Drop the series of specs and credentials a reload removed: stale gauges would page forever."""

@@ -35,6 +35,13 @@ class RunResult(enum.StrEnum):
     FAILURE = "failure"  # a source or validation failed: nothing written
 
 
+class PullFailureReason(enum.StrEnum):
+    """syncd_image_pull_failures_total `reason` (syncd.pull_failures: from the kubelet's Events)."""
+
+    AUTH_FAILED = "auth_failed"  # kubelet reason Failed: the registry refused the login
+    SECRET_UNAVAILABLE = "secret_unavailable"  # noqa: S105 (kubelet reason FailedToRetrieveImagePullSecret)
+
+
 class NamespaceState(enum.StrEnum):
     """A selected namespace after a sync (syncd_namespaces `state`)."""
 

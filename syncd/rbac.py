@@ -23,7 +23,8 @@ HEADER = """\
 # Regenerate it whenever `secrets`, `retired_secrets` or `service_accounts` change in the config.
 # Secrets: create (the one verb RBAC cannot limit by name), and get/list/watch/patch/delete only
 # of the names syncd writes (it lists and watches them with `fieldSelector=metadata.name=<name>`).
-# It can read no other Secret. Namespaces: list/watch (selection). Events: create. The Lease:
+# It can read no other Secret. Namespaces: list/watch (selection). Events: create (and list/watch
+# with pull_failures: true, for the kubelet's pull-failure Events). The Lease:
 # a Role in leader_election.namespace. Never: update (PUT), deletecollection, any other kind.
 """
 
@@ -51,6 +52,9 @@ def cluster_rules(config: Config) -> list[dict[str, Any]]:
             {"apiGroups": [""], "resources": ["serviceaccounts"], "resourceNames": accounts, "verbs": ACCOUNT_VERBS}
         )
     rules.append({"apiGroups": [""], "resources": ["events"], "verbs": ["create"]})
+    if config.pull_failures:
+        # The kubelet's pull-failure Events, every namespace (watched by reason and source).
+        rules.append({"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]})
     return rules
 
 

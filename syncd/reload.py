@@ -134,6 +134,7 @@ class Reloader:
         self.watches.update(config)
         self.runs.cancel(removed)
         self.metrics.forget(removed, {c.name for c in config.credentials})
+        self.metrics.start_at_zero(config)  # the series of added specs (and of pull_failures turned on)
         if self.may_write():
             self.reconciler.prune_retired(also=removed)
             self.runs.schedule_now(after_reload=True)

@@ -14,7 +14,7 @@ from syncd.config import Config
 from syncd.model import DesiredSecret, Ownership
 from syncd.selection import selects
 from syncd.triggers import Key
-from syncd.watch_events import NamespaceEvent, SecretEvent, ServiceAccountEvent, WatchEvent
+from syncd.watch_events import KubeletEvent, NamespaceEvent, SecretEvent, ServiceAccountEvent, WatchEvent
 
 
 class WatchRouter:
@@ -31,6 +31,8 @@ class WatchRouter:
             return self._namespace(event)
         if isinstance(event, SecretEvent):
             return self._secret(event)
+        if isinstance(event, KubeletEvent):
+            return []  # counted (syncd.pull_failures), never a reason to sync
         return self._service_account(event)
 
     def _namespace(self, event: NamespaceEvent) -> list[Key]:

@@ -36,4 +36,16 @@ class ServiceAccountEvent:
     account: ServiceAccountRef
 
 
-WatchEvent = NamespaceEvent | SecretEvent | ServiceAccountEvent
+@dataclass(frozen=True)
+class KubeletEvent:
+    """A core/v1 Event the kubelet wrote about a Pod's image pull (syncd.pull_failures)."""
+
+    change: Change
+    uid: str
+    namespace: str
+    reason: str
+    message: str
+    count: int  # occurrences so far: the kubelet's recorder patches repeats onto one Event
+
+
+WatchEvent = NamespaceEvent | SecretEvent | ServiceAccountEvent | KubeletEvent

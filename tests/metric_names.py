@@ -1,4 +1,4 @@
-"""The metric names of SPEC §5, plus the verification counter the README adds: what tests expect."""
+"""The metric names of SPEC §5, plus the verification and pull-failure counters the README adds: what tests expect."""
 
 SPEC_METRICS = [
     "syncd_sync_runs_total",
@@ -12,4 +12,5 @@ SPEC_METRICS = [
     "syncd_config_reloads_total",
     "syncd_build_info",
     "syncd_credential_verifications_total",
+    "syncd_image_pull_failures_total",
 ]

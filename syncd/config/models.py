@@ -13,7 +13,9 @@ from pydantic import Field, field_validator, model_validator
 from syncd import labels
 from syncd.config.credentials import Credential
 from syncd.config.fields import SERVER_ADDRESS, Duration, _fullmatch, _positive, _Strict
+from syncd.kubelet import keyring_key
 from syncd.model import DEFAULT_INSTANCE
+from syncd.registry_keys import canonical_key
 
 RESERVED_PREFIXES = ("syncd.io/", "app.kubernetes.io/managed-by")
 DEFAULT_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
@@ -288,9 +290,19 @@ class Config(_Strict):
     schedule: Schedule = Schedule()
     server: Server = Server()
     leader_election: LeaderElection = LeaderElection()
+    pull_failures: bool = Field(
+        False,
+        description="watch the kubelet's image-pull failure Events (a refused login, a missing pull Secret) for "
+        "images syncd's Secrets serve and count them in syncd_image_pull_failures_total; needs list/watch on "
+        "events cluster-wide (`syncd rbac` adds it)",
+    )
 
     def credential(self, name: str) -> Credential:
         return next(c for c in self.credentials if c.name == name)
+
+    def auth_keys(self, credential: str) -> set[str]:
+        """The `auths` keys a credential renders, as the kubelet indexes them (no source is called)."""
+        return {keyring_key(canonical_key(registry)) for registry in self.credential(credential).registry_names}
 
     @field_validator("instance")
     @classmethod

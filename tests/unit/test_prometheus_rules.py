@@ -41,6 +41,7 @@ ALERTS = {
     "SyncdDown",
     "SyncdNoLeader",
     "SyncdConfigReloadFailing",
+    "SyncdImagePullsFailing",
 }
 METRIC_NAME = re.compile(r"\bsyncd_[a-z_]+")
 
