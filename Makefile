@@ -15,10 +15,12 @@ ENVTEST = $(shell scripts/envtest-binaries.sh)
 HELM = $(shell scripts/helm-binary.sh)
 # The kubelet's image-pull credential lookup as a small Go program, built once and cached by version.
 KUBELET_KEYRING = $(shell scripts/kubelet-keyring.sh)
+# The Events a kubelet writes when a pull fails, by the kubelet's own code; built once and cached by version.
+KUBELET_EVENTS = $(shell scripts/kubelet-events.sh)
 # docker-credential-ecr-login (amazon-ecr-credential-helper), built once and cached by version.
 ECR_LOGIN_HELPER = $(shell scripts/ecr-login-helper.sh)
 
-.PHONY: help deps venv envtest helm kubelet-keyring ecr-login-helper image lint test bench demo demo-up demo-down clean
+.PHONY: help deps venv envtest helm kubelet-keyring kubelet-events ecr-login-helper image lint test bench demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
@@ -54,6 +56,9 @@ helm:  ## helm v3, built from the Go module proxy and cached outside the repo
 kubelet-keyring:  ## the kubelet's credential lookup (k8s.io/kubernetes), built from the Go module proxy
 	scripts/kubelet-keyring.sh >/dev/null
 
+kubelet-events:  ## the kubelet's image-pull failure Events (k8s.io/kubernetes), built from the Go module proxy
+	scripts/kubelet-events.sh >/dev/null
+
 ecr-login-helper:  ## docker-credential-ecr-login (amazon-ecr-credential-helper), built from the Go module proxy
 	scripts/ecr-login-helper.sh >/dev/null
 
@@ -70,8 +75,8 @@ lint: venv helm
 	$(PY) -m syncd.schema --check
 	$(PY) deploy/prometheus/generate.py --check
 
-test: deps venv envtest helm kubelet-keyring ecr-login-helper lint
-	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" ECR_LOGIN_HELPER="$(ECR_LOGIN_HELPER)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+test: deps venv envtest helm kubelet-keyring kubelet-events ecr-login-helper lint
+	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" KUBELET_EVENTS="$(KUBELET_EVENTS)" ECR_LOGIN_HELPER="$(ECR_LOGIN_HELPER)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: deps venv envtest  ## rollout / idle / latency / memory figures -> bench/results, bench/README.md (~20 min)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

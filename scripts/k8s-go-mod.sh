@@ -1,5 +1,5 @@
 # Sourced by the scripts that build Kubernetes code from the Go module proxy (envtest-binaries.sh,
-# kubelet-keyring.sh). write_k8s_go_mod MODULE VERSION writes ./go.mod for a wrapper module that
+# kubelet-tool.sh). write_k8s_go_mod MODULE VERSION writes ./go.mod for a wrapper module that
 # requires k8s.io/kubernetes vVERSION: the release's staging repos are required as v0.0.0 in its
 # go.mod and replaced in-tree there; outside the tree each must point at its published v0.Y.Z twin.
 write_k8s_go_mod() {
