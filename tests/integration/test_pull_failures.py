@@ -18,10 +18,13 @@ import hvac
 import pytest
 from kubernetes import client
 
+from syncd import rbac
+from syncd.config import Config, parse_config
 from tests.harness import Stack
 from tests.harness.kubelet_events import FailedPull, MissingSecrets, write_events
 from tests.harness.oci import Skopeo
 from tests.integration.daemon import Start, SyncdProcess, vault_config, wait_for
+from tests.integration.test_deploy_manifests import apply_for_real, kubectl, token_for, write_kubeconfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 FAILURES = "syncd_image_pull_failures_total"
@@ -47,6 +50,12 @@ def pod(core_v1: client.CoreV1Api, namespace: str, image: str) -> None:
     containers = [client.V1Container(name="app", image=image), client.V1Container(name="other", image="quay.io/o/x:1")]
     spec = client.V1PodSpec(containers=containers, image_pull_secrets=[client.V1LocalObjectReference(name="regcred")])
     core_v1.create_namespaced_pod(namespace, client.V1Pod(metadata=client.V1ObjectMeta(name="web"), spec=spec))
+
+
+def cluster_rbac(config: Config, namespace: str) -> list[dict[str, Any]]:
+    """`syncd rbac`'s ClusterRole and its binding (the Lease Role is for leader election, off here)."""
+    docs = rbac.manifests(config, namespace=namespace, service_account="syncd")
+    return [doc for doc in docs if doc["kind"].startswith("Cluster")]
 
 
 def counted(daemon: SyncdProcess, registry: str, reason: str) -> float:
@@ -130,3 +139,54 @@ def test_without_pull_failures_there_is_no_pull_failure_series(
     samples = [line for line in daemon.metrics().splitlines() if not line.startswith("#")]
     assert not [line for line in samples if line.startswith(FAILURES)]
     assert any(line.startswith("syncd_sync_runs_total") for line in samples)
+
+
+def test_as_a_service_account_the_events_watch_needs_exactly_what_syncd_rbac_adds(
+    stack: Stack,
+    vault_client: hvac.Client,
+    core_v1: client.CoreV1Api,
+    prefix: str,
+    instance: str,
+    tmp_path: Path,
+    make_namespaces: Callable[..., list[str]],
+) -> None:
+    """RBAC generated for the config without the key refuses the watch (and says so in the log);
+    `syncd rbac` for the config with it grants it, and the count follows, with no restart."""
+    host = stack.registry.host
+    path = f"pulls/{uuid.uuid4().hex[:8]}"
+    vault_client.secrets.kv.v2.create_or_update_secret(path, secret={"username": "robot", "password": "p-1"})
+    home, selected = make_namespaces(f"{prefix}-home", f"{prefix}-rbac")
+    pod(core_v1, selected, f"{host}/team/app:v1")
+    core_v1.create_namespaced_service_account(home, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="syncd")))
+    settings: dict[str, Any] = {
+        "instance": instance,
+        "pull_failures": True,
+        "vault": vault_config(stack, tmp_path),
+        "credentials": [{"name": "harness", "registry": host, "vault": {"kv": 2, "path": path}}],
+        "secrets": [{"name": "regcred", "credentials": ["harness"], "namespaces": {"names": [selected]}}],
+        "schedule": {"interval": "1h"},
+    }
+    on = parse_config(settings)
+    off = on.model_copy(update={"pull_failures": False})
+    apply_for_real(stack, cluster_rbac(off, home))
+    token = token_for(core_v1, home, "syncd", audiences=[])
+    daemon = SyncdProcess(settings, tmp_path / "daemon", write_kubeconfig(stack, tmp_path / "kubeconfig", token), {})
+    try:
+        daemon.start()
+        daemon.wait_ready()
+        wait_for(lambda: "watch of events/Failed failed" in daemon.log(), 30, "the refused events watch to be logged")
+        assert "403" in daemon.log()
+        apply_for_real(stack, cluster_rbac(on, home))
+        refused = FailedPull("app", refused_login(stack, tmp_path, f"{host}/team/app:v1"))
+
+        def counted_after_writing() -> bool:
+            """The watch retries with a back-off of at most 10 s: write until one is counted."""
+            write_events(stack.kube.kubeconfig, selected, "web", [refused])
+            return counted(daemon, host, "auth_failed") > 0
+
+        wait_for(counted_after_writing, 60, "a refused login counted as the ServiceAccount", interval=3)
+    finally:
+        daemon.stop_quietly()
+        name = rbac.role_name("syncd", instance)
+        for kind in ("clusterrolebinding", "clusterrole"):
+            kubectl("delete", "--ignore-not-found", kind, name, kubeconfig=stack.kube.kubeconfig)
