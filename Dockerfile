@@ -67,12 +67,16 @@ RUN if [ -n "${EXTRA_APT_PACKAGES}" ]; then \
     && groupadd --system --gid 10001 syncd \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin syncd
-# The wheels are bind-mounted from the builder, never copied. The venv's own pip installs them,
-# then uninstalls itself. Last, every package manager goes: pip anywhere, ensurepip's bundled
-# wheels, apt and dpkg (the dpkg status file stays, for scanners listing the Debian packages).
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    python3 -m venv /opt/syncd \
-    && /opt/syncd/bin/pip install --no-index --find-links=/wheels /wheels/*.whl \
+# The wheels are copied from the builder, not bind-mounted: a layer cache (buildah --layers, 1.28)
+# keys a RUN step on its text and its parent layer only, so behind a bind mount new wheels reused
+# the old install. A COPY is keyed on what it copies. The venv's own pip installs them, then
+# uninstalls itself; the wheels go, and the last stage copies only the result. Last, every package
+# manager goes: pip anywhere, ensurepip's bundled wheels, apt and dpkg (the dpkg status file
+# stays, for scanners listing the Debian packages).
+COPY --from=builder /wheels /tmp/wheels
+RUN python3 -m venv /opt/syncd \
+    && /opt/syncd/bin/pip install --no-index --find-links=/tmp/wheels /tmp/wheels/*.whl \
+    && rm -rf /tmp/wheels \
     && /opt/syncd/bin/pip check \
     && /opt/syncd/bin/pip uninstall --yes pip setuptools \
     && /opt/syncd/bin/syncd version \

@@ -236,6 +236,20 @@ def test_nothing_but_temporary_folders_is_writable_for_the_image_user(built: Bui
     assert "/tmp" in out
 
 
+def test_the_image_holds_this_checkout_of_syncd(built: Built) -> None:
+    """Every module of syncd/ in the image is this checkout's, byte for byte: a rebuild after a code
+    change must not come from a stale layer cache."""
+    installed = next((built.rootfs / "opt" / "syncd" / "lib").glob("python3*/site-packages/syncd"))
+    sources = sorted(p.relative_to(REPO_ROOT / "syncd") for p in (REPO_ROOT / "syncd").rglob("*.py"))
+    stale = [
+        str(p)
+        for p in sources
+        if not (installed / p).is_file() or (installed / p).read_bytes() != (REPO_ROOT / "syncd" / p).read_bytes()
+    ]
+    assert stale == [], f"modules that differ from the checkout: {stale[:10]}"
+    assert not (built.rootfs / "tmp" / "wheels").exists()
+
+
 def test_version_and_check_config_of_the_example(built: Built, project_version: str, tmp_path: Path) -> None:
     assert _in_image(built, "syncd", "version").stdout.strip() == f"syncd {project_version}"
     config = _readable_copy(EXAMPLE_CONFIG, tmp_path / "etc-syncd")
