@@ -19,6 +19,9 @@ KUBELET_KEYRING = $(shell scripts/kubelet-keyring.sh)
 KUBELET_EVENTS = $(shell scripts/kubelet-events.sh)
 # docker-credential-ecr-login (amazon-ecr-credential-helper), built once and cached by version.
 ECR_LOGIN_HELPER = $(shell scripts/ecr-login-helper.sh)
+# Two pytest-xdist workers, each with its own servers; a test file stays on one worker.
+# `make test PYTEST_WORKERS=` runs in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 .PHONY: help deps venv envtest helm kubelet-keyring kubelet-events ecr-login-helper image lint test bench demo demo-up demo-down clean
 
@@ -76,7 +79,7 @@ lint: venv helm
 	$(PY) deploy/prometheus/generate.py --check
 
 test: deps venv envtest helm kubelet-keyring kubelet-events ecr-login-helper lint
-	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" KUBELET_EVENTS="$(KUBELET_EVENTS)" ECR_LOGIN_HELPER="$(ECR_LOGIN_HELPER)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_ARGS)
+	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" KUBELET_EVENTS="$(KUBELET_EVENTS)" ECR_LOGIN_HELPER="$(ECR_LOGIN_HELPER)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: deps venv envtest  ## rollout / idle / latency / memory figures -> bench/results, bench/README.md (~20 min)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
