@@ -59,10 +59,22 @@ class Cluster(Protocol):
     def service_accounts(self, names: list[str] | None, namespace: str | None = None) -> list[ServiceAccountRef]: ...
     def read_namespace(self, name: str) -> NamespaceInfo | None: ...
     def add_pull_secret(
-        self, namespace: str, service_account: str, secret: str, instance: str, known: ServiceAccountRef | None = None
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
     ) -> bool: ...
     def remove_pull_secret(
-        self, namespace: str, service_account: str, secret: str, instance: str, known: ServiceAccountRef | None = None
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
     ) -> bool: ...
 
 
@@ -284,13 +296,11 @@ class Reconciler:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="syncd-write") as pool:
             return list(pool.map(lambda change: self._edit_account(change, known), planned))
 
-    def _edit_account(
-        self, change: AccountChange, known: Mapping[tuple[str, str], ServiceAccountRef]
-    ) -> AccountChange:
+    def _edit_account(self, change: AccountChange, known: Mapping[tuple[str, str], ServiceAccountRef]) -> AccountChange:
         edit = self.cluster.add_pull_secret if change.link else self.cluster.remove_pull_secret
         seen = known.get((change.namespace, change.service_account))
         try:
-            edit(change.namespace, change.service_account, change.secret, self.config.instance, seen)
+            edit(change.namespace, change.service_account, change.secret, self.config.instance, known=seen)
         except KubeError as exc:
             self.metrics.record_write(change.secret, WriteOperation.PATCH_SERVICE_ACCOUNT, ok=False)
             log.warning("ServiceAccount patch failed", extra={"secret": change.secret, "error": str(exc)})

@@ -105,11 +105,23 @@ class KubeCluster:
         return pullsecrets.pull_secret(self.core, namespace, name, instance)
 
     def add_pull_secret(
-        self, namespace: str, service_account: str, secret: str, instance: str, known: ServiceAccountRef | None = None
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
     ) -> bool:
-        return serviceaccounts.add_pull_secret(self.core, namespace, service_account, secret, instance, known)
+        return serviceaccounts.add_pull_secret(self.core, namespace, service_account, secret, instance, known=known)
 
     def remove_pull_secret(
-        self, namespace: str, service_account: str, secret: str, instance: str, known: ServiceAccountRef | None = None
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
     ) -> bool:
-        return serviceaccounts.remove_pull_secret(self.core, namespace, service_account, secret, instance, known)
+        return serviceaccounts.remove_pull_secret(self.core, namespace, service_account, secret, instance, known=known)

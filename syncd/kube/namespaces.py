@@ -20,7 +20,7 @@ def _info(item: dict[str, Any]) -> NamespaceInfo:
 
 def list_namespaces(core: client.CoreV1Api, label_selector: str | None = None) -> list[NamespaceInfo]:
     what = f"listing namespaces matching {label_selector!r}" if label_selector else "listing namespaces"
-    kwargs = {"label_selector": label_selector} if label_selector else {}
+    kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
     return [_info(item) for item in list_items(core.list_namespace, what=what, **kwargs)]
 
 

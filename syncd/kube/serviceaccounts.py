@@ -54,7 +54,7 @@ def list_named(
 
 
 def _list(core: client.CoreV1Api, namespace: str | None, name: str | None = None) -> Iterable[dict[str, Any]]:
-    selector = {"field_selector": f"metadata.name={name}"} if name else {}
+    selector: dict[str, Any] = {"field_selector": f"metadata.name={name}"} if name else {}
     named = f" named {name!r}" if name else ""
     if namespace is None:
         return list_items(
@@ -178,6 +178,7 @@ def add_pull_secret(
     name: str,
     secret: str,
     instance: str,
+    *,
     known: ServiceAccountRef | None = None,
 ) -> bool:
     return _edit(core, namespace, name, secret, instance, add=True, known=known)
@@ -189,6 +190,7 @@ def remove_pull_secret(
     name: str,
     secret: str,
     instance: str,
+    *,
     known: ServiceAccountRef | None = None,
 ) -> bool:
     return _edit(core, namespace, name, secret, instance, add=False, known=known)

@@ -20,7 +20,6 @@ from kubernetes import client
 
 from syncd.errors import KubeError
 from syncd.kube.cache import Value, WatchCache
-from syncd.kube.client import call
 from syncd.kube.lists import WATCH_PAGE_SIZE, list_items
 from syncd.kube.namespaces import info_from
 from syncd.kube.secrets import existing_from
@@ -157,9 +156,9 @@ class WatchLoop:
             raise KubeError(f"watch of {self.kind}: error event {obj.get('code')} {obj.get('reason')}")
         version = str((obj.get("metadata") or {}).get("resourceVersion") or resource_version)
         if kind in CHANGES:
-            event = self.parse(cast(Change, kind), obj)
-            self.cache.apply(self.kind, event.change, _value_of(event))  # before routing: a sync it triggers sees it
-            self.on_event(event)
+            parsed = self.parse(cast(Change, kind), obj)
+            self.cache.apply(self.kind, parsed.change, _value_of(parsed))  # before routing: a sync it triggers sees it
+            self.on_event(parsed)
         elif kind != "BOOKMARK":
             log.debug("watch of %s: ignoring an event of type %s", self.kind, kind)
         return version

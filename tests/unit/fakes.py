@@ -131,7 +131,13 @@ class FakeCluster:
         return NamespaceInfo(name, labels=labels) if labels is not None else None
 
     def add_pull_secret(
-        self, namespace: str, service_account: str, secret: str, instance: str, known: ServiceAccountRef | None = None
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
     ) -> bool:
         """The real adapter's rule: an entry already there is not recorded as syncd's."""
         key = (namespace, service_account)
@@ -142,7 +148,13 @@ class FakeCluster:
         return True
 
     def remove_pull_secret(
-        self, namespace: str, service_account: str, secret: str, instance: str, known: ServiceAccountRef | None = None
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
     ) -> bool:
         key, entry = (namespace, service_account), added_entry(instance, secret)
         if entry not in self.added.get(key, []):
