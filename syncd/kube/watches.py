@@ -88,6 +88,7 @@ class WatchLoop:
                 backoff = 0.5
             except Gone:
                 log.info("watch of %s expired (410); listing again", self.kind)
+                self.cache.set_live(self.kind, False)  # events were missed: LISTs until the new one
                 resource_version = None
             except Exception as exc:  # the loop must outlive any error: an apiserver restart, a bad event
                 self._down()
