@@ -16,9 +16,9 @@ from syncd.kube.client import call, json_body
 # 10,000 selected namespaces, with room to spare for the namespaces it does not select (the
 # namespace LIST returns them all; the bench's cluster at 10,000 holds 10,204, and pages of
 # 10,000 made that 5 requests). The cost is transient, while the largest page (managed Secrets,
-# 1.2 KB of JSON each) is parsed: ~12 MB per 2,000 was measured (tracemalloc), so up to ~90 MB. The daemon's watch stores fill from pages of 1,000
-# (~6 MB each): its peak RSS is the figure that matters there, and it lists at start and once an
-# hour (schedule.relist_interval).
+# 1.2 KB of JSON each) is parsed: ~12 MB per 2,000 was measured (tracemalloc), so up to ~90 MB.
+# The daemon's watch stores fill from pages of 1,000 (~6 MB each): its peak RSS is the figure
+# that matters there, and it lists at start and once an hour (schedule.relist_interval).
 PAGE_SIZE = 15_000
 WATCH_PAGE_SIZE = 1000
 
