@@ -43,10 +43,11 @@ class Daemonish:
     reconciler: Reconciler
     relists: list[str]
 
-    def sync(self) -> Action:
+    def sync(self) -> Action | None:
+        """The action the one namespace got; None when the namespace store has not seen it yet."""
         result = self.reconciler.sync(self.reconciler.config.secrets[0], freshness=Freshness.cached())
         assert not result.source_errors, result.source_errors
-        return result.outcomes[0].change.action
+        return result.outcomes[0].change.action if result.outcomes else None
 
     def holds(self, namespace: str) -> bool:
         return any(getattr(s, "namespace", None) == namespace for s in self.cache.values(SECRETS) or [])
