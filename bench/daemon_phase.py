@@ -141,6 +141,13 @@ def sync_durations(daemon: SyncdProcess) -> list[float]:
     return found
 
 
+def sync_runs(daemon: SyncdProcess) -> float:
+    """Scheduled and triggered whole-spec syncs of `regcred` the daemon has finished, by its metric."""
+    return sum(
+        daemon.metric("syncd_sync_runs_total", secret=SECRET, result=r) for r in ("success", "partial", "failure")
+    )
+
+
 def daemon_memory(daemon: SyncdProcess) -> dict[str, int]:
     assert daemon.process is not None
     return memory_kib(daemon.process.pid)

@@ -45,9 +45,16 @@ class RequestDiff:
     by_series: dict[str, int]
     syncd: int
     syncd_writes: int
+    syncd_watches: int = 0  # long-running WATCH requests (counted when they end), among `syncd`
 
     def as_dict(self) -> dict[str, object]:
-        return {"total": self.total, "syncd": self.syncd, "syncd_writes": self.syncd_writes, "by": self.by_series}
+        return {
+            "total": self.total,
+            "syncd": self.syncd,
+            "syncd_writes": self.syncd_writes,
+            "syncd_watches": self.syncd_watches,
+            "by": self.by_series,
+        }
 
 
 def diff_requests(before: Counter[tuple[str, str, str]], after: Counter[tuple[str, str, str]]) -> RequestDiff:
@@ -61,6 +68,7 @@ def diff_requests(before: Counter[tuple[str, str, str]], after: Counter[tuple[st
         by_series={" ".join(part for part in key if part): n for key, n in sorted(delta.items())},
         syncd=sum(syncd.values()),
         syncd_writes=sum(n for key, n in syncd.items() if key[0] in WRITE_VERBS),
+        syncd_watches=sum(n for key, n in syncd.items() if key[0] == "WATCH"),
     )
 
 

@@ -176,10 +176,15 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**missed**")
 
 
-def targets_table(results: dict[str, Any]) -> list[str]:
-    sizes = {e["n"]: e for e in _sizes(results)}
-    at = sizes.get(1000) or {}
+def _first_ratio(entry: dict[str, Any]) -> float | None:
+    if "first_syncd" not in entry or "first_floor" not in entry:
+        return None
+    return float(entry["first_syncd"]["seconds"]) / float(entry["first_floor"]["seconds"])
+
+
+def _rollout_rows(sizes: dict[int, dict[str, Any]], results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     rows: list[tuple[str, str, bool | None]] = []
+    at = sizes.get(1000) or {}
     if "syncd" in at:
         syncd, floor = at["syncd"]["seconds"], at["floor"]["seconds"]
         kubectl, guessed = kubectl_figure(results, at)
@@ -188,34 +193,110 @@ def targets_table(results: dict[str, Any]) -> list[str]:
         rows.append(
             ("rollout at 1,000 at least 20x faster than kubectl", label, bool(kubectl) and kubectl >= 20 * syncd)
         )
-    idle = at.get("idle")
+    big = sizes.get(10000) or {}
+    if "syncd" in big:
+        syncd, floor = big["syncd"]["seconds"], big["floor"]["seconds"]
+        rows.append(("rollout at 10,000 within 1.3x the floor", _ratio(syncd, floor), syncd <= 1.3 * floor))
+    for n in (1000, 5000):
+        ratio = _first_ratio(sizes.get(n) or {})
+        if ratio is not None:
+            text = f"first rollout (N Secrets + N ServiceAccounts) at {n:,} within 1.5x the floor of 2N writes"
+            rows.append((text, f"{ratio:.2f}x", ratio <= 1.5))
+    return rows
+
+
+def _idle_rows(sizes: dict[int, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    rows: list[tuple[str, str, bool | None]] = []
+    idle = (sizes.get(1000) or {}).get("idle")
     if idle:
         writes = idle["apiserver"]["syncd_writes"] + idle["resource_versions_changed"]
         rows.append(("idle sync at 1,000: zero writes", f"{writes} writes", writes == 0))
-        rows.append(
-            (
-                "idle sync at 1,000: at most 3 apiserver requests",
-                str(idle["apiserver"]["syncd"]),
-                idle["apiserver"]["syncd"] <= 3,
-            )
-        )
-        rows.append(
-            (
-                "idle sync at 1,000: one OpenBao request per credential",
-                str(idle["openbao_requests"]),
-                idle["openbao_requests"] == 1,
-            )
-        )
+    once = {n: e["idle_once"]["apiserver"]["syncd"] for n, e in sizes.items() if "idle_once" in e and n <= 10000}
+    if once:
+        text = ", ".join(f"{v} at {n:,}" for n, v in once.items())
+        rows.append(("idle `syncd once`: at most 3 apiserver requests, up to 10,000", text, max(once.values()) <= 3))
+    for n in (1000, 10000):
+        daemon = ((sizes.get(n) or {}).get("daemon") or {}).get("idle_daemon")
+        if daemon:
+            requests, syncs = daemon["syncd_requests_besides_watches"], int(daemon["syncs"])
+            text = f"{requests} in {syncs} syncs; OpenBao {daemon['openbao_requests']}"
+            ok = requests == 0 and syncs >= 2 and daemon["openbao_requests"] == syncs
+            rows.append((f"idle `syncd run` at {n:,}: 0 apiserver requests, 1 OpenBao request per sync", text, ok))
+    return rows
+
+
+def _daemon_rows(sizes: dict[int, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    rows: list[tuple[str, str, bool | None]] = []
     p95s = {n: ((e.get("daemon") or {}).get("new_namespace") or {}).get("p95") for n, e in sizes.items()}
     known = {n: v for n, v in p95s.items() if v is not None}
     if known:
         text = ", ".join(f"{_s(v)} at {n:,}" for n, v in known.items())
         rows.append(("new namespace p95 under 2 s", text, all(v < 2 for v in known.values())))
-    big = sizes.get(max(sizes)) if sizes else None
-    rss = ((big or {}).get("daemon") or {}).get("memory_after_first_sync_kib") or {}
-    if big and rss:
-        rows.append((f"peak RSS under 150 MB at {big['n']:,}", _mib(rss.get("VmHWM")), rss["VmHWM"] < 150 * 1024))
+    if 50000 in known:
+        rows.append(("new namespace p95 under 1 s at 50,000", _s(known[50000]), known[50000] < 1))
+    for n, limit in ((10000, 120), (50000, 400)):
+        peak = _peak_kib(sizes.get(n) or {})
+        if peak:
+            rows.append((f"peak RSS of `syncd run` under {limit} MB at {n:,}", _mib(peak), peak < limit * 1024))
+    return rows
+
+
+def _peak_kib(entry: dict[str, Any]) -> int | None:
+    """The daemon's VmHWM at the last reading: its peak over the whole phase."""
+    daemon = entry.get("daemon") or {}
+    for key in ("memory_at_the_end_kib", "memory_after_new_namespaces_kib", "memory_after_first_sync_kib"):
+        found = (daemon.get(key) or {}).get("VmHWM")
+        if found:
+            return int(found)
+    return None
+
+
+def targets_table(results: dict[str, Any]) -> list[str]:
+    sizes = {e["n"]: e for e in _sizes(results)}
+    rows = _rollout_rows(sizes, results) + _idle_rows(sizes) + _daemon_rows(sizes)
     return ["| target | this run | |", "|---|---:|---|", *(f"| {t} | {v} | {_verdict(ok)} |" for t, v, ok in rows)]
+
+
+def first_rollout_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "| namespaces | syncd (in-process `sync_all`) | floor: 2N writes (raw HTTP, best concurrency) | syncd / floor "
+        "| floor by concurrency | not rolled out (syncd / floor) | CPU client / servers (syncd) "
+        "| others' CPU (syncd / floor) |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for entry in _sizes(results):
+        if "first_syncd" not in entry:
+            continue
+        syncd, floor = entry["first_syncd"], entry["first_floor"]
+        runs = ", ".join(f"x{c}: {_s(v)}" for c, v in floor["by_concurrency"].items())
+        cpu = syncd["cpu"]
+        lines.append(
+            f"| {entry['n']:,} | {_s(syncd['seconds'])} | {_s(floor['seconds'])} (x{floor['best_concurrency']}) "
+            f"| {_ratio(syncd['seconds'], floor['seconds'])} | {runs} | {syncd['wrong']} / {floor['wrong']} "
+            f"| {cpu['client_cpu_seconds']:.2f} / {cpu['server_cpu_seconds']:.2f} "
+            f"| {_load(entry, 'first_syncd')} / {_load(entry, 'first_floor')} |"
+        )
+    return lines
+
+
+def idle_daemon_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "| namespaces | window | scheduled syncs in it | apiserver requests by syncd, besides its watches "
+        "| its watches' WATCH requests ending in the window | all apiserver requests | OpenBao requests |",
+        "|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for entry in _sizes(results):
+        idle = (entry.get("daemon") or {}).get("idle_daemon")
+        if not idle:
+            continue
+        api = idle["apiserver"]
+        everything = ", ".join(f"{k}: {v}" for k, v in api["by"].items()) or "none"
+        lines.append(
+            f"| {entry['n']:,} | {idle['seconds']:.0f} s | {int(idle['syncs'])} "
+            f"| **{idle['syncd_requests_besides_watches']}** | {api.get('syncd_watches', 0)} | {api['total']} "
+            f"({everything}) | **{idle['openbao_requests']}** |"
+        )
+    return lines
 
 
 def _mib(kib: int | None) -> str:
@@ -253,9 +334,19 @@ def section(results: dict[str, Any]) -> str:
         "",
         *idle_table(results),
         "",
+        "### First rollout with ServiceAccounts (N Secrets created, N `default` ServiceAccounts appended to)",
+        "",
+        *first_rollout_table(results),
+        "",
+        "### Idle `syncd run`: scheduled syncs in which nothing changed, counted at the servers",
+        "",
+        *idle_daemon_table(results),
+        "",
         "### `syncd run`: memory and new-namespace latency",
         "",
         *daemon_table(results),
+        "",
+        "![peak RSS of syncd run against namespaces](results/rss.png)",
     ]
     return "\n".join(parts)
 
@@ -305,6 +396,33 @@ def chart(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def rss_chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib  # noqa: PLC0415 - optional dependency (the `bench` extra), only needed here
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    points = [(e["n"], _peak_kib(e)) for e in _sizes(results)]
+    known = [(n, kib / 1024) for n, kib in points if kib]
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    axes.plot([n for n, _ in known], [mb for _, mb in known], marker="o", label="syncd run: peak RSS (VmHWM)")
+    targets = [(n, mb) for n, mb in ((10000, 120), (50000, 400)) if any(k == n for k, _ in known)]
+    if targets:
+        axes.plot([n for n, _ in targets], [mb for _, mb in targets], "rx", markersize=10, label="target (under)")
+    axes.set_xscale("log")
+    axes.set_xticks([n for n, _ in known], [f"{n:,}" for n, _ in known])
+    axes.minorticks_off()
+    axes.set_xlabel("namespaces (each with a ServiceAccount and an unrelated Secret)")
+    axes.set_ylabel("MB")
+    axes.set_ylim(bottom=0)
+    axes.set_title("Peak RSS of `syncd run` after its first sync, new namespaces and idle syncs")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def render(results_path: Path, readme: Path, chart_path: Path) -> None:
     results = json.loads(results_path.read_text())
     text = readme.read_text()
@@ -313,6 +431,7 @@ def render(results_path: Path, readme: Path, chart_path: Path) -> None:
     readme.write_text(f"{head}{BEGIN}\n{section(results)}\n{END}{tail}")
     try:
         chart(results, chart_path)
+        rss_chart(results, chart_path.with_name("rss.png"))
     except ImportError:  # the figures are written already; only the picture needs the `bench` extra
         print(f"matplotlib is missing (pip install -e '.[bench]'): {chart_path} not drawn", file=sys.stderr)
 

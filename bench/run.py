@@ -34,7 +34,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 import syncd
-from bench import contenders, daemon_phase, measure, population, report
+from bench import contenders, daemon_phase, first_rollout, measure, population, report
 from bench.rawkube import Credentials, RawKube
 from syncd.app import ClusterOptions, build_reconciler
 from syncd.config import load_config
@@ -48,8 +48,11 @@ log = logging.getLogger("bench")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="results.json and chart.png go here")
-    parser.add_argument("--sizes", default="100,1000,5000", help="namespace counts for every measurement")
-    parser.add_argument("--memory-size", type=int, default=10000, help="extra size, memory figure only (0: none)")
+    parser.add_argument("--sizes", default="100,1000,5000,10000", help="namespace counts for every measurement")
+    parser.add_argument("--memory-size", type=int, default=50000, help="extra size, `syncd run` only (0: none)")
+    parser.add_argument("--first-rollout-max", type=int, default=5000, help="largest size of the first-rollout figure")
+    parser.add_argument("--daemon-interval", type=int, default=12, help="`syncd run` schedule interval, seconds")
+    parser.add_argument("--idle-intervals", type=int, default=3, help="scheduled syncs counted for the idle daemon")
     parser.add_argument("--kubectl-max", type=int, default=1000, help="largest size the kubectl loop is run at")
     parser.add_argument("--concurrency", default="1,4,8,16,32", help="write-floor concurrency levels")
     parser.add_argument("--repeats", type=int, default=3, help="in-process syncd rollouts per size (best counts)")
@@ -98,6 +101,8 @@ class Bench:
         entry["first_sync"] = self._phase(
             lambda: contenders.syncd_in_process(self.reconciler, self.vault, self.kube, names)
         )
+        if full and n <= self.args.first_rollout_max:
+            entry.update(self.first_rollouts(n, names))
         if full:
             entry.update(self.rollouts(n, names))
             entry["idle"] = self._phase(self.idle)
@@ -105,6 +110,14 @@ class Bench:
         entry["daemon"] = self._phase(lambda: self.daemon(n, names))
         log.info("N=%d: done %s", n, json.dumps(_summary(entry)))
         return entry
+
+    def first_rollouts(self, n: int, names: list[str]) -> dict[str, Any]:
+        """Secrets and ServiceAccount links into namespaces that have neither: floor, then syncd."""
+        log.info("N=%d: first rollout with ServiceAccounts (floor, then syncd)", n)
+        concurrency = [c for c in _ints(self.args.concurrency) if c >= 8] or [8]
+        found = {"first_floor": self._phase(lambda: first_rollout.floor(self.kube, names, concurrency))}
+        found["first_syncd"] = self._phase(lambda: first_rollout.syncd_first(self.reconciler, self.kube, names))
+        return found
 
     def rollouts(self, n: int, names: list[str]) -> dict[str, Any]:
         log.info("N=%d: syncd rollouts", n)
@@ -164,8 +177,9 @@ class Bench:
     def daemon(self, n: int, names: list[str]) -> dict[str, Any]:
         """Rotate, start `syncd run` (its first sync rolls the rotation out), measure, stop."""
         password = self.vault.rotate()
+        schedule = {"interval": f"{self.args.daemon_interval}s", "jitter": "0s"}
         process, sampler, ready = daemon_phase.start_daemon(
-            self.config, self.work / f"daemon-{n}", self.stack.kube.kubeconfig, 900
+            {**self.config, "schedule": schedule}, self.work / f"daemon-{n}", self.stack.kube.kubeconfig, 1800
         )
         try:
             found: dict[str, Any] = {"ready_seconds": round(ready, 3)}
@@ -180,6 +194,8 @@ class Bench:
                 found["new_namespace"] = latency
                 found["syncs_during_new_namespaces"] = daemon_phase.sync_durations(process)[len(syncs_before) :]
                 found["memory_after_new_namespaces_kib"] = daemon_phase.daemon_memory(process)
+            found["idle_daemon"] = self.idle_daemon(process)
+            found["memory_at_the_end_kib"] = daemon_phase.daemon_memory(process)
             found["rss_timeline_kib"] = sampler.timeline()
             found["exit_code"] = process.terminate(timeout=60)
         finally:
@@ -188,6 +204,25 @@ class Bench:
             # Terminating forever (no namespace controller): syncd skips, and prunes its Secret there.
             self.kube.request("DELETE", f"/api/v1/namespaces/{namespace}")
         return found
+
+    def idle_daemon(self, process: Any) -> dict[str, Any]:
+        """`syncd run` left alone for several scheduled syncs: apiserver requests (the watches'
+        own long-running WATCH requests set apart), OpenBao requests, and syncs run."""
+        time.sleep(3)  # the re-syncs the new namespaces triggered end
+        runs = daemon_phase.sync_runs(process)
+        self.audit.mark()
+        before = measure.request_totals(self.kube)
+        started = time.monotonic()
+        time.sleep(self.args.daemon_interval * self.args.idle_intervals + 2)
+        requests = measure.diff_requests(before, measure.request_totals(self.kube))
+        return {
+            "seconds": round(time.monotonic() - started, 1),
+            "syncs": daemon_phase.sync_runs(process) - runs,
+            "apiserver": requests.as_dict(),
+            "syncd_requests_besides_watches": requests.syncd - requests.syncd_watches,
+            "openbao_requests": len(self.audit.requests_since_mark()),
+            "openbao_by_path": self.audit.requests_since_mark(),
+        }
 
     def _phase(self, measured: Any) -> dict[str, Any]:
         """Run one measurement under a CPU meter; the meter's figures go beside the result."""

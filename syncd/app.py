@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from syncd.config import Config
 from syncd.daemon import Daemon, Elector, OnEvent, OnRelist, Ports
+from syncd.kube.cache import WatchCache
+from syncd.kube.cached import CachedCluster
 from syncd.kube.client import load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
@@ -69,11 +71,18 @@ def build_cluster(options: ClusterOptions, workers: int) -> KubeCluster:
     return KubeCluster(_api(options, workers + 4))
 
 
-def _reconciler(config: Config, api: client.ApiClient, sources: dict[str, Source[Any]], metrics: Metrics) -> Reconciler:
+def _reconciler(
+    config: Config,
+    api: client.ApiClient,
+    sources: dict[str, Source[Any]],
+    metrics: Metrics,
+    cache: WatchCache | None = None,
+) -> Reconciler:
+    """With a cache (the daemon), syncs plan from the watch stores; without (`once`), from LISTs."""
     return Reconciler(
         config=config,
         sources=sources,
-        cluster=KubeCluster(api),
+        cluster=KubeCluster(api) if cache is None else CachedCluster(api, cache),
         metrics=metrics,
         workers=write_workers(),
         events=EventRecorder(api, instance=config.instance),
@@ -86,7 +95,9 @@ def build_reconciler(config: Config, options: ClusterOptions, registry: Collecto
     return _reconciler(config, api, build_sources(config), Metrics(registry or CollectorRegistry()))
 
 
-def _watch_loops(api: client.ApiClient, config: Config, on_event: OnEvent, on_relist: OnRelist) -> dict[str, Loop]:
+def _watch_loops(
+    api: client.ApiClient, cache: WatchCache, config: Config, on_event: OnEvent, on_relist: OnRelist
+) -> dict[str, Loop]:
     loops: dict[str, Loop] = dict(pull_failure_loops(api, on_event)) if config.pull_failures else {}
     return loops | dict(
         watch_loops(
@@ -95,6 +106,8 @@ def _watch_loops(api: client.ApiClient, config: Config, on_event: OnEvent, on_re
             service_account_names=config.service_account_names(),
             on_event=on_event,
             on_relist=on_relist,
+            cache=cache,
+            relist_every=config.schedule.relist_interval.total_seconds(),
         )
     )
 
@@ -121,14 +134,15 @@ def build_daemon(
     registry = registry or CollectorRegistry()
     api = _api(options, write_workers() + 8)
     sources = Sources(config)
-    reconciler = _reconciler(config, api, sources.current, Metrics(registry))
+    cache = WatchCache()
+    reconciler = _reconciler(config, api, sources.current, Metrics(registry), cache)
     ports = Ports(
         reconciler=reconciler,
         metrics=reconciler.metrics,
         registry=registry,
         lifetimes=reconciler.fetcher.lifetimes,
         sources=sources.reload,
-        watch_loops=partial(_watch_loops, api),
+        watch_loops=partial(_watch_loops, api, cache),
         elector=partial(_elector, api),
     )
     return Daemon(config_path, config, ports)

@@ -190,7 +190,7 @@ class Ownership(enum.StrEnum):
     UNMANAGED = "unmanaged"  # not syncd's at all: a conflict unless `on_conflict: adopt`
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExistingSecret:
     """A Secret as found in the cluster: ownership and hashes, never its content."""
 
@@ -226,7 +226,7 @@ class ExistingSecret:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceAccountRef:
     """A ServiceAccount, the names of the Secrets in its imagePullSecrets, and which of those
     syncd added (`instance/secret` entries of ADDED_PULL_SECRETS_ANNOTATION)."""
@@ -235,6 +235,7 @@ class ServiceAccountRef:
     name: str
     pull_secrets: tuple[str, ...]
     added: tuple[str, ...] = ()
+    resource_version: str | None = field(default=None, compare=False)  # what a patch may be conditioned on
 
     def added_by(self, instance: str, secret: str) -> bool:
         return added_entry(instance, secret) in self.added

@@ -58,8 +58,24 @@ class Cluster(Protocol):
     def delete(self, namespace: str, name: str, resource_version: str) -> None: ...
     def service_accounts(self, names: list[str] | None, namespace: str | None = None) -> list[ServiceAccountRef]: ...
     def read_namespace(self, name: str) -> NamespaceInfo | None: ...
-    def add_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool: ...
-    def remove_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool: ...
+    def add_pull_secret(
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
+    ) -> bool: ...
+    def remove_pull_secret(
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
+    ) -> bool: ...
 
 
 class EventSink(Protocol):
@@ -265,13 +281,26 @@ class Reconciler:
         planned = plan_accounts(
             secret, instance=self.config.instance, wanted=wanted, present=present, pruned=pruned, accounts=accounts
         )
-        result.account_changes = planned if dry_run else [self._edit_account(change) for change in planned]
+        result.account_changes = planned if dry_run else self._edit_accounts_concurrently(planned, accounts)
         result.service_account_errors += [c.error for c in result.account_changes if c.error]
 
-    def _edit_account(self, change: AccountChange) -> AccountChange:
+    def _edit_accounts_concurrently(
+        self, planned: list[AccountChange], accounts: list[ServiceAccountRef]
+    ) -> list[AccountChange]:
+        """On the write pool, as the Secrets: a first rollout edits as many ServiceAccounts as it
+        creates Secrets, and one by one they took longer than all the Secrets together. Each patch
+        starts from the version listed (no GET first), conditioned on it."""
+        known = {(a.namespace, a.name): a for a in accounts}
+        if len(planned) <= 1:
+            return [self._edit_account(change, known) for change in planned]
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="syncd-write") as pool:
+            return list(pool.map(lambda change: self._edit_account(change, known), planned))
+
+    def _edit_account(self, change: AccountChange, known: Mapping[tuple[str, str], ServiceAccountRef]) -> AccountChange:
         edit = self.cluster.add_pull_secret if change.link else self.cluster.remove_pull_secret
+        seen = known.get((change.namespace, change.service_account))
         try:
-            edit(change.namespace, change.service_account, change.secret, self.config.instance)
+            edit(change.namespace, change.service_account, change.secret, self.config.instance, known=seen)
         except KubeError as exc:
             self.metrics.record_write(change.secret, WriteOperation.PATCH_SERVICE_ACCOUNT, ok=False)
             log.warning("ServiceAccount patch failed", extra={"secret": change.secret, "error": str(exc)})

@@ -10,7 +10,7 @@ from syncd.config import Namespaces
 from syncd.labels import selector_matches
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NamespaceInfo:
     name: str
     terminating: bool = False

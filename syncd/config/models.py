@@ -214,8 +214,12 @@ class Schedule(_Strict):
         0.33, gt=0, lt=1, description="refresh once this fraction of the lifetime is left"
     )
     retry: Retry = Retry()
+    relist_interval: Duration = Field(
+        dt.timedelta(hours=1),
+        description="syncd run: time between full re-lists of what the watches keep (repairs a missed event)",
+    )
 
-    @field_validator("interval")
+    @field_validator("interval", "relist_interval")
     @classmethod
     def _at_least_a_second(cls, value: dt.timedelta) -> dt.timedelta:
         if value.total_seconds() < 1:

@@ -104,8 +104,24 @@ class KubeCluster:
     def pull_secret(self, namespace: str, name: str, instance: str) -> tuple[PullSecret, str | None] | None:
         return pullsecrets.pull_secret(self.core, namespace, name, instance)
 
-    def add_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool:
-        return serviceaccounts.add_pull_secret(self.core, namespace, service_account, secret, instance)
+    def add_pull_secret(
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
+    ) -> bool:
+        return serviceaccounts.add_pull_secret(self.core, namespace, service_account, secret, instance, known=known)
 
-    def remove_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool:
-        return serviceaccounts.remove_pull_secret(self.core, namespace, service_account, secret, instance)
+    def remove_pull_secret(
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
+    ) -> bool:
+        return serviceaccounts.remove_pull_secret(self.core, namespace, service_account, secret, instance, known=known)

@@ -11,22 +11,39 @@ from typing import Any
 
 from syncd.kube.client import call, json_body
 
-# Items per LIST request. Larger pages mean fewer requests (an idle sync of 1,000 namespaces is one
-# request per kind, not seven); smaller ones bound the memory a page takes while it is parsed: at
-# 2,000 that is about 12 MB for managed Secrets (1.2 KB of JSON each), 7 MB for namespaces.
-PAGE_SIZE = 2000
+# Items per LIST request. A LIST that plans a sync (`syncd once`, or the daemon while a watch is
+# down) takes pages of 15,000: an idle `syncd once` is then one request per kind in a cluster of
+# 10,000 selected namespaces, with room to spare for the namespaces it does not select (the
+# namespace LIST returns them all; the bench's cluster at 10,000 holds 10,204, and pages of
+# 10,000 made that 5 requests). The cost is transient, while the largest page (managed Secrets,
+# 1.2 KB of JSON each) is parsed: ~12 MB per 2,000 was measured (tracemalloc), so up to ~90 MB.
+# The daemon's watch stores fill from pages of 1,000 (~6 MB each): its peak RSS is the figure
+# that matters there, and it lists at start and once an hour (schedule.relist_interval).
+PAGE_SIZE = 15_000
+WATCH_PAGE_SIZE = 1000
 
 
-def list_items(list_call: Callable[..., Any], *, what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    """Every item of a LIST, page by page, as dicts."""
+def list_items(
+    list_call: Callable[..., Any],
+    *,
+    what: str,
+    page_size: int = PAGE_SIZE,
+    on_version: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> Iterator[dict[str, Any]]:
+    """Every item of a LIST, page by page, as dicts. `on_version` hears the LIST's resourceVersion
+    (its snapshot's, the same on every page), where a watch can start from."""
     token: str | None = None
     while True:
-        page_args = {**kwargs, "limit": PAGE_SIZE, "_preload_content": False}
+        page_args = {**kwargs, "limit": page_size, "_preload_content": False}
         if token:
             page_args["_continue"] = token
         response = call(lambda args=page_args: list_call(**args), what=what)  # type: ignore[misc]
         body = json_body(response)
-        yield from body.get("items") or []
-        token = (body.get("metadata") or {}).get("continue")
+        metadata = body.get("metadata") or {}
+        if on_version is not None and not token:
+            on_version(str(metadata.get("resourceVersion") or ""))
+        yield from body.pop("items", None) or []
+        token = metadata.get("continue")
         if not token:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Any
 
 from kubernetes import client
@@ -13,13 +14,13 @@ from syncd.selection import NamespaceInfo
 def _info(item: dict[str, Any]) -> NamespaceInfo:
     metadata = item.get("metadata") or {}
     terminating = bool(metadata.get("deletionTimestamp")) or (item.get("status") or {}).get("phase") == "Terminating"
-    labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
-    return NamespaceInfo(name=str(metadata.get("name")), terminating=terminating, labels=labels)
+    labels = {intern(str(k)): intern(str(v)) for k, v in (metadata.get("labels") or {}).items()}
+    return NamespaceInfo(name=intern(str(metadata.get("name"))), terminating=terminating, labels=labels)
 
 
 def list_namespaces(core: client.CoreV1Api, label_selector: str | None = None) -> list[NamespaceInfo]:
     what = f"listing namespaces matching {label_selector!r}" if label_selector else "listing namespaces"
-    kwargs = {"label_selector": label_selector} if label_selector else {}
+    kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
     return [_info(item) for item in list_items(core.list_namespace, what=what, **kwargs)]
 
 

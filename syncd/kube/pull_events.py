@@ -2,15 +2,20 @@
 
 Two field-selected watches of core/v1 Events in every namespace, one per kubelet reason, written
 by the kubelet itself (`source=kubelet`): the apiserver filters, so syncd never receives the
-cluster's other Events. Each is parsed once, here, into a typed KubeletEvent.
+cluster's other Events. Each is parsed once, here, into a typed KubeletEvent. Unlike the other
+watches these keep no store: only Events that happen while syncd watches count, so a (re)list
+only learns where to watch from.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from kubernetes import client
 
+from syncd.kube.client import call
 from syncd.kube.watches import EventHandler, WatchLoop
 from syncd.pull_failures import KUBELET_REASONS
 from syncd.watch_events import Change, KubeletEvent, WatchEvent
@@ -30,10 +35,20 @@ def kubelet_event(change: Change, item: dict[str, Any]) -> WatchEvent:
     )
 
 
-def pull_failure_loops(api: client.ApiClient, on_event: EventHandler) -> dict[str, WatchLoop]:
+class EventWatchLoop(WatchLoop):
+    def _list(self) -> str:
+        """The resourceVersion of a one-item page: the watch then delivers every later change."""
+        response = call(
+            lambda: self.list_call(limit=1, _preload_content=False, **self.selector), what=f"listing {self.kind}"
+        )
+        self.listed_at = time.monotonic()
+        return str((json.loads(response.data).get("metadata") or {}).get("resourceVersion") or "")
+
+
+def pull_failure_loops(api: client.ApiClient, on_event: EventHandler) -> dict[str, EventWatchLoop]:
     core = client.CoreV1Api(api)
     loops = [
-        WatchLoop(
+        EventWatchLoop(
             f"events/{reason}",
             core.list_event_for_all_namespaces,
             kubelet_event,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from sys import intern
 from typing import Any, cast
 
 from kubernetes import client
@@ -33,6 +34,11 @@ from syncd.model import (
 from syncd.render import content_hash, registries_of
 
 
+def _shared(value: object) -> str | None:
+    """Strings that repeat across thousands of Secrets (names, hashes) held once: the watch store."""
+    return intern(value) if isinstance(value, str) else None
+
+
 def existing_from(item: dict[str, Any]) -> ExistingSecret:
     """What we need to know of a Secret; its data is hashed and its registry names read, no more."""
     metadata = item.get("metadata") or {}
@@ -41,19 +47,19 @@ def existing_from(item: dict[str, Any]) -> ExistingSecret:
     encoded = (item.get("data") or {}).get(DATA_KEY)
     content = base64.b64decode(encoded) if isinstance(encoded, str) else None
     return ExistingSecret(
-        namespace=str(metadata.get("namespace")),
-        name=str(metadata.get("name")),
+        namespace=intern(str(metadata.get("namespace"))),
+        name=intern(str(metadata.get("name"))),
         resource_version=str(metadata.get("resourceVersion")),
         managed=labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE,
-        spec=labels.get(SPEC_LABEL),
-        annotated_hash=annotations.get(HASH_ANNOTATION),
-        data_hash=content_hash(content) if content is not None else None,
-        secret_type=item.get("type"),
-        synced_at=annotations.get(SYNCED_AT_ANNOTATION),
-        credentials=annotations.get(CREDENTIALS_ANNOTATION),
-        registries=registries_of(content) if content is not None else (),
+        spec=_shared(labels.get(SPEC_LABEL)),
+        annotated_hash=_shared(annotations.get(HASH_ANNOTATION)),
+        data_hash=_shared(content_hash(content)) if content is not None else None,
+        secret_type=_shared(item.get("type")),
+        synced_at=_shared(annotations.get(SYNCED_AT_ANNOTATION)),
+        credentials=_shared(annotations.get(CREDENTIALS_ANNOTATION)),
+        registries=tuple(intern(r) for r in registries_of(content)) if content is not None else (),
         prune=annotations.get(PRUNE_ANNOTATION) == "true",
-        instance=labels.get(INSTANCE_LABEL),
+        instance=_shared(labels.get(INSTANCE_LABEL)),
     )
 
 

@@ -8,6 +8,7 @@ entry it recorded; an entry someone else put there stays, even when it names syn
 from __future__ import annotations
 
 from collections.abc import Iterable
+from sys import intern
 from typing import Any, cast
 
 from kubernetes import client
@@ -28,12 +29,14 @@ def _added(item: dict[str, Any]) -> tuple[str, ...]:
 def ref_from(item: dict[str, Any]) -> ServiceAccountRef:
     """A ServiceAccount as a LIST item or a watch event carries it."""
     metadata = item.get("metadata") or {}
-    names = tuple(str(entry.get("name")) for entry in item.get("imagePullSecrets") or [] if isinstance(entry, dict))
+    entries = item.get("imagePullSecrets") or []
+    names = tuple(intern(str(entry.get("name"))) for entry in entries if isinstance(entry, dict))
     return ServiceAccountRef(
-        namespace=str(metadata.get("namespace")),
-        name=str(metadata.get("name")),
+        namespace=intern(str(metadata.get("namespace"))),
+        name=intern(str(metadata.get("name"))),
         pull_secrets=names,
-        added=_added(item),
+        added=tuple(intern(entry) for entry in _added(item)),
+        resource_version=str(metadata.get("resourceVersion")),
     )
 
 
@@ -51,7 +54,7 @@ def list_named(
 
 
 def _list(core: client.CoreV1Api, namespace: str | None, name: str | None = None) -> Iterable[dict[str, Any]]:
-    selector = {"field_selector": f"metadata.name={name}"} if name else {}
+    selector: dict[str, Any] = {"field_selector": f"metadata.name={name}"} if name else {}
     named = f" named {name!r}" if name else ""
     if namespace is None:
         return list_items(
@@ -112,8 +115,48 @@ def _wanted(
     return [e for e in current if e.get("name") != secret], [a for a in added if a != entry]
 
 
-def _edit(core: client.CoreV1Api, namespace: str, name: str, secret: str, instance: str, *, add: bool) -> bool:
+def _item_of(known: ServiceAccountRef) -> dict[str, Any]:
+    """A ServiceAccount as a list or watch showed it, in the shape `_wanted` and `_patch` read.
+    imagePullSecrets entries carry a name only (LocalObjectReference), so nothing is lost."""
+    return {
+        "metadata": {
+            "name": known.name,
+            "namespace": known.namespace,
+            "resourceVersion": known.resource_version,
+            "annotations": {ADDED_PULL_SECRETS_ANNOTATION: ",".join(known.added)},
+        },
+        "imagePullSecrets": [{"name": name} for name in known.pull_secrets],
+    }
+
+
+def _edit_known(core: client.CoreV1Api, known: ServiceAccountRef, secret: str, instance: str, *, add: bool) -> bool:
+    """One PATCH, no GET, from the version a LIST or watch showed: conditioned on its
+    resourceVersion, so a change since then makes it a 409 and the caller reads afresh."""
+    item = _item_of(known)
+    wanted = _wanted(item, added_entry(instance, secret), secret, add=add)
+    if wanted is None:
+        return False
+    _patch(core, item, *wanted)
+    return True
+
+
+def _edit(
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    secret: str,
+    instance: str,
+    *,
+    add: bool,
+    known: ServiceAccountRef | None = None,
+) -> bool:
     """Add or remove `secret` in one ServiceAccount, re-reading on 409. True when it changed."""
+    if known is not None and known.resource_version:
+        try:
+            return _edit_known(core, known, secret, instance, add=add)
+        except KubeError as exc:
+            if exc.status not in (404, 409):
+                raise
     for attempt in range(MAX_CONFLICT_RETRIES + 1):
         item = _read(core, namespace, name)
         wanted = _wanted(item, added_entry(instance, secret), secret, add=add) if item is not None else None
@@ -129,9 +172,25 @@ def _edit(core: client.CoreV1Api, namespace: str, name: str, secret: str, instan
     return False
 
 
-def add_pull_secret(core: client.CoreV1Api, namespace: str, name: str, secret: str, instance: str) -> bool:
-    return _edit(core, namespace, name, secret, instance, add=True)
+def add_pull_secret(
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    secret: str,
+    instance: str,
+    *,
+    known: ServiceAccountRef | None = None,
+) -> bool:
+    return _edit(core, namespace, name, secret, instance, add=True, known=known)
 
 
-def remove_pull_secret(core: client.CoreV1Api, namespace: str, name: str, secret: str, instance: str) -> bool:
-    return _edit(core, namespace, name, secret, instance, add=False)
+def remove_pull_secret(
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    secret: str,
+    instance: str,
+    *,
+    known: ServiceAccountRef | None = None,
+) -> bool:
+    return _edit(core, namespace, name, secret, instance, add=False, known=known)

@@ -130,7 +130,15 @@ class FakeCluster:
         labels = self.namespaces.get(name)
         return NamespaceInfo(name, labels=labels) if labels is not None else None
 
-    def add_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool:
+    def add_pull_secret(
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
+    ) -> bool:
         """The real adapter's rule: an entry already there is not recorded as syncd's."""
         key = (namespace, service_account)
         if secret in self.accounts[key]:
@@ -139,7 +147,15 @@ class FakeCluster:
         self.added.setdefault(key, []).append(added_entry(instance, secret))
         return True
 
-    def remove_pull_secret(self, namespace: str, service_account: str, secret: str, instance: str) -> bool:
+    def remove_pull_secret(
+        self,
+        namespace: str,
+        service_account: str,
+        secret: str,
+        instance: str,
+        *,
+        known: ServiceAccountRef | None = None,
+    ) -> bool:
         key, entry = (namespace, service_account), added_entry(instance, secret)
         if entry not in self.added.get(key, []):
             return False
