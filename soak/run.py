@@ -106,9 +106,7 @@ class Soak:
     def run(self) -> None:
         self.started_at = time.time()
         self._spawn(run_churn, self.churn, self.stop, self.settings.churn_every)
-        self._spawn(
-            run_rotations, self.settings, self.store, self.observer, lambda: self.vault_down, self.rotations, self.stop
-        )
+        self._spawn(self._rotations)
         self._spawn(run_reloads, self.settings, self.observer, self.reload, self.reloads, self.stop)
         rng = random.Random(f"gaps-{self.settings.seed}")
         planned = faults.plan(self.settings.seed, 1000, self.settings.lease_seconds, self.settings.fault_seconds)
