@@ -71,6 +71,9 @@ class CredentialStore:
         self.vault = vault
         self.helper = helper
         self.ledger = ledger
+        # Held by whoever decides to rotate (the rotation loop, a fault starting), so that two
+        # never rotate one credential twice before the first generation has converged.
+        self.turn = threading.Lock()
 
     def rotate(self, plan: CredentialPlan) -> int:
         """Publish a new generation; the ledger learns it only once the source holds it."""
@@ -78,6 +81,12 @@ class CredentialStore:
         self._write(plan, value)
         self.ledger.published(plan.name, number, value)
         return number
+
+    def rotate_vault(self) -> None:
+        """A new generation of every Vault credential (into an OpenBao that came back empty)."""
+        for plan in CREDENTIALS:
+            if plan.source == "vault":
+                self.rotate(plan)
 
     def refill(self) -> None:
         """Every Vault credential's current generation, into an OpenBao that came back empty."""

@@ -18,6 +18,7 @@ from soak.credentials import CredentialStore
 from soak.proxy import Proxy
 from soak.replicas import Replica, parse_metrics
 from soak.servers import Servers
+from soak.settings import CREDENTIALS
 
 KINDS = (
     "leader-sigkill",
@@ -67,6 +68,20 @@ def leader(replicas: list[Replica], timeout: float = 20.0) -> Replica | None:
                 return replica
         time.sleep(0.3)
     return None
+
+
+# What each fault rotates as it starts, so that its convergence means something: after it clears,
+# syncd must bring a generation it could not have written before (OpenBao faults rotate on refill).
+ROTATED_AT_START = {"helper-hang": ("pass-robot",), "openbao-restart": (), "openbao-empty": ()}
+ROTATED_BY_DEFAULT = ("kv-robot", "leased-robot")
+
+
+def rotate_at_start(fault: PlannedFault, soak: Context) -> None:
+    if fault.kind == "helper-hang":
+        soak.servers.hang_file.touch()  # first, so that no fetch of the new generation slips in
+    for plan in CREDENTIALS:
+        if plan.name in ROTATED_AT_START.get(fault.kind, ROTATED_BY_DEFAULT):
+            soak.store.rotate(plan)
 
 
 def inject(fault: PlannedFault, soak: Context, on_cleared: Callable[[], None]) -> str:
@@ -123,8 +138,8 @@ def _openbao_empty(soak: Context, seconds: float) -> str:
     soak.servers.vault.stop()
     soak.servers.vault.start()
     time.sleep(seconds)
-    soak.store.refill()
-    return "OpenBao restarted empty, refilled later"
+    soak.store.rotate_vault()
+    return "OpenBao restarted empty, refilled later with new generations"
 
 
 def _helper_hang(soak: Context, seconds: float) -> str:

@@ -134,8 +134,11 @@ class Soak:
 
     def _one_fault(self, fault: faults.PlannedFault) -> None:
         print(f"[soak] {time.strftime('%H:%M:%S')} fault {fault.kind} for {fault.seconds:.1f}s", flush=True)
-        self.vault_down = fault.kind in faults.VAULT_KINDS
-        record = self.observer.fault_started(fault.kind)
+        with self.store.turn:  # no rotation between "converged" and this fault's own
+            self._wait(lambda: all(self.observer.converged.values()), self.settings.slo_seconds)
+            self.vault_down = fault.kind in faults.VAULT_KINDS
+            record = self.observer.fault_started(fault.kind)
+            faults.rotate_at_start(fault, self)
 
         def cleared() -> None:
             self.vault_down = False
