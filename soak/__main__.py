@@ -41,6 +41,7 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, Path | None]:
         namespaces=args.namespaces,
         fault_seconds=tuple(args.fault_seconds),
         fault_gap=tuple(args.fault_gap),
+        sabotage=args.sabotage,
     )
     return settings, args.state_dir
 

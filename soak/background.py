@@ -53,12 +53,15 @@ def run_rotations(
 def run_reloads(
     settings: Settings, observer: Observer, reload: Callable[[int], None], counts: dict[str, int], stop: threading.Event
 ) -> None:
-    """Every 40-100 s, regcred-kv's selector changes (tiers a,b <-> a,b,c) in both replicas' config files."""
+    """Every 40-100 s, regcred-kv's selector changes (tiers a,b <-> a,b,c) in both replicas' config files;
+    a reload that falls due while a fault settles waits for it."""
     rng = random.Random(f"reloads-{settings.seed}")
     variant = 0
-    while not stop.wait(rng.uniform(40, 100)):
-        if observer.settling():
+    due = time.time() + rng.uniform(40, 100)
+    while not stop.wait(1.0):
+        if time.time() < due or observer.settling():
             continue
         variant += 1
         reload(variant)
         counts["reloads"] = counts.get("reloads", 0) + 1
+        due = time.time() + rng.uniform(40, 100)

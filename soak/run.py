@@ -19,11 +19,14 @@ from soak.credentials import CredentialStore, Ledger
 from soak.observer import Apiserver, Observer, run_observer
 from soak.proxy import Proxy
 from soak.replicas import Replica, syncd_config
+from soak.sabotage import sabotage
 from soak.samples import Sample, run_sampler
 from soak.servers import Servers, replica_user
 from soak.settings import CREDENTIALS, Settings, specs
 
 REPLICAS = ("syncd-a", "syncd-b")
+# Room left after the last fault for its convergence (they take seconds; finish() waits up to the SLO more).
+TAIL_SECONDS = 15.0
 
 
 class Soak:
@@ -41,6 +44,7 @@ class Soak:
         self.rotations = RotationCounts()
         self.reloads: dict[str, int] = {}
         self.started_at = 0.0
+        self.sabotaged: list[str] = []
 
     # --- setup ---------------------------------------------------------------------------------------
 
@@ -54,6 +58,7 @@ class Soak:
         )
         for plan in CREDENTIALS:
             self.store.rotate(plan)
+        self.first_kv_value = self.ledger.current_value(CREDENTIALS[0].name)  # for --sabotage only
         self.churn = Churn(self.servers.core, self.observer, random.Random(f"churn-{self.settings.seed}"))
         self.churn.populate(self.settings.namespaces)
         if self.settings.use_proxy:
@@ -113,11 +118,19 @@ class Soak:
         self.planned = []
         for fault in planned:
             time.sleep(rng.uniform(*self.settings.fault_gap))
-            if self._remaining() < fault.seconds + self.settings.slo_seconds:
+            self._maybe_sabotage()
+            if self._remaining() < fault.seconds + TAIL_SECONDS:
                 break
             self.planned.append(fault)
             self._one_fault(fault)
         time.sleep(max(self._remaining(), 0))
+
+    def _maybe_sabotage(self) -> None:
+        if not self.settings.sabotage or self.sabotaged or self._remaining() > self.settings.duration / 2:
+            return
+        standby = next((r for r in self.replicas if r is not faults.leader(self.replicas)), self.replicas[0])
+        self.sabotaged = sabotage(standby, self.observer, self.first_kv_value)
+        print(f"[soak] sabotage as {standby.name}: {self.sabotaged}", flush=True)
 
     def _rotations(self) -> None:
         run_rotations(
@@ -133,12 +146,12 @@ class Soak:
         return self.settings.duration - (time.time() - self.started_at)
 
     def _one_fault(self, fault: faults.PlannedFault) -> None:
-        print(f"[soak] {time.strftime('%H:%M:%S')} fault {fault.kind} for {fault.seconds:.1f}s", flush=True)
         with self.store.turn:  # no rotation between "converged" and this fault's own
             self._wait(lambda: all(self.observer.converged.values()), self.settings.slo_seconds)
             self.vault_down = fault.kind in faults.VAULT_KINDS
             record = self.observer.fault_started(fault.kind)
             faults.rotate_at_start(fault, self)
+        print(f"[soak] {time.strftime('%H:%M:%S')} fault {fault.kind} for {fault.seconds:.1f}s", flush=True)
 
         def cleared() -> None:
             self.vault_down = False
@@ -184,6 +197,7 @@ class Soak:
             "initial_convergence_seconds": self.initial_convergence,
             "final_convergence_seconds": final,
             "replica_exit_codes": exits,
+            "sabotage": self.sabotaged,
             "replica_starts": {r.name: r.starts for r in self.replicas},
             "churn": {"done": self.churn.counts.done, "failed": self.churn.counts.failed},
             "rotations": asdict(self.rotations),

@@ -80,3 +80,4 @@ class Settings:
     rotation_every: tuple[float, float] = (30.0, 90.0)
     churn_every: float = 1.0  # mean seconds between two churn changes
     use_proxy: bool = True
+    sabotage: bool = False  # bad writes halfway through, to show the checks fail (soak.sabotage)
