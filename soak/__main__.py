@@ -33,6 +33,7 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, Path | None]:
     parser.add_argument(
         "--state-dir", type=Path, default=None, help="servers' state and logs (default: a temporary folder)"
     )
+    parser.add_argument("--sabotage", action="store_true", help="make bad writes halfway: the run must report them")
     args = parser.parse_args(argv)
     settings = Settings(
         duration=args.duration,
