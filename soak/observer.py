@@ -12,14 +12,17 @@ Checks on every poll:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from soak.churn import HAND_EDIT
 from soak.credentials import Ledger
 from soak.settings import CREDENTIALS, Settings, SpecPlan, specs
 from soak.validity import judge
@@ -81,6 +84,32 @@ class Apiserver:
         response = self.session.get(f"{self.url}{path}", timeout=5)
         response.raise_for_status()
         return list(response.json()["items"])
+
+    def list_and_judge(self, path: str, judge: Callable[[dict[str, Any]], None]) -> str:
+        response = self.session.get(f"{self.url}{path}", timeout=10)
+        response.raise_for_status()
+        body = response.json()
+        for item in body["items"]:
+            judge(item)
+        return str(body["metadata"]["resourceVersion"])
+
+    def watch(self, path: str, version: str, judge: Callable[[dict[str, Any]], None], stop: threading.Event) -> str:
+        """Stream events from `version`; returns the last version seen, or "" when it is too old (410)."""
+        params = {"watch": "1", "resourceVersion": version, "allowWatchBookmarks": "true", "timeoutSeconds": "60"}
+        with self.session.get(f"{self.url}{path}", params=params, stream=True, timeout=(5, 90)) as response:
+            if response.status_code == 410:
+                return ""
+            response.raise_for_status()
+            for line in response.iter_lines():
+                if stop.is_set() or not line:
+                    continue
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    return ""
+                version = str(event["object"]["metadata"]["resourceVersion"])
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    judge(event["object"])
+        return version
 
 
 class Observer:
@@ -147,6 +176,9 @@ class Observer:
     # --- one poll -----------------------------------------------------------------------------------
 
     def poll(self) -> None:
+        """Selection and convergence, from a LIST of namespaces and Secrets. (Every version of every
+        Secret is judged from the watch, `saw_secret`: a poll would miss one repaired in under a second.)"""
+        started = time.time()  # a rotation published after this cannot be judged converged by this poll
         try:
             namespaces = self.api.items("/api/v1/namespaces")
             secrets = self.api.items("/api/v1/secrets")
@@ -154,31 +186,34 @@ class Observer:
             self.blind_polls += 1
             return
         with self.lock:
-            self._judge(namespaces, secrets, time.time())
+            self._judge(namespaces, secrets, started)
 
     def _judge(self, namespaces: list[dict[str, Any]], secrets: list[dict[str, Any]], now: float) -> None:
         by_key = {(_ns(s), _name(s)): s for s in secrets}
         managed = {k: s for k, s in by_key.items() if _labels(s).get(MANAGED_BY) == "syncd"}
-        self._check_unmanaged(by_key)
-        current = specs(self.kv_variant)
-        for key, secret in managed.items():
-            self._check_managed(key, secret, current)
-        wrong, required = self._check_selection(namespaces, managed, current, now)
+        for key in self.known.unmanaged:
+            if key not in by_key:
+                self.record("unmanaged-untouched", "/".join(key), "a Secret syncd does not own was deleted")
+        wrong, required = self._check_selection(namespaces, managed, specs(self.kv_variant), now)
         self._check_convergence(wrong, now)
         self.polls.append(Poll(now, required, len(wrong), len(managed)))
 
-    def _check_unmanaged(self, by_key: dict[tuple[str, str], dict[str, Any]]) -> None:
-        for key, version in self.known.unmanaged.items():
-            secret = by_key.get(key)
-            where = "/".join(key)
-            if secret is None:
-                self.record("unmanaged-untouched", where, "a Secret syncd does not own was deleted")
-            elif _version(secret) != version:
-                self.record("unmanaged-untouched", where, "a Secret syncd does not own was written", _version(secret))
+    def saw_secret(self, secret: dict[str, Any]) -> None:
+        """One version of one Secret (from the watch, in order): whole, not going back, not foreign."""
+        key = (_ns(secret), _name(secret))
+        with self.lock:
+            if _labels(secret).get(MANAGED_BY) == "syncd":
+                self._check_managed(key, secret, specs(self.kv_variant))
+                return
+            version = self.known.unmanaged.get(key)
+            if version is not None and _version(secret) != version:
+                self.record(
+                    "unmanaged-untouched", "/".join(key), "a Secret syncd does not own was written", _version(secret)
+                )
 
     def _check_managed(self, key: tuple[str, str], secret: dict[str, Any], current: tuple[SpecPlan, ...]) -> None:
         where, version = "/".join(key), _version(secret)
-        if self.known.hand_edits.get(key) == version:
+        if _hand_edit(secret):
             return  # the churn's edit, not syncd's write; its repair is judged as convergence
         spec = next((s for s in current if s.name == _labels(secret).get(SPEC_LABEL)), None)
         if spec is None:
@@ -222,14 +257,14 @@ class Observer:
                     continue  # a conflict: syncd must leave it alone (checked above)
                 selected = spec.selects(_labels(namespace))
                 required += selected
-                if not self._right(key, managed.get(key), spec, selected):
+                if not self._right(managed.get(key), spec, selected):
                     wrong.add(key)
         return wrong, required
 
-    def _right(self, key: tuple[str, str], secret: dict[str, Any] | None, spec: SpecPlan, selected: bool) -> bool:
+    def _right(self, secret: dict[str, Any] | None, spec: SpecPlan, selected: bool) -> bool:
         if not selected:
             return secret is None  # pruned
-        if secret is None or self.known.hand_edits.get(key) == _version(secret):
+        if secret is None or _hand_edit(secret):
             return False
         verdict = judge(secret, REGISTRY[spec.credential], lambda p: self.ledger.generation_of(spec.credential, p))
         return not verdict.problems and verdict.generation == self.ledger.current(spec.credential).number
@@ -241,7 +276,8 @@ class Observer:
         for key in wrong:
             self._wrong_since.setdefault(key, now)
         for plan in CREDENTIALS:
-            self.converged[plan.name] = not any(_credential_of(k[1], self.kv_variant) == plan.name for k in wrong)
+            behind = any(_credential_of(k[1], self.kv_variant) == plan.name for k in wrong)
+            self.converged[plan.name] = not behind and self.ledger.current(plan.name).published_at < now
         for fault in self.faults:
             if fault.cleared is not None and fault.converged is None and not wrong:
                 fault.converged = now
@@ -283,6 +319,10 @@ def _credential_of(spec_name: str, kv_variant: int) -> str:
     return next(s.credential for s in specs(kv_variant) if s.name == spec_name)
 
 
+def _hand_edit(secret: dict[str, Any]) -> bool:
+    return (secret.get("data") or {}).get(".dockerconfigjson") == HAND_EDIT
+
+
 def _labels(obj: dict[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
@@ -304,6 +344,19 @@ def _terminating(namespace: dict[str, Any]) -> bool:
         bool(namespace["metadata"].get("deletionTimestamp"))
         or (namespace.get("status") or {}).get("phase") == "Terminating"
     )
+
+
+def watch_secrets(observer: Observer, stop: threading.Event) -> None:
+    """Every version of every Secret, in order: a LIST (each item judged), then a watch from its
+    resourceVersion; after a disconnect the watch resumes, after 410 Gone it lists again."""
+    version = ""
+    while not stop.is_set():
+        try:
+            if not version:
+                version = observer.api.list_and_judge("/api/v1/secrets", observer.saw_secret)
+            version = observer.api.watch("/api/v1/secrets", version, observer.saw_secret, stop)
+        except (requests.RequestException, ValueError, KeyError):
+            stop.wait(1.0)
 
 
 def run_observer(observer: Observer, stop: threading.Event, every: float = 1.0) -> None:

@@ -16,7 +16,7 @@ from soak.alerts import Prometheus, judge_alerts, run_recorder
 from soak.background import RotationCounts, run_reloads, run_rotations
 from soak.churn import Churn, run_churn
 from soak.credentials import CredentialStore, Ledger
-from soak.observer import Apiserver, Observer, run_observer
+from soak.observer import Apiserver, Observer, run_observer, watch_secrets
 from soak.proxy import Proxy
 from soak.replicas import Replica, syncd_config
 from soak.sabotage import sabotage
@@ -68,6 +68,7 @@ class Soak:
         self.prometheus = Prometheus(self.servers.dir / "prometheus", [f"127.0.0.1:{r.port}" for r in self.replicas])
         self.prometheus.start()
         self._spawn(run_observer, self.observer, self.stop)
+        self._spawn(watch_secrets, self.observer, self.stop)
         self._spawn(run_sampler, self.replicas, self.samples, self.stop)
         self._spawn(run_recorder, self.prometheus, self.stop)
         self.setup_seconds = time.time() - started

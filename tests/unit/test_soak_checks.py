@@ -150,21 +150,24 @@ def checks(observer: Observer) -> list[tuple[str, str]]:
 
 def test_the_observer_catches_going_back_and_a_write_to_a_secret_syncd_does_not_own(tmp_path: Path) -> None:
     observer, api, _ = observed(tmp_path)
-    api.secrets = [managed("ns", "regcred-kv", "ghcr.io", "kv-robot-3", "1")]
     observer.unmanaged("ns", "not-ours", "7")
-    api.secrets.append({"metadata": {"namespace": "ns", "name": "not-ours", "resourceVersion": "7"}})
+    foreign = {"metadata": {"namespace": "ns", "name": "not-ours", "resourceVersion": "7"}}
+    api.secrets = [managed("ns", "regcred-kv", "ghcr.io", "kv-robot-3", "1"), foreign]
+    for item in api.secrets:  # what the watch sees
+        observer.saw_secret(item)
     observer.poll()
-    assert checks(observer) == []
-    api.secrets[0] = managed("ns", "regcred-kv", "ghcr.io", "kv-robot-2", "2")  # back by one generation
-    api.secrets[1]["metadata"]["resourceVersion"] = "8"
-    observer.poll()
+    assert [v for v in checks(observer) if v[0] != "convergence"] == []
+    observer.saw_secret(managed("ns", "regcred-kv", "ghcr.io", "kv-robot-2", "2"))  # back by one generation
+    observer.saw_secret({"metadata": {**foreign["metadata"], "resourceVersion": "8"}})
     assert checks(observer) == [
-        ("unmanaged-untouched", "a Secret syncd does not own was written"),
         ("no-going-back", "went back from generation 3 to 2"),
+        ("unmanaged-untouched", "a Secret syncd does not own was written"),
     ]
-    api.secrets[0] = managed("ns", "regcred-kv", "ghcr.io", "kv-robot-1", "3")  # two behind the current
-    observer.poll()
+    observer.saw_secret(managed("ns", "regcred-kv", "ghcr.io", "kv-robot-1", "3"))  # two behind the current
     assert ("no-going-back", "holds generation 1, current is 3") in checks(observer)
+    api.secrets = []
+    observer.poll()
+    assert ("unmanaged-untouched", "a Secret syncd does not own was deleted") in checks(observer)
 
 
 def test_the_observer_catches_a_namespace_left_without_the_current_credential(tmp_path: Path) -> None:
