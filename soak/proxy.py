@@ -14,9 +14,11 @@ import json
 import random
 import socket
 import ssl
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade", "host"}
@@ -71,6 +73,11 @@ class Proxy:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default backlog of 5 resets a rollout's burst of 30 connections
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A replica killed mid-request resets its connections: expected here, not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
