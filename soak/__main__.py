@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
+import shutil
 from pathlib import Path
 
 from soak.run import Soak, write_results
@@ -31,7 +31,10 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, Path | None]:
     parser.add_argument("--fault-seconds", type=float, nargs=2, default=(12.0, 25.0), metavar=("MIN", "MAX"))
     parser.add_argument("--fault-gap", type=float, nargs=2, default=(8.0, 20.0), metavar=("MIN", "MAX"))
     parser.add_argument(
-        "--state-dir", type=Path, default=None, help="servers' state and logs (default: a temporary folder)"
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="servers' and replicas' state and logs (default: OUT/state-seedN, replaced each run)",
     )
     parser.add_argument("--sabotage", action="store_true", help="make bad writes halfway: the run must report them")
     args = parser.parse_args(argv)
@@ -49,15 +52,16 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, Path | None]:
 
 def main(argv: list[str] | None = None) -> int:
     settings, state_dir = parse(argv)
-    with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
-        soak = Soak(settings, state_dir or Path(scratch))
-        try:
-            soak.setup()
-            print(f"[soak] set up in {soak.setup_seconds:.0f}s; first rollout {soak.initial_convergence}", flush=True)
-            soak.run()
-            results = soak.finish()
-        finally:
-            soak.teardown()
+    state = (state_dir or settings.out / f"state-seed{settings.seed}").resolve()
+    shutil.rmtree(state, ignore_errors=True)  # kept after the run: the replicas' and servers' logs
+    soak = Soak(settings, state)
+    try:
+        soak.setup()
+        print(f"[soak] set up in {soak.setup_seconds:.0f}s; first rollout {soak.initial_convergence}", flush=True)
+        soak.run()
+        results = soak.finish()
+    finally:
+        soak.teardown()
     path = write_results(results, settings.out)
     print(f"[soak] results: {path}; violations: {len(results['violations'])}")
     for violation in results["violations"]:

@@ -68,6 +68,7 @@ class Knowledge:
     unmanaged: dict[tuple[str, str], str] = field(default_factory=dict)  # -> resourceVersion at creation
     hand_edits: dict[tuple[str, str], str] = field(default_factory=dict)  # -> resourceVersion of the edit
     churned_at: dict[str, float] = field(default_factory=dict)
+    unmanaged_since: dict[tuple[str, str], float] = field(default_factory=dict)  # when the churn told us
 
 
 class Apiserver:
@@ -140,6 +141,7 @@ class Observer:
     def unmanaged(self, namespace: str, name: str, resource_version: str) -> None:
         with self.lock:
             self.known.unmanaged[(namespace, name)] = resource_version
+            self.known.unmanaged_since[(namespace, name)] = time.time()
 
     def hand_edited(self, namespace: str, name: str, resource_version: str) -> None:
         with self.lock:
@@ -191,8 +193,9 @@ class Observer:
     def _judge(self, namespaces: list[dict[str, Any]], secrets: list[dict[str, Any]], now: float) -> None:
         by_key = {(_ns(s), _name(s)): s for s in secrets}
         managed = {k: s for k, s in by_key.items() if _labels(s).get(MANAGED_BY) == "syncd"}
-        for key in self.known.unmanaged:
-            if key not in by_key:
+        for key, since in self.known.unmanaged_since.items():
+            # A LIST sent before the churn created (and told us of) the Secret cannot hold it.
+            if key not in by_key and since < now:
                 self.record("unmanaged-untouched", "/".join(key), "a Secret syncd does not own was deleted")
         wrong, required = self._check_selection(namespaces, managed, specs(self.kv_variant), now)
         self._check_convergence(wrong, now)
