@@ -7,8 +7,8 @@ Exit code 0 when the run recorded no violation, 1 otherwise; the results JSON go
 from __future__ import annotations
 
 import argparse
-import sys
 import shutil
+import sys
 from pathlib import Path
 
 from soak.run import Soak, write_results
