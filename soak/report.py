@@ -74,11 +74,19 @@ def _slope(s: dict[str, Any]) -> str:
 
 
 def violation_rows(run: dict[str, Any]) -> list[str]:
+    """Violations grouped by check and kind of finding: count, first and last time, an example."""
     if not run["violations"]:
         return []
     start = run["started_at"]
-    rows = ["| t (s) | check | where | what |", "|---|---|---|---|"]
-    rows += [f"| {v['at'] - start:.0f} | {v['check']} | {v['where']} | {v['detail']} |" for v in run["violations"][:50]]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for violation in run["violations"]:
+        kind = violation["detail"].split(":")[0].rstrip("0123456789. s")
+        groups.setdefault((violation["check"], kind), []).append(violation)
+    rows = ["| check | finding | count | first / last (s) | example |", "|---|---|---|---|---|"]
+    for (check, kind), items in sorted(groups.items(), key=lambda g: g[1][0]["at"]):
+        first, last = (max(items[i]["at"] - start, 0) for i in (0, -1))
+        example = f"{items[0]['where']}: {items[0]['detail']}"
+        rows.append(f"| {check} | {kind} | {len(items)} | {first:.0f} / {last:.0f} | {example} |")
     return rows
 
 
