@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no results in {args.results}", file=sys.stderr)
         return 1
     update_readme(args.readme, runs)
-    longest = max(runs, key=lambda r: r["settings"]["duration"])
+    longest = max(runs, key=lambda r: (r["settings"]["duration"], r["started_at"]))  # the latest of the longest
     draw(longest, args.readme.parent / "timeline.png")
     print(f"wrote {args.readme} and {args.readme.parent / 'timeline.png'} ({len(runs)} runs)")
     return 0
