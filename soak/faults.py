@@ -31,6 +31,10 @@ KINDS = (
     "throttle-429",
 )
 VAULT_KINDS = {"openbao-restart", "openbao-empty"}
+# Source outages must outlast what SyncdSyncFailing needs to fire, or "it did not fire" says nothing:
+# the next scheduled run (interval 10 s + jitter 2 s) + the helper's timeout (3 s) + the rule's window
+# (5 s) + its `for` (2 s) + scrape and evaluation (2 s) = 24 s.
+MIN_SECONDS = {"openbao-restart": 24.0, "openbao-empty": 24.0, "helper-hang": 24.0}
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def plan(seed: int, count: int, lease_seconds: int, lengths: tuple[float, float]
         rng.shuffle(round_)
         for kind in round_:
             seconds = lease_seconds + rng.uniform(2, 6) if kind == "leader-sigstop" else rng.uniform(*lengths)
-            planned.append(PlannedFault(kind, round(seconds, 1)))
+            planned.append(PlannedFault(kind, round(max(seconds, MIN_SECONDS.get(kind, 0.0)), 1)))
     return planned[:count]
 
 
