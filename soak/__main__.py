@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -50,7 +51,12 @@ def parse(argv: list[str] | None = None) -> tuple[Settings, Path | None]:
     return settings, args.state_dir
 
 
+def _interrupted(*_: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM: unwind, so that `teardown` stops every server this run started
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     settings, state_dir = parse(argv)
     state = (state_dir or settings.out / f"state-seed{settings.seed}").resolve()
     shutil.rmtree(state, ignore_errors=True)  # kept after the run: the replicas' and servers' logs

@@ -60,5 +60,9 @@ def schedule(config: pytest.Config, items: list[pytest.Item]) -> None:
 def stop(config: pytest.Config) -> None:
     soak = config.stash.get(KEY, None)
     if soak is not None and soak.process.poll() is None:
-        soak.process.kill()
-        soak.process.wait(timeout=30)
+        soak.process.terminate()  # the soak stops the servers it started
+        try:
+            soak.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            soak.process.kill()
+            soak.process.wait(timeout=10)
