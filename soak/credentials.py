@@ -39,6 +39,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._by_digest: dict[tuple[str, str], int] = {}
         self._current: dict[str, tuple[Generation, str]] = {}
+        self._history: dict[str, list[Generation]] = {}
 
     def new_value(self, credential: str) -> tuple[int, str]:
         """The next generation's number and a fresh value (not yet current: see `published`)."""
@@ -50,6 +51,12 @@ class Ledger:
         with self._lock:
             self._by_digest[(credential, digest(value))] = number
             self._current[credential] = (Generation(number, time.time()), value)
+            self._history.setdefault(credential, []).append(self._current[credential][0])
+
+    def current_at(self, credential: str, when: float) -> int:
+        """The generation that was current at `when` (0 before the first)."""
+        with self._lock:
+            return max((g.number for g in self._history.get(credential, []) if g.published_at <= when), default=0)
 
     def generation_of(self, credential: str, password: str) -> int | None:
         with self._lock:

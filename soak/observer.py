@@ -12,6 +12,7 @@ Checks on every poll:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -226,10 +227,20 @@ class Observer:
         for problem in verdict.problems:
             self.record("valid", where, problem, version)
         if verdict.generation is not None:
-            self._check_generation(key, spec, verdict.generation, version)
+            self._check_generation(key, spec, verdict.generation, secret)
 
-    def _check_generation(self, key: tuple[str, str], spec: SpecPlan, generation: int, version: str) -> None:
-        where, newest = "/".join(key), self.ledger.current(spec.credential).number
+    def _check_generation(self, key: tuple[str, str], spec: SpecPlan, generation: int, secret: dict[str, Any]) -> None:
+        """Against the generation current when the apiserver stored this version, not when the watch
+        delivers it: after an apiserver restart the watch resumes from the last version it saw and
+        replays what was written meanwhile (both 20-minute runs reported every Secret of one spec
+        "two behind" at that moment; the audit log shows syncd wrote none of them then)."""
+        where, version = "/".join(key), _version(secret)
+        written = _written_at(secret)
+        newest = (
+            self.ledger.current(spec.credential).number
+            if written is None
+            else self.ledger.current_at(spec.credential, written + 1)
+        )
         if generation < newest - 1:
             self.record("no-going-back", where, f"holds generation {generation}, current is {newest}", version)
         before = self._last_generation.get(key, 0)
@@ -320,6 +331,13 @@ class Observer:
 
 def _credential_of(spec_name: str, kv_variant: int) -> str:
     return next(s.credential for s in specs(kv_variant) if s.name == spec_name)
+
+
+def _written_at(secret: dict[str, Any]) -> float | None:
+    """When the apiserver stored this version: the newest managedFields time (whole seconds), if any."""
+    times = [entry.get("time") for entry in (secret.get("metadata") or {}).get("managedFields") or []]
+    stamps = [dt.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in times if t]
+    return max(stamps) if stamps else None
 
 
 def _hand_edit(secret: dict[str, Any]) -> bool:

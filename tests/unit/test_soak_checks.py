@@ -178,3 +178,16 @@ def test_the_observer_catches_a_namespace_left_without_the_current_credential(tm
     observer.poll()
     assert {v.check for v in observer.violations} == {"convergence"}
     assert observer.converged["kv-robot"] is False
+
+
+def test_a_version_is_judged_against_the_generation_current_when_it_was_stored(tmp_path: Path) -> None:
+    """A watch resuming after an apiserver restart replays old versions: not a step back."""
+    observer, _, _ = observed(tmp_path)
+    replayed = managed("ns", "regcred-kv", "ghcr.io", "kv-robot-1", "5")
+    replayed["metadata"]["managedFields"] = [{"manager": "syncd", "time": "2020-01-01T00:00:00Z"}]
+    observer.saw_secret(replayed)
+    assert checks(observer) == []
+    stored_now = managed("other", "regcred-kv", "ghcr.io", "kv-robot-1", "6")
+    stored_now["metadata"]["managedFields"] = [{"manager": "syncd", "time": "2099-01-01T00:00:00Z"}]
+    observer.saw_secret(stored_now)
+    assert checks(observer) == [("no-going-back", "holds generation 1, current is 3")]
