@@ -23,7 +23,7 @@ ECR_LOGIN_HELPER = $(shell scripts/ecr-login-helper.sh)
 # `make test PYTEST_WORKERS=` runs in one process.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
-.PHONY: help deps venv envtest helm kubelet-keyring kubelet-events ecr-login-helper image lint test bench demo demo-up demo-down clean
+.PHONY: help deps venv envtest helm kubelet-keyring kubelet-events ecr-login-helper image lint test bench soak soak-report demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
@@ -31,6 +31,7 @@ help:
 	@echo "make image  build the container image with buildah (base debootstrapped here, cached)"
 	@echo "make lint   ruff + mypy --strict + import-linter + hadolint + helm lint"
 	@echo "make bench  benchmarks against kubectl and the apiserver's write floor (~20 min)"
+	@echo "make soak   the chaos soak: two replicas, churn, rotations, faults (SOAK_DURATION=20m SOAK_SEED=1)"
 
 deps:  ## Debian packages for the credential helper and the registry
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -69,9 +70,9 @@ image: deps venv  ## the container image (buildah, no Docker engine) + its OCI l
 	scripts/image-build.sh
 
 lint: venv helm
-	$(BIN)/ruff check syncd tests bench
-	$(BIN)/ruff format --check syncd tests bench
-	$(BIN)/mypy --strict syncd tests bench
+	$(BIN)/ruff check syncd tests bench soak
+	$(BIN)/ruff format --check syncd tests bench soak
+	$(BIN)/mypy --strict syncd tests bench soak
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 	"$(HELM)" lint --strict deploy/helm/syncd
@@ -84,6 +85,15 @@ test: deps venv envtest helm kubelet-keyring kubelet-events ecr-login-helper lin
 bench: deps venv envtest  ## rollout / idle / latency / memory figures -> bench/results, bench/README.md (~20 min)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	KUBEBUILDER_ASSETS="$(ENVTEST)" PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m bench.run --out bench/results
+
+SOAK_DURATION ?= 20m
+SOAK_SEED ?= 1
+soak: deps venv envtest  ## the chaos soak (issue 13): 20 min, 300 namespaces -> soak/results, then soak/README.md + timeline
+	KUBEBUILDER_ASSETS="$(ENVTEST)" PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) -m soak --duration $(SOAK_DURATION) --seed $(SOAK_SEED) --out soak/results
+	$(PY) -m soak.report --results soak/results --readme soak/README.md
+
+soak-report: venv  ## soak/README.md tables and soak/timeline.png from soak/results/*.json
+	$(PY) -m soak.report --results soak/results --readme soak/README.md
 
 demo: deps venv envtest
 	KUBEBUILDER_ASSETS="$(ENVTEST)" PATH="$(CURDIR)/$(BIN):$$PATH" DEMO_DIR="$(DEMO_DIR)" scripts/demo.sh

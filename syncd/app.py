@@ -24,7 +24,7 @@ from syncd.config import Config
 from syncd.daemon import Daemon, Elector, OnEvent, OnRelist, Ports
 from syncd.kube.cache import WatchCache
 from syncd.kube.cached import CachedCluster
-from syncd.kube.client import load_api_client
+from syncd.kube.client import WriteFence, load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.kube.leader import LeaderElector
@@ -62,8 +62,8 @@ class Sources:
         return self.current
 
 
-def _api(options: ClusterOptions, pool_size: int) -> client.ApiClient:
-    return load_api_client(kubeconfig=options.kubeconfig, context=options.context, pool_size=pool_size)
+def _api(options: ClusterOptions, pool_size: int, fence: WriteFence | None = None) -> client.ApiClient:
+    return load_api_client(kubeconfig=options.kubeconfig, context=options.context, pool_size=pool_size, fence=fence)
 
 
 def build_cluster(options: ClusterOptions, workers: int) -> KubeCluster:
@@ -132,7 +132,8 @@ def build_daemon(
 ) -> Daemon:
     """`run`: the daemon on the real clients; it reloads `config_path` when the file changes."""
     registry = registry or CollectorRegistry()
-    api = _api(options, write_workers() + 8)
+    fence = WriteFence()
+    api = _api(options, write_workers() + 8, fence)
     sources = Sources(config)
     cache = WatchCache()
     reconciler = _reconciler(config, api, sources.current, Metrics(registry), cache)
@@ -145,7 +146,11 @@ def build_daemon(
         watch_loops=partial(_watch_loops, api, cache),
         elector=partial(_elector, api),
     )
-    return Daemon(config_path, config, ports)
+    daemon = Daemon(config_path, config, ports)
+    # Every write asks the lease right before it is sent, not only once per run (the elector has
+    # a client of its own, unfenced, for the Lease itself).
+    fence.allowed = daemon.may_write
+    return daemon
 
 
 def run_daemon(config_path: Path, config: Config, options: ClusterOptions) -> int:

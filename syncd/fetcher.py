@@ -71,6 +71,14 @@ class Freshness:
         """After a reload: any good answer still cached; only the missing ones are fetched."""
         return cls(Reuse.KEPT, started)
 
+    @property
+    def vouches_for_sources(self) -> bool:
+        """Whether a good run of this kind shows that its sources answer now. A run that may take
+        any cached answer (a watch trigger, a reload) shows nothing of the sort: counted as a
+        success, it kept `syncd_last_success_timestamp_seconds` moving through a Vault outage
+        under namespace churn, and SyncdSyncFailing never fired (found by the soak)."""
+        return self.reuse in (Reuse.RUN, Reuse.SHARED)
+
 
 @dataclass
 class _Cached:

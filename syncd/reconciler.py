@@ -155,7 +155,7 @@ class Reconciler:
             self.link_accounts(spec, result, dry_run=dry_run)
         except SyncdError as exc:
             result.source_errors.append(str(exc))
-        self.record(spec.name, result, time.monotonic() - started)
+        self.record(spec.name, result, time.monotonic() - started, vouched=freshness.vouches_for_sources)
         if self.events is not None and not dry_run:
             self.events.emit(_events(result), self.clock())
         return result
@@ -335,10 +335,11 @@ class Reconciler:
             return ChangeOutcome(change, error=str(exc))
         return ChangeOutcome(change)
 
-    def record(self, secret: str, result: SyncResult, seconds: float) -> None:
+    def record(self, secret: str, result: SyncResult, seconds: float, *, vouched: bool = True) -> None:
+        """Metrics and the log line of one sync; only a `vouched` one (its sources asked) moves last success."""
         if result.dry_run:
             return
-        succeeded = not result.source_errors and not result.failed_writes
+        succeeded = vouched and not result.source_errors and not result.failed_writes
         self.metrics.record_sync(secret, result.result, seconds, at=self.clock() if succeeded else None)
         if not result.source_errors:
             self.metrics.set_namespace_states(secret, _namespace_states(result))

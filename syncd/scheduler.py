@@ -2,8 +2,8 @@
 
 Each secret spec is one job that reschedules itself after every run: the next time depends on
 the outcome (interval with jitter, earlier when a credential expires, backoff after a failure),
-which a fixed IntervalTrigger cannot express. One job id per spec and `max_instances=1` mean
-runs of a spec never overlap; a pool thread per spec means a slow Vault never blocks the others.
+which a fixed IntervalTrigger cannot express. One job id per spec, and SpecRuns' per-spec lock,
+mean runs of a spec never overlap; a pool thread per spec means a slow Vault never blocks the others.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ class Scheduler:
     def __init__(self, *, workers: int = 10) -> None:
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=workers)},
-            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+            # Not max_instances=1: APScheduler *skips* a run due while the previous instance of its job
+            # is still returning, and a skipped one-shot job is gone, with nothing to schedule the next:
+            # the spec was never synced again (the soak saw it after a reload rescheduled a spec just
+            # as its run ended). The per-spec lock in syncd.runs keeps runs from overlapping instead.
+            job_defaults={"max_instances": 3, "coalesce": True, "misfire_grace_time": None},
             timezone=dt.UTC,
         )
         self._scheduler.add_listener(self._on_problem, EVENT_JOB_ERROR | EVENT_JOB_MISSED)

@@ -22,11 +22,46 @@ MAX_THROTTLE_RETRIES = 10  # as client-go: a 429 is retried up to 10 times befor
 MAX_RETRY_AFTER_SECONDS = 30.0
 
 
-def load_api_client(*, kubeconfig: str | None, context: str | None, pool_size: int) -> client.ApiClient:
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class WriteFence:
+    """Whether this process may write now; `allowed` is set by whoever knows (the daemon: the lease)."""
+
+    def __init__(self) -> None:
+        self.allowed: Callable[[], bool] = lambda: True
+
+
+class FenceClosed(Exception):
+    """A write was refused before it was sent: this replica no longer holds the leader lease."""
+
+
+class FencedApiClient(client.ApiClient):
+    """An ApiClient that asks its fence before every write request it sends, each retry included.
+
+    A leader checks the lease once per run, but a run's writes go on for seconds, and a write
+    throttled (429) is sent again after the server's Retry-After: the soak saw a replica write
+    after its lease had lapsed that way. Asking right before each attempt closes that gap to the
+    instant between the check and the send.
+    """
+
+    def __init__(self, configuration: client.Configuration, fence: WriteFence) -> None:
+        super().__init__(configuration)
+        self.fence = fence
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if method.upper() not in READ_METHODS and not self.fence.allowed():
+            raise FenceClosed
+        return super().call_api(method, url, *args, **kwargs)
+
+
+def load_api_client(
+    *, kubeconfig: str | None, context: str | None, pool_size: int, fence: WriteFence | None = None
+) -> client.ApiClient:
     """In a pod (and without --kubeconfig): the ServiceAccount; otherwise $KUBECONFIG / ~/.kube/config.
 
     The urllib3 pool must be at least as large as the write pool, or concurrent writes queue
-    for a connection and the fan-out buys nothing.
+    for a connection and the fan-out buys nothing. With a `fence`, writes go out only while it allows.
     """
     configuration = client.Configuration()
     try:
@@ -38,7 +73,7 @@ def load_api_client(*, kubeconfig: str | None, context: str | None, pool_size: i
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise KubeError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
     configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration)
+    return client.ApiClient(configuration) if fence is None else FencedApiClient(configuration, fence)
 
 
 def status_of(exc: ApiException) -> int:
@@ -75,6 +110,8 @@ def call(fn: Callable[[], T], *, what: str, sleep: Callable[[float], None] = tim
             raise KubeError(f"{what}: {describe(exc)}{_hint(status_of(exc))}", status=status_of(exc)) from None
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise KubeError(f"{what}: cannot reach the Kubernetes API ({type(exc).__name__})") from exc
+        except FenceClosed:
+            raise KubeError(f"{what}: not sent: this replica no longer holds the leader lease") from None
     raise AssertionError("unreachable")
 
 

@@ -17,8 +17,19 @@ from kubernetes import client
 
 from syncd.cli import main
 from tests.harness import Stack
+from tests.integration import soak_background
 from tests.integration.daemon import Start, SyncdProcess
 from tests.kube_objects import namespace_of, secret_data
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The 3-minute soak starts in the background now, beside the suite (tests/integration/soak_background.py)."""
+    soak_background.schedule(config, items)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    soak_background.stop(session.config)
 
 
 @dataclass

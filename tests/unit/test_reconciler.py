@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -218,3 +219,33 @@ def test_a_namespace_sync_writes_that_namespace_alone_from_the_last_rendered_con
     assert len(source.calls) == calls  # no source call
     assert sync.sync_namespace(cfg.secrets[0], "other") is None  # not selected: nothing done
     assert sync.sync_namespace(cfg.secrets[0], "team-3").outcomes[0].change.action is Action.UNCHANGED  # type: ignore[union-attr]
+
+
+def test_a_sync_from_cached_credentials_does_not_move_last_success(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry
+) -> None:
+    """Found by the soak: while Vault was down, watch-triggered syncs (cached credentials) moved
+    syncd_last_success_timestamp_seconds, so under namespace churn SyncdSyncFailing never fired."""
+    times = iter(dt.datetime(2026, 1, 1, 0, 0, second, tzinfo=dt.UTC) for second in range(60))
+    metrics = Metrics(registry)
+    cfg = config()
+    sync = Reconciler(
+        config=cfg, sources={"vault": source}, cluster=cluster, metrics=metrics, clock=lambda: next(times)
+    )
+    [spec, _] = cfg.secrets
+    assert sync.sync(spec, freshness=Freshness.scheduled(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))).result == "success"
+    value = registry.get_sample_value
+    first = value("syncd_last_success_timestamp_seconds", {"secret": "pull"})
+    assert first is not None
+    source.down = True
+    cluster.namespaces["team-3"] = {}
+    assert sync.sync(spec, freshness=Freshness.cached()).result == "success"  # the new namespace is served
+    assert ("team-3", "pull") in cluster.secrets
+    assert value("syncd_last_success_timestamp_seconds", {"secret": "pull"}) == first
+    assert value("syncd_sync_runs_total", {"secret": "pull", "result": "success"}) == 2
+    source.down = False
+    later = Freshness.scheduled(dt.datetime(2026, 1, 1, 0, 1, tzinfo=dt.UTC))
+    assert sync.sync(spec, freshness=later).result == "success"
+    after = value("syncd_last_success_timestamp_seconds", {"secret": "pull"})
+    assert after is not None
+    assert after > first
