@@ -17,7 +17,7 @@ from kubernetes import client
 
 from syncd.cli import main
 from tests.harness import Stack
-from tests.integration import soak_background
+from tests.integration import faults, soak_background
 from tests.integration.daemon import Start, SyncdProcess
 from tests.kube_objects import namespace_of, secret_data
 
@@ -26,6 +26,10 @@ from tests.kube_objects import namespace_of, secret_data
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The 3-minute soak starts in the background now, beside the suite (tests/integration/soak_background.py)."""
     soak_background.schedule(config, items)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    faults.RAN.append(item.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -51,6 +51,7 @@ from tests.kube_objects import (
 MANAGED_BY = "app.kubernetes.io/managed-by"
 SECRET_VALUES: dict[str, str] = {}  # every secret value the fault tests used -> a label for the report
 TEXTS: list[tuple[str, str]] = []  # (where, text): every text syncd produced in the fault tests
+RAN: list[str] = []  # node ids of the tests this process ran, in order (conftest: pytest_runtest_setup)
 
 
 # --- the secrecy ledger ------------------------------------------------------------------------

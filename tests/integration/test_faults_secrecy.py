@@ -37,6 +37,7 @@ from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig
 from tests.integration.daemon import Start, has_secret
 from tests.integration.faults import (
+    RAN,
     SECRET_VALUES,
     TEXTS,
     fault_capture,  # noqa: F401 - a fixture, used through usefixtures
@@ -169,10 +170,11 @@ def test_no_secret_value_of_any_fault_test_reaches_output_logs_metrics_events_or
     record(here, caplog.text)
 
     # Every fault module that ran before this one left its texts in the ledger.
+    # This process's tests only: under pytest-xdist the other worker's are in another ledger.
     ran_before = {
-        item.nodeid.split("::")[0]
-        for item in request.session.items[: request.session.items.index(request.node)]
-        if Path(item.nodeid.split("::")[0]).name.startswith("test_faults_")
+        nodeid.split("::")[0]
+        for nodeid in RAN[: RAN.index(here)]
+        if Path(nodeid.split("::")[0]).name.startswith("test_faults_")
     }
     recorded = {where.split("::")[0] for where, _ in TEXTS}
     assert ran_before <= recorded, sorted(ran_before - recorded)

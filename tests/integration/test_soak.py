@@ -17,7 +17,7 @@ import pytest
 
 from tests.integration.soak_background import KEY, start
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 
 @pytest.mark.timeout(600)
