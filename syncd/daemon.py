@@ -79,7 +79,10 @@ class Daemon:
         self.triggers = TriggerQueue(self.runs.run_triggered)
         self.router = WatchRouter(lambda: self.config, ports.reconciler.rendered)
         self.pull_failures = PullFailureCounter(
-            lambda: self.config, ports.reconciler.cluster.read_namespace, self._record_pull_failure
+            lambda: self.config,
+            ports.reconciler.cluster.read_namespace,
+            self._record_pull_failure,
+            counting=self.may_write,  # every replica watches; one count per failure keeps `sum` right
         )
         self.watches = WatchSet(lambda c: ports.watch_loops(c, self._on_event, self._on_relist))
         self.reloader = Reloader(
@@ -154,14 +157,12 @@ class Daemon:
         self.triggers.request(*self.router.route(event))
 
     def _record_pull_failure(self, failure: PullFailure, times: int) -> None:
-        """Only the leader counts: every replica watches, and one count per failure keeps `sum` right."""
-        if self.may_write():
-            self.metrics.record_pull_failure(failure.secret, failure.registry, failure.reason, times)
-            log.warning(
-                "image pulls failed: %s",
-                failure.reason,
-                extra={"secret": failure.secret, "registry": failure.registry, "times": times},
-            )
+        self.metrics.record_pull_failure(failure.secret, failure.registry, failure.reason, times)
+        log.warning(
+            "image pulls failed: %s",
+            failure.reason,
+            extra={"secret": failure.secret, "registry": failure.registry, "times": times},
+        )
 
     def _on_relist(self, kind: str) -> None:
         self.triggers.request(*self.router.relisted(kind))

@@ -145,15 +145,17 @@ class PullFailureCounter:
         config: Callable[[], Config],
         namespace: Callable[[str], NamespaceInfo | None],
         record: Callable[[PullFailure, int], None],
+        counting: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
         self.namespace = namespace  # read only for Events that may count
         self.record = record
+        self.counting = counting  # the leader counts; a standby only follows the occurrences
         self.occurrences = Occurrences()
 
     def observe(self, event: KubeletEvent) -> list[PullFailure]:
         times = self.occurrences.new(event)
-        if times == 0 or not self._may_count(event):
+        if times == 0 or not self.counting() or not self._may_count(event):
             return []
         namespace = self.namespace(event.namespace)
         if namespace is None:

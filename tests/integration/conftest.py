@@ -21,10 +21,18 @@ from tests.integration import faults, soak_background
 from tests.integration.daemon import Start, SyncdProcess
 from tests.kube_objects import namespace_of, secret_data
 
+# Under pytest-xdist (`make test`), the files that run longest go first, each to a worker of its
+# own, and the others fill in around them (--dist loadfile hands files out in this order).
+LONGEST_FIRST = ("tests/integration/test_soak.py", "tests/integration/test_image.py")
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The 3-minute soak starts in the background now, beside the suite (tests/integration/soak_background.py)."""
+    """Longest files first under xdist (after pytest-randomly's shuffle); in one process the
+    3-minute soak starts in the background now, beside the suite (soak_background.py)."""
+    if hasattr(config, "workerinput"):
+        rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))  # stable
     soak_background.schedule(config, items)
 
 

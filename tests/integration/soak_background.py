@@ -46,17 +46,10 @@ def start(config: pytest.Config) -> BackgroundSoak:
     return soak
 
 
-# Under pytest-xdist (`make test`), the files that run longest go first, each to a worker of its
-# own, and the others fill in around them (--dist loadfile hands files out in this order).
-LONGEST_FIRST = ("tests/integration/test_soak.py", "tests/integration/test_image.py")
-
-
 def schedule(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In one process: if the soak's test is selected, start the soak now and run its test last.
-    Under xdist every worker collects, so none starts it here: the test starts it itself, first."""
+    Under xdist every worker collects, so none starts it here: the test starts it itself."""
     if hasattr(config, "workerinput"):
-        rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-        items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))  # stable
         return
     mine = [
         item for item in items if item.nodeid.endswith("test_soak.py::test_a_three_minute_soak_records_no_violation")

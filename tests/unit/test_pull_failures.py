@@ -183,3 +183,22 @@ def test_syncd_rbac_grants_reading_events_only_with_pull_failures() -> None:
     assert [r for r in rbac.cluster_rules(off) if "events" in r["resources"]] == [
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}
     ]
+
+
+def test_a_standby_reads_no_namespace_and_records_nothing() -> None:
+    recorded: list[tuple[PullFailure, int]] = []
+    namespaces_read: list[str] = []
+
+    def namespace(name: str) -> NamespaceInfo | None:
+        namespaces_read.append(name)
+        return TEAM
+
+    leading = False
+    counter = PullFailureCounter(
+        lambda: CONFIG, namespace, lambda f, n: recorded.append((f, n)), counting=lambda: leading
+    )
+    counter.observe(pulled("nginx", CONTAINERD_401))
+    assert (recorded, namespaces_read) == ([], [])
+    leading = True  # taking the lease: only occurrences after that count
+    counter.observe(pulled("nginx", CONTAINERD_401, count=3, change="MODIFIED"))
+    assert recorded == [(PullFailure("regcred", "docker.io", PullFailureReason.AUTH_FAILED), 2)]
