@@ -38,15 +38,17 @@ def run_rotations(
         for plan in CREDENTIALS:
             if time.time() < due[plan.name]:
                 continue
-            if observer.settling() or not observer.converged[plan.name] or (plan.source == "vault" and vault_down()):
-                counts.deferred += 1
-                continue
-            try:
-                store.rotate(plan)
-            except Exception:
-                counts.failed += 1
-            else:
-                counts.done[plan.name] = counts.done.get(plan.name, 0) + 1
+            with store.turn:  # a fault starting checks and rotates under the same lock
+                source_down = plan.source == "vault" and vault_down()
+                if observer.settling() or not observer.converged(plan.name) or source_down:
+                    counts.deferred += 1
+                    continue
+                try:
+                    store.rotate(plan)
+                except Exception:
+                    counts.failed += 1
+                else:
+                    counts.done[plan.name] = counts.done.get(plan.name, 0) + 1
             due[plan.name] = time.time() + rng.uniform(*settings.rotation_every)
 
 

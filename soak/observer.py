@@ -129,7 +129,10 @@ class Observer:
         self.kv_variant = 0
         self.reloaded_at = 0.0
         self.last_clear = 0.0
-        self.converged: dict[str, bool] = {plan.name: False for plan in CREDENTIALS}
+        # The generation of each credential that a poll found in every namespace. A flag ("converged")
+        # went stale the moment a rotation landed after the poll: a fault then rotated again on top of
+        # a generation syncd had not fetched yet, and "two behind" was the pacing's doing.
+        self._converged_generation: dict[str, int] = {}
         self._last_generation: dict[tuple[str, str], int] = {}
         self._wrong_since: dict[tuple[str, str], float] = {}
 
@@ -161,6 +164,13 @@ class Observer:
     def fault_cleared(self, record: FaultRecord) -> None:
         with self.lock:
             record.cleared = self.last_clear = time.time()
+
+    def converged(self, credential: str) -> bool:
+        """Every selected namespace was seen holding the credential's generation that is current now."""
+        return self._converged_generation.get(credential) == self.ledger.current(credential).number
+
+    def all_converged(self) -> bool:
+        return all(self.converged(plan.name) for plan in CREDENTIALS)
 
     def active_fault(self) -> bool:
         return any(f.cleared is None for f in self.faults)
@@ -291,7 +301,11 @@ class Observer:
             self._wrong_since.setdefault(key, now)
         for plan in CREDENTIALS:
             behind = any(_credential_of(k[1], self.kv_variant) == plan.name for k in wrong)
-            self.converged[plan.name] = not behind and self.ledger.current(plan.name).published_at < now
+            current = self.ledger.current(plan.name)
+            if not behind and current.published_at < now:
+                self._converged_generation[plan.name] = current.number
+            else:
+                self._converged_generation.pop(plan.name, None)
         for fault in self.faults:
             if fault.cleared is not None and fault.converged is None and not wrong:
                 fault.converged = now

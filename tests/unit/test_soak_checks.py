@@ -103,6 +103,22 @@ def test_a_growing_process_is_a_leak_and_a_flat_one_is_not() -> None:
     assert abs(by_pid[1].rss_mb_per_hour) < 5
 
 
+def test_the_step_up_on_becoming_leader_is_not_a_leak_and_growth_within_a_term_is() -> None:
+    def at(t: int, pid: int, rss: float, leader: float) -> Sample:
+        item = sample(t, pid, 0, rss=rss)
+        item.metrics["syncd_leader"] = leader
+        return item
+
+    # Stands by at 76 MB for 6 min, leads at 90 MB for 8 min: one fit over both read +50 MB/h.
+    stepped = [at(t, 1, 76 + (t % 2), 0.0) for t in range(0, 360, 5)]
+    stepped += [at(t, 1, 90 + (t % 2), 1.0) for t in range(360, 840, 5)]
+    growing = [at(t, 2, 76, 0.0) for t in range(0, 360, 5)]
+    growing += [at(t, 2, 90 + (t - 360) / 60, 1.0) for t in range(360, 840, 5)]  # +60 MB/h while leading
+    found = slopes(stepped + growing)
+    assert sorted((s.pid, s.role) for s in found) == [(1, "leader"), (1, "standby"), (2, "leader"), (2, "standby")]
+    assert [(s.pid, s.role) for s in leaks(found)] == [(2, "leader")]
+
+
 def test_an_alert_that_does_not_fire_or_does_not_clear_is_caught() -> None:
     fault = {"kind": "openbao-empty", "started": 100.0, "cleared": 120.0}
     fired = [AlertState(110.0, "SyncdSyncFailing", "firing", "regcred-kv", "warning")]
@@ -177,7 +193,30 @@ def test_the_observer_catches_a_namespace_left_without_the_current_credential(tm
     observer.poll()  # wrong from now on: nothing was written
     observer.poll()
     assert {v.check for v in observer.violations} == {"convergence"}
-    assert observer.converged["kv-robot"] is False
+    assert observer.converged("kv-robot") is False
+
+
+def test_a_rotation_after_the_last_poll_is_not_converged_until_a_poll_sees_it(tmp_path: Path) -> None:
+    """A fault that checked a stale "converged" rotated on top of a generation syncd never had (the
+    helper-hang finding of the first make test with xdist: generation 1 written while 3 was current)."""
+    observer, api, ledger = observed(tmp_path)
+    labels = {SOAK_LABEL: "yes", TIER_LABEL: "a"}
+    api.namespaces = [{"metadata": {"name": "ns", "labels": labels}, "status": {"phase": "Active"}}]
+    api.secrets = [
+        managed("ns", "regcred-kv", "ghcr.io", "kv-robot-3", "1"),
+        managed("ns", "regcred-lease", "quay.io", "leased-robot-3", "2"),
+        managed("ns", "regcred-helper", "registry.soak.example", "pass-robot-3", "3"),
+    ]
+    observer.poll()
+    assert observer.all_converged()
+    ledger.published("pass-robot", 4, "pass-robot-4")
+    assert not observer.converged("pass-robot")
+    assert observer.converged("kv-robot")
+    observer.poll()  # the namespace still holds generation 3
+    assert not observer.converged("pass-robot")
+    api.secrets[2] = managed("ns", "regcred-helper", "registry.soak.example", "pass-robot-4", "4")
+    observer.poll()
+    assert observer.all_converged()
 
 
 def test_a_version_is_judged_against_the_generation_current_when_it_was_stored(tmp_path: Path) -> None:
