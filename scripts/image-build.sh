@@ -50,4 +50,5 @@ ROOTFS="$(buildah "${SYNCD_STORAGE_OPTS[@]}" mount "$CTR")"
 "$PY" -m cyclonedx_py environment --pyproject pyproject.toml --of JSON --output-reproducible \
   -o "$OUT/syncd-$VERSION.cdx.json" "$ROOTFS/opt/syncd/bin/python" >&2
 buildah "${SYNCD_STORAGE_OPTS[@]}" umount "$CTR" >/dev/null
+"$HERE/image-prune.sh" || log "could not prune old images (the store keeps growing)"
 echo "$IMAGE"

@@ -62,6 +62,11 @@ class Ledger:
         with self._lock:
             return self._by_digest.get((credential, digest(password)))
 
+    def history(self) -> dict[str, list[tuple[int, float]]]:
+        """Every generation of every credential and when it was published (for the results)."""
+        with self._lock:
+            return {name: [(g.number, g.published_at) for g in items] for name, items in self._history.items()}
+
     def current(self, credential: str) -> Generation:
         with self._lock:
             return self._current[credential][0]

@@ -209,6 +209,7 @@ class Soak:
             "replica_starts": {r.name: r.starts for r in self.replicas},
             "churn": {"done": self.churn.counts.done, "failed": self.churn.counts.failed},
             "rotations": asdict(self.rotations),
+            "generations": self.ledger.history(),  # to place a no-going-back finding against the rotations
             "reloads": self.reloads.get("reloads", 0),
             "throttled_requests": self.proxy.throttled if self.proxy else 0,
             "proxied_requests": self.proxy.forwarded if self.proxy else 0,
