@@ -75,15 +75,23 @@ class WatchLoop:
         self.selector = {key: value for key, value in selectors.items() if value}
         self.stopped = threading.Event()
         self.connected = threading.Event()
+        self._response: Any = None  # the open watch stream, shut down by stop()
         self.thread = threading.Thread(target=self._run, name=f"syncd-watch-{kind}", daemon=True)
 
     def start(self) -> None:
         self.cache.expect(self.kind)
         self.thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop now: the open stream is shut down, so the thread does not sit in a read (holding a
+        connection, and logging a failure when the apiserver goes) until the watch times out."""
         self.stopped.set()
         self.cache.forget(self.kind)
+        response = self._response
+        if response is not None:
+            response.shutdown()
+        if wait and self.thread.is_alive():
+            self.thread.join(wait)
 
     def _run(self) -> None:
         resource_version: str | None = None
@@ -99,6 +107,8 @@ class WatchLoop:
                 self.cache.set_live(self.kind, False)  # events were missed: LISTs until the new one
                 resource_version = None
             except Exception as exc:  # the loop must outlive any error: an apiserver restart, a bad event
+                if self.stopped.is_set():
+                    return  # stop() shut the stream down: not a failure
                 self._down()
                 log.warning("watch of %s failed (%s); retrying in %.1fs", self.kind, _describe(exc), backoff)
                 self.stopped.wait(backoff)
@@ -154,12 +164,16 @@ class WatchLoop:
             _request_timeout=(10, timeout + 10),
             **self.selector,
         )
+        self._response = response
+        if self.stopped.is_set():  # stop() came between the request and the line above
+            response.shutdown()
         self.connected.set()
         self.cache.set_live(self.kind, True)
         try:
             for event in _lines(response, self.stopped):
                 resource_version = self._handle(event, resource_version)
         finally:
+            self._response = None
             response.release_conn()
         return resource_version
 

@@ -101,7 +101,7 @@ def daemonish(
     reconciler.desired(config.secrets[0], Freshness.scheduled(reconciler.clock()))  # fetch once; syncs use the cache
     yield Daemonish(cache, loops, reconciler, relists)
     for loop in loops.values():
-        loop.stop()
+        loop.stop(wait=5)
 
 
 def _first_sync(daemon: Daemonish, core_v1: client.CoreV1Api, namespace: str) -> None:
@@ -144,3 +144,19 @@ def test_a_secret_deleted_while_the_watch_silently_lost_its_events_is_repaired_b
     wait_for(lambda: len(daemonish.relists) > relists and not daemonish.holds(namespace), 30, "a re-list")
     assert daemonish.sync() is Action.CREATE  # what the daemon's re-sync after a re-list does
     assert has_secret(core_v1, namespace)
+
+
+def test_a_stopped_watch_ends_at_once_and_logs_no_failure(
+    daemonish: Daemonish, core_v1: client.CoreV1Api, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reload stops the watches it no longer needs: each must let go of its connection now, not
+    sit in a read until the watch times out (minutes) and log a failure when the apiserver goes."""
+    _first_sync(daemonish, core_v1, f"{prefix}-stop")
+    loops = list(daemonish.loops.values())
+    wait_for(lambda: all(loop.connected.is_set() for loop in loops), 15, "every watch connected")
+    started = time.monotonic()
+    for loop in loops:
+        loop.stop(wait=5)
+    assert [loop.kind for loop in loops if loop.thread.is_alive()] == []
+    assert time.monotonic() - started < 5
+    assert [r.getMessage() for r in caplog.records if "failed" in r.getMessage()] == []
