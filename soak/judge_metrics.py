@@ -1,11 +1,14 @@
 """Judging what the replicas exported and how they grew: counters never go down (within one
 process), syncd_last_success_timestamp_seconds moves past each fault's end, and the slope of
-RSS, threads and fds over each leadership term of each process.
+RSS, threads and fds of each process once it has settled.
 
-Per term, not per process: a standby holds watch stores only; when it becomes leader it starts
-writing, and its RSS steps up once (76 -> 85-98 MB at 300 namespaces) and stays flat. A fit over a
-segment that contains that step read as +35 to +117 MB/h "leaks" in the 10- and 20-minute runs.
-A leak is growth within one role, after that role's warm-up."""
+Settled: a standby holds watch stores only; when it first becomes leader it starts writing, and
+its RSS climbs over its first terms (80 -> 89-96 MB at 300 namespaces) to a plateau it keeps
+as standby too (freed memory stays in Python's arenas). A fit over the whole life, which
+contains that climb, read as +35 to +117 MB/h "leaks" in the 10- and 20-minute runs; a fit per
+leadership term is never long enough to judge (a fault a minute changes the leader). So a
+process is judged over the later half of its life after it first led (+ warm-up): a leak is
+growth that keeps going; a climb that stops is warm-up."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ LEAK_MIN_SECONDS = 300.0
 class Slope:
     replica: str
     pid: int
-    role: str  # "leader" or "standby": one term of one process
+    since: float  # seconds into the process's life where the judged (settled) part starts
     seconds: float
     rss_mb_per_hour: float
     threads_per_hour: float
@@ -71,17 +74,15 @@ def _fit(points: list[tuple[float, float]]) -> float:
     return 0.0 if var == 0 else sum((x - mean_x) * (y - mean_y) for x, y in points) / var
 
 
-def terms(items: list[Sample]) -> list[tuple[str, list[Sample]]]:
-    """One process's samples (in time order) cut where syncd_leader changes; a scrape that failed
-    (no metrics) stays in the term it fell in."""
-    found: list[tuple[str, list[Sample]]] = []
-    for item in items:
-        leader = item.metrics.get("syncd_leader")
-        role = found[-1][0] if leader is None and found else ("leader" if leader == 1.0 else "standby")
-        if not found or found[-1][0] != role:
-            found.append((role, []))
-        found[-1][1].append(item)
-    return found
+def settled(items: list[Sample]) -> list[Sample]:
+    """One process's samples (in time order) from the later half of its life after it first led
+    (a process that never led: after it started), each start followed by the warm-up."""
+    led = next((s.at for s in items if s.metrics.get("syncd_leader") == 1.0), items[0].at)
+    after = [s for s in items if s.at - led >= WARMUP_SECONDS]
+    if not after:
+        return []
+    middle = after[0].at + (after[-1].at - after[0].at) / 2
+    return [s for s in after if s.at >= middle]
 
 
 def slopes(samples: list[Sample]) -> list[Slope]:
@@ -91,19 +92,18 @@ def slopes(samples: list[Sample]) -> list[Slope]:
     found = []
     for (replica, pid), items in by_process.items():
         items.sort(key=lambda s: s.at)
-        for role, term in terms(items):
-            kept = [s for s in term if s.at - term[0].at >= WARMUP_SECONDS]
-            if len(kept) >= 5:
-                found.append(_slope(replica, pid, role, kept))
+        kept = settled(items)
+        if len(kept) >= 5:
+            found.append(_slope(replica, pid, kept[0].at - items[0].at, kept))
     return found
 
 
-def _slope(replica: str, pid: int, role: str, kept: list[Sample]) -> Slope:
+def _slope(replica: str, pid: int, since: float, kept: list[Sample]) -> Slope:
     hour = 3600.0
     return Slope(
         replica,
         pid,
-        role,
+        since,
         kept[-1].at - kept[0].at,
         _fit([(s.at, s.rss_bytes / 2**20) for s in kept]) * hour,
         _fit([(s.at, s.threads) for s in kept]) * hour,

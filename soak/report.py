@@ -60,14 +60,18 @@ def summary(run: dict[str, Any]) -> list[str]:
         f"unmanaged Secrets watched {observed['unmanaged_secrets']}; hand edits {observed['hand_edits']}",
         f"- writes by replica (audit log): {run['writes_by_replica']}; lease claims {run['lease_claims']}; "
         f"429s answered by the proxy {run['throttled_requests']}",
-        f"- leak slopes (per leadership term when recorded, after 60 s warm-up): {slopes or 'no term long enough'}",
+        f"- leak slopes (each process once settled, see soak.judge_metrics): {slopes or 'none long enough'}",
         f"- **violations: {len(run['violations'])}**",
     ]
 
 
+def _since(s: dict[str, Any]) -> str:
+    return f", judged from {s['since'] / 60:.0f} min" if "since" in s else ""
+
+
 def _slope(s: dict[str, Any]) -> str:
     return (
-        f"{s['replica']} (pid {s['pid']}{', ' + s['role'] if 'role' in s else ''}, {s['seconds'] / 60:.0f} min): "
+        f"{s['replica']} (pid {s['pid']}{_since(s)}, {s['seconds'] / 60:.0f} min): "
         f"RSS {s['rss_mb_first']:.0f}->{s['rss_mb_last']:.0f} MB, {s['rss_mb_per_hour']:+.1f} MB/h, "
         f"threads {s['threads_per_hour']:+.1f}/h, fds {s['fds_per_hour']:+.1f}/h"
     )

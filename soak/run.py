@@ -300,7 +300,7 @@ def all_violations(results: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "at": 0,
             "check": "leak",
-            "where": f"{s['replica']} pid {s['pid']} as {s['role']}",
+            "where": f"{s['replica']} pid {s['pid']}",
             "detail": f"RSS +{s['rss_mb_per_hour']:.1f} MB/h",
         }
         for s in results["leaks"]

@@ -103,20 +103,23 @@ def test_a_growing_process_is_a_leak_and_a_flat_one_is_not() -> None:
     assert abs(by_pid[1].rss_mb_per_hour) < 5
 
 
-def test_the_step_up_on_becoming_leader_is_not_a_leak_and_growth_within_a_term_is() -> None:
+def test_the_climb_after_first_leading_is_not_a_leak_and_growth_that_keeps_going_is() -> None:
     def at(t: int, pid: int, rss: float, leader: float) -> Sample:
         item = sample(t, pid, 0, rss=rss)
         item.metrics["syncd_leader"] = leader
         return item
 
-    # Stands by at 76 MB for 6 min, leads at 90 MB for 8 min: one fit over both read +50 MB/h.
-    stepped = [at(t, 1, 76 + (t % 2), 0.0) for t in range(0, 360, 5)]
-    stepped += [at(t, 1, 90 + (t % 2), 1.0) for t in range(360, 840, 5)]
-    growing = [at(t, 2, 76, 0.0) for t in range(0, 360, 5)]
-    growing += [at(t, 2, 90 + (t - 360) / 60, 1.0) for t in range(360, 840, 5)]  # +60 MB/h while leading
-    found = slopes(stepped + growing)
-    assert sorted((s.pid, s.role) for s in found) == [(1, "leader"), (1, "standby"), (2, "leader"), (2, "standby")]
-    assert [(s.pid, s.role) for s in leaks(found)] == [(2, "leader")]
+    # Stands by at 76 MB for 6 min, then leads and climbs to a 90 MB plateau over 4 min, then stands
+    # by for 10 min at that plateau: one fit over the whole life read about +40 MB/h.
+    settles = [at(t, 1, 76 + (t % 2), 0.0) for t in range(0, 360, 5)]
+    settles += [at(t, 1, 76 + min(14, (t - 360) / 17), 1.0) for t in range(360, 600, 5)]
+    settles += [at(t, 1, 90 + (t % 2), 0.0) for t in range(600, 1200, 5)]
+    grows = [at(t, 2, 76, 0.0) for t in range(0, 360, 5)]
+    grows += [at(t, 2, 90 + (t - 360) / 60, float(t < 600)) for t in range(360, 1200, 5)]  # +60 MB/h
+    found = {s.pid: s for s in slopes(settles + grows)}
+    assert found[1].since == 810  # first led at 360 s, + warm-up = 420 s; the later half of 420-1195 s
+    assert [s.pid for s in leaks(list(found.values()))] == [2]
+    assert abs(found[1].rss_mb_per_hour) < 5
 
 
 def test_an_alert_that_does_not_fire_or_does_not_clear_is_caught() -> None:
