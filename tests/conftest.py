@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,16 @@ import pytest
 from kubernetes import client, config
 
 from tests.harness import Stack
+
+
+@pytest.fixture(autouse=True)
+def _no_syncd_log_handler_outlives_its_test() -> Iterator[None]:
+    """A test that runs syncd's CLI in-process gets syncd.logs.setup()'s handler on the root
+    logger, writing to the stderr pytest captured for that test. Left there, every later record
+    from any thread went to a closed stream ("--- Logging error --- I/O operation on closed file")."""
+    yield
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "syncd_handler", False)]
 
 
 @pytest.fixture(scope="session")
