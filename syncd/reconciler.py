@@ -150,12 +150,12 @@ class Reconciler:
         result = SyncResult(secret=spec.name, dry_run=dry_run)
         try:
             desired = self.desired(spec, freshness)
+            plan = self.plan(spec, desired)
             if dry_run:
-                result.outcomes = self.preview(spec, self.plan(spec, desired))
+                result.outcomes = self.preview(spec, plan)
                 self.link_accounts(spec, result, dry_run=True)
             else:
-                plan, accounts = self.plan_with_accounts(spec, desired)
-                self.apply(spec, desired, plan, accounts, result)
+                self.apply(spec, desired, plan, result)
         except SyncdError as exc:
             result.source_errors.append(str(exc))
         self.record(spec.name, result, time.monotonic() - started, vouched=freshness.vouches_for_sources)
@@ -181,55 +181,21 @@ class Reconciler:
         return desired
 
     def plan(self, spec: SecretSpec, desired: DesiredSecret) -> list[PlannedChange]:
-        return self.plan_with_accounts(spec, desired, accounts=False)[0]
-
-    def plan_with_accounts(
-        self, spec: SecretSpec, desired: DesiredSecret, *, accounts: bool = True
-    ) -> tuple[list[PlannedChange], list[ServiceAccountRef] | KubeError]:
-        """The plan, and the ServiceAccounts its links and unlinks may edit ([] when none can be).
-        The reads are independent and each one is a LIST of up to N items (0.3-0.8 s each at 10,000
-        namespaces, measured), so they run at the same time; the ServiceAccounts are read with them
-        when the spec lists some, else only when the plan prunes."""
-        visible = self.config.service_account_names()  # what RBAC grants: None = every ServiceAccount
-        ahead = accounts and visible != [] and bool(spec.service_accounts)
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="syncd-read") as pool:
-            selected = pool.submit(self.cluster.select_namespaces, spec.namespaces)
-            listed = pool.submit(self.cluster.managed_secrets, spec.name)
-            early = pool.submit(self._list_accounts, visible) if ahead else None
-            chosen = selected.result()  # its failure first, as when the reads were one after the other
-            labelled = {s.namespace: s for s in listed.result() if s.spec == spec.name and s.name == spec.name}
-            plan = plan_secret(desired, chosen, labelled)
-            found = early.result() if early is not None else []
-        if accounts and early is None and visible != [] and any(c.action is Action.PRUNE for c in plan):
-            found = self._list_accounts(visible)
-        return plan, found
-
-    def _list_accounts(self, visible: list[str] | None) -> list[ServiceAccountRef] | KubeError:
-        """A failure here is the ServiceAccounts' alone: the Secrets are written all the same."""
-        try:
-            return self.cluster.service_accounts(visible)
-        except KubeError as exc:
-            return exc
+        selected = self.cluster.select_namespaces(spec.namespaces)
+        listed = self.cluster.managed_secrets(spec.name)
+        labelled = {s.namespace: s for s in listed if s.spec == spec.name and s.name == spec.name}
+        return plan_secret(desired, selected, labelled)
 
     def preview(self, spec: SecretSpec, plan: list[PlannedChange]) -> list[ChangeOutcome]:
         """Dry run: what each planned change would do, from reads only."""
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="syncd-read") as pool:
             return list(pool.map(lambda change: self._preview(spec, change), plan))
 
-    def apply(
-        self,
-        spec: SecretSpec,
-        desired: DesiredSecret,
-        plan: list[PlannedChange],
-        listed: list[ServiceAccountRef] | KubeError,
-        result: SyncResult,
-    ) -> None:
+    def apply(self, spec: SecretSpec, desired: DesiredSecret, plan: list[PlannedChange], result: SyncResult) -> None:
         """The writes, one task per namespace on one pool: its Secret, then, once that is there and
-        ours, its ServiceAccounts (of `listed`). A first rollout's patches so start as their Secrets
-        land, not after the last one (two waves left the pool idle between them)."""
-        if isinstance(listed, KubeError):
-            result.service_account_errors.append(str(listed))
-        accounts = [] if isinstance(listed, KubeError) else listed
+        ours, its ServiceAccounts. A first rollout's patches so start as their Secrets land, not
+        after the last one (two waves left the pool idle between them)."""
+        accounts = self._accounts_to_edit(spec, plan, result)
         known = {(a.namespace, a.name): a for a in accounts}
         in_namespace: dict[str, list[ServiceAccountRef]] = {}
         for account in accounts:
@@ -242,10 +208,25 @@ class Reconciler:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="syncd-write") as pool:
             done = list(pool.map(roll_out, plan))
         result.outcomes = [outcome for outcome, _ in done]
-        order = {key: index for index, key in enumerate(known)}
-        edits = sorted((e for _, edits in done for e in edits), key=lambda e: order[(e.namespace, e.service_account)])
+        listed = {key: index for index, key in enumerate(known)}
+        edits = sorted((e for _, edits in done for e in edits), key=lambda e: listed[(e.namespace, e.service_account)])
         result.account_changes = edits
         result.service_account_errors += [e.error for e in edits if e.error]
+
+    def _accounts_to_edit(
+        self, spec: SecretSpec, plan: list[PlannedChange], result: SyncResult
+    ) -> list[ServiceAccountRef]:
+        """The ServiceAccounts this plan may edit, listed before the writes; none when no edit is
+        possible (nothing to link, nothing pruned), as `link_accounts` decides after them."""
+        visible = self.config.service_account_names()  # what RBAC grants: None = every ServiceAccount
+        may_link = bool(spec.service_accounts) and any(c.action in _PRESENT for c in plan)
+        if visible == [] or not (may_link or any(c.action is Action.PRUNE for c in plan)):
+            return []
+        try:
+            return self.cluster.service_accounts(visible)
+        except KubeError as exc:
+            result.service_account_errors.append(str(exc))
+            return []
 
     def _link_namespace(
         self,

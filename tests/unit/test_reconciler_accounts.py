@@ -17,14 +17,12 @@ from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, Namespaces, parse_config
 from syncd.errors import KubeError
-from syncd.fetcher import Freshness
 from syncd.metrics import Metrics
-from syncd.model import Action, DesiredSecret, ExistingSecret, ServiceAccountRef, WriteResult, added_entry
+from syncd.model import Action, DesiredSecret, ExistingSecret, ServiceAccountRef, WriteResult
 from syncd.reconciler import Reconciler
 from tests.unit.fakes import FakeCluster, FakeSource
 
 TEAMS = ["team-1", "team-2", "team-3", "team-4"]
-NOW = Freshness.per_run(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
 
 
 def config(**spec: Any) -> Config:
@@ -201,69 +199,6 @@ def test_a_pruned_namespace_loses_the_link_syncd_added_after_its_secret_is_delet
         "team-3": [],
         "team-4": [],
     }
-
-
-def test_namespaces_secrets_and_service_accounts_are_read_at_the_same_time(registry: CollectorRegistry) -> None:
-    """Each read waits for the other two: read one after the other, the barrier breaks."""
-    meeting = threading.Barrier(3, timeout=3)
-
-    @dataclass
-    class Meets(RecordingCluster):
-        def select_namespaces(self, selection: Namespaces) -> list[str]:
-            meeting.wait()
-            return super().select_namespaces(selection)
-
-        def managed_secrets(self, spec: str) -> list[ExistingSecret]:
-            meeting.wait()
-            return super().managed_secrets(spec)
-
-        def service_accounts(self, names: list[str] | None, namespace: str | None = None) -> list[ServiceAccountRef]:
-            meeting.wait()
-            return super().service_accounts(names, namespace)
-
-    cluster = Meets(namespaces={team: {} for team in TEAMS})
-    for team in TEAMS:
-        cluster.accounts[(team, "default")] = []
-    result = reconciler(config(service_accounts=["default"]), cluster, registry).sync_all()[0]
-    assert result.result == "success", result.source_errors
-    assert cluster.account_lists == 1
-    assert all(cluster.accounts[(team, "default")] == ["pull"] for team in TEAMS)
-
-
-def test_a_spec_without_service_accounts_lists_them_only_to_take_back_links_where_it_prunes(
-    registry: CollectorRegistry,
-) -> None:
-    def two_specs(pull_namespaces: dict[str, Any]) -> Config:
-        return parse_config(
-            {
-                "vault": {"address": "http://vault.invalid"},
-                "credentials": [{"name": "a", "registry": "a.example", "vault": {"path": "a"}}],
-                "secrets": [
-                    {"name": "pull", "credentials": ["a"], "namespaces": pull_namespaces, "prune": True},
-                    # lists `default`, so the config's RBAC may read ServiceAccounts named so
-                    {
-                        "name": "other",
-                        "credentials": ["a"],
-                        "namespaces": {"names": ["x"]},
-                        "service_accounts": ["default"],
-                    },
-                ],
-            }
-        )
-
-    cluster = cluster_with_accounts()
-    everywhere = two_specs({"patterns": ["team-*"]})
-    first = reconciler(everywhere, cluster, registry).sync(everywhere.secrets[0], freshness=NOW)
-    assert first.count(Action.CREATE) == 4
-    assert cluster.account_lists == 0  # nothing pruned: nothing to take back
-    cluster.accounts[("team-2", "default")] = ["pull"]
-    cluster.added[("team-2", "default")] = [added_entry("default", "pull")]  # as an earlier config linked it
-    narrowed = two_specs({"names": ["team-1"]})
-    result = reconciler(narrowed, cluster, CollectorRegistry()).sync(narrowed.secrets[0], freshness=NOW)
-    assert result.count(Action.PRUNE) == 3
-    assert cluster.account_lists == 1
-    assert [(c.namespace, c.action) for c in result.account_changes] == [("team-2", "unlink")]
-    assert cluster.accounts[("team-2", "default")] == []
 
 
 def test_a_dry_run_plans_the_links_and_edits_nothing(registry: CollectorRegistry) -> None:
