@@ -151,8 +151,11 @@ class Reconciler:
         try:
             desired = self.desired(spec, freshness)
             plan = self.plan(spec, desired)
-            result.outcomes = self.apply(spec, desired, plan, dry_run=dry_run)
-            self.link_accounts(spec, result, dry_run=dry_run)
+            if dry_run:
+                result.outcomes = self.preview(spec, plan)
+                self.link_accounts(spec, result, dry_run=True)
+            else:
+                self.apply(spec, desired, plan, result)
         except SyncdError as exc:
             result.source_errors.append(str(exc))
         self.record(spec.name, result, time.monotonic() - started, vouched=freshness.vouches_for_sources)
@@ -183,14 +186,73 @@ class Reconciler:
         labelled = {s.namespace: s for s in listed if s.spec == spec.name and s.name == spec.name}
         return plan_secret(desired, selected, labelled)
 
-    def apply(
-        self, spec: SecretSpec, desired: DesiredSecret, plan: list[PlannedChange], *, dry_run: bool
-    ) -> list[ChangeOutcome]:
-        step = self._preview if dry_run else self._write
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="syncd-write") as pool:
-            return list(pool.map(lambda change: step(spec, desired, change), plan))
+    def preview(self, spec: SecretSpec, plan: list[PlannedChange]) -> list[ChangeOutcome]:
+        """Dry run: what each planned change would do, from reads only."""
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="syncd-read") as pool:
+            return list(pool.map(lambda change: self._preview(spec, change), plan))
 
-    def _preview(self, spec: SecretSpec, _desired: DesiredSecret, change: PlannedChange) -> ChangeOutcome:
+    def apply(self, spec: SecretSpec, desired: DesiredSecret, plan: list[PlannedChange], result: SyncResult) -> None:
+        """The writes, one task per namespace on one pool: its Secret, then, once that is there and
+        ours, its ServiceAccounts. A first rollout's patches so start as their Secrets land, not
+        after the last one (two waves left the pool idle between them)."""
+        accounts = self._accounts_to_edit(spec, plan, result)
+        known = {(a.namespace, a.name): a for a in accounts}
+        in_namespace: dict[str, list[ServiceAccountRef]] = {}
+        for account in accounts:
+            in_namespace.setdefault(account.namespace, []).append(account)
+
+        def roll_out(change: PlannedChange) -> tuple[ChangeOutcome, list[AccountChange]]:
+            outcome = self._write(spec, desired, change)
+            return outcome, self._link_namespace(spec, outcome, in_namespace.get(change.namespace, []), known)
+
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="syncd-write") as pool:
+            done = list(pool.map(roll_out, plan))
+        result.outcomes = [outcome for outcome, _ in done]
+        listed = {key: index for index, key in enumerate(known)}
+        edits = sorted((e for _, edits in done for e in edits), key=lambda e: listed[(e.namespace, e.service_account)])
+        result.account_changes = edits
+        result.service_account_errors += [e.error for e in edits if e.error]
+
+    def _accounts_to_edit(
+        self, spec: SecretSpec, plan: list[PlannedChange], result: SyncResult
+    ) -> list[ServiceAccountRef]:
+        """The ServiceAccounts this plan may edit, listed before the writes; none when no edit is
+        possible (nothing to link, nothing pruned), as `link_accounts` decides after them."""
+        visible = self.config.service_account_names()  # what RBAC grants: None = every ServiceAccount
+        may_link = bool(spec.service_accounts) and any(c.action in _PRESENT for c in plan)
+        if visible == [] or not (may_link or any(c.action is Action.PRUNE for c in plan)):
+            return []
+        try:
+            return self.cluster.service_accounts(visible)
+        except KubeError as exc:
+            result.service_account_errors.append(str(exc))
+            return []
+
+    def _link_namespace(
+        self,
+        spec: SecretSpec,
+        outcome: ChangeOutcome,
+        accounts: list[ServiceAccountRef],
+        known: Mapping[tuple[str, str], ServiceAccountRef],
+    ) -> list[AccountChange]:
+        """`link_accounts` for the one namespace of `outcome`: a Secret that failed to write, or
+        that is not ours (a conflict), is never linked."""
+        action, namespace = outcome.change.action, outcome.change.namespace
+        if not accounts or not outcome.ok or action not in _PRESENT | {Action.PRUNE}:
+            return []
+        present = {namespace} if action in _PRESENT else set()
+        pruned = {namespace} if action is Action.PRUNE else set()
+        planned = plan_accounts(
+            spec.name,
+            instance=self.config.instance,
+            wanted=spec.service_accounts,
+            present=present,
+            pruned=pruned,
+            accounts=accounts,
+        )
+        return [self._edit_account(change, known) for change in planned]
+
+    def _preview(self, spec: SecretSpec, change: PlannedChange) -> ChangeOutcome:
         """Dry run: reads only. A planned create is checked for a foreign Secret in the way."""
         if change.action is not Action.CREATE:
             return ChangeOutcome(change)

@@ -135,6 +135,50 @@ def send(fn: Callable[[], object], *, what: str) -> None:
     response.release_conn()
 
 
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def send_json(
+    api: client.ApiClient,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    *,
+    what: str,
+    content_type: str = JSON,
+    **path_params: str,
+) -> None:
+    """`send` for the hot writes (Secret create and update, ServiceAccount patch), without the
+    generated method, which validates the body into its pydantic model and serialises it back on
+    every call. Measured (issue 14, 400 sequential calls, one thread, loaded 2-core machine):
+    Secret create 1.13 -> 0.92 and 0.65 -> 0.49 ms of CPU per call, merge patch 1.05 -> 0.72 and
+    0.65 -> 0.56 ms; the rest is urllib3, http.client and TLS.
+
+    The request is built and sent by the same ApiClient as the generated methods do it
+    (`param_serialize` then `call_api`): same auth (bearer token refresh included), TLS,
+    connection pool, write fence; a non-2xx answer raises the same ApiException.
+    """
+
+    def request() -> object:
+        method_, url, headers, payload, form = api.param_serialize(
+            method=method,
+            resource_path=path,
+            path_params=path_params,
+            query_params=[],
+            header_params={"Accept": JSON, "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(method_, url, headers, payload, form)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
+
+    send(request, what=what)
+
+
 def read_or_none(fn: Callable[[], object], *, what: str) -> dict[str, Any] | None:
     """A GET made with `_preload_content=False`, parsed; None when the object does not exist."""
     try:

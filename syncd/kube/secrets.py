@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from sys import intern
-from typing import Any, cast
+from typing import Any
 
 from kubernetes import client
 
-from syncd.kube.client import read_or_none, send
+from syncd.kube.client import MERGE_PATCH, read_or_none, send, send_json
 from syncd.kube.lists import list_items
 from syncd.model import (
     CREDENTIALS_ANNOTATION,
@@ -119,8 +119,12 @@ def create(core: client.CoreV1Api, namespace: str, desired: DesiredSecret, now: 
         "type": SECRET_TYPE,
         "data": _data(desired),
     }
-    send(
-        lambda: core.create_namespaced_secret(namespace, cast(Any, secret), _preload_content=False),
+    send_json(
+        core.api_client,
+        "POST",
+        "/api/v1/namespaces/{namespace}/secrets",
+        secret,
+        namespace=namespace,
         what=f"creating Secret {namespace}/{desired.name}",
     )
 
@@ -134,14 +138,14 @@ def update(
     owner references and extra data keys.
     """
     patch = {"metadata": {"resourceVersion": resource_version, **_ours(desired, now)}, "data": _data(desired)}
-    send(
-        lambda: core.patch_namespaced_secret(
-            desired.name,
-            namespace,
-            cast(Any, patch),
-            _content_type="application/merge-patch+json",
-            _preload_content=False,
-        ),
+    send_json(
+        core.api_client,
+        "PATCH",
+        "/api/v1/namespaces/{namespace}/secrets/{name}",
+        patch,
+        content_type=MERGE_PATCH,
+        namespace=namespace,
+        name=desired.name,
         what=f"updating Secret {namespace}/{desired.name}",
     )
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from sys import intern
-from typing import Any, cast
+from typing import Any
 
 from kubernetes import client
 
 from syncd.errors import KubeError
-from syncd.kube.client import read_or_none, send
+from syncd.kube.client import MERGE_PATCH, read_or_none, send_json
 from syncd.kube.lists import list_items
 from syncd.model import ADDED_PULL_SECRETS_ANNOTATION, ServiceAccountRef, added_entry, parse_added
 
@@ -86,14 +86,14 @@ def _patch(core: client.CoreV1Api, item: dict[str, Any], pull_secrets: list[dict
         },
         "imagePullSecrets": pull_secrets,
     }
-    send(
-        lambda: core.patch_namespaced_service_account(
-            metadata["name"],
-            metadata["namespace"],
-            cast(Any, patch),
-            _content_type="application/merge-patch+json",
-            _preload_content=False,
-        ),
+    send_json(
+        core.api_client,
+        "PATCH",
+        "/api/v1/namespaces/{namespace}/serviceaccounts/{name}",
+        patch,
+        content_type=MERGE_PATCH,
+        namespace=metadata["namespace"],
+        name=metadata["name"],
         what=f"patching ServiceAccount {metadata['namespace']}/{metadata['name']}",
     )
 

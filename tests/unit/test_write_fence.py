@@ -15,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from syncd.errors import KubeError
-from syncd.kube.client import WriteFence, call, load_api_client
+from syncd.kube.client import WriteFence, call, load_api_client, send_json
 from tests.harness.process import free_port
 
 
@@ -76,3 +76,19 @@ def test_a_write_retried_after_a_429_asks_the_fence_again(kubeconfig: Path) -> N
     with pytest.raises(KubeError, match="no longer holds the leader lease"):
         call(throttled_then_sent, what="creating Secret team/regcred", sleep=lease_lapses_meanwhile)
     assert len(attempts) == 2
+
+
+def test_the_lean_write_path_asks_the_fence_too(kubeconfig: Path) -> None:
+    """Secret creates and updates and ServiceAccount patches go out by send_json, not the generated methods."""
+    fence = WriteFence()
+    api = core(kubeconfig, fence).api_client
+    body = {"metadata": {"name": "regcred"}}
+
+    def create() -> None:
+        send_json(api, "POST", "/api/v1/namespaces/{namespace}/secrets", body, namespace="team", what="creating Secret")
+
+    with pytest.raises(KubeError, match="cannot reach"):
+        create()
+    fence.allowed = lambda: False
+    with pytest.raises(KubeError, match="not sent: this replica no longer holds the leader lease"):
+        create()
