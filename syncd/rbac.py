@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from syncd import policy
 from syncd.config import Config
 from syncd.model import DEFAULT_INSTANCE
 
@@ -23,9 +24,11 @@ HEADER = """\
 # Regenerate it whenever `secrets`, `retired_secrets` or `service_accounts` change in the config.
 # Secrets: create (the one verb RBAC cannot limit by name), and get/list/watch/patch/delete only
 # of the names syncd writes (it lists and watches them with `fieldSelector=metadata.name=<name>`).
-# It can read no other Secret. Namespaces: list/watch (selection). Events: create (and list/watch
-# with pull_failures: true, for the kubelet's pull-failure Events). The Lease:
-# a Role in leader_election.namespace. Never: update (PUT), deletecollection, any other kind.
+# It can read no other Secret that exists; what it may create is held by the
+# ValidatingAdmissionPolicy at the end (type, labels, names, namespaces; see syncd/policy.py).
+# Namespaces: list/watch (selection). Events: create (and list/watch with pull_failures: true, for
+# the kubelet's pull-failure Events). The Lease: a Role in leader_election.namespace, by name
+# except create. Never: update (PUT), deletecollection, any other kind.
 """
 
 
@@ -58,6 +61,12 @@ def cluster_rules(config: Config) -> list[dict[str, Any]]:
     return rules
 
 
+def lease_rules(lease: str) -> list[dict[str, Any]]:
+    """`create` cannot be limited by name in RBAC; reading and renewing can."""
+    group = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"]}
+    return [{**group, "verbs": ["create"]}, {**group, "resourceNames": [lease], "verbs": ["get", "patch"]}]
+
+
 def manifests(config: Config, *, namespace: str, service_account: str) -> list[dict[str, Any]]:
     name = role_name(service_account, config.instance)
     subject = [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}]
@@ -78,9 +87,7 @@ def manifests(config: Config, *, namespace: str, service_account: str) -> list[d
             "apiVersion": rbac,
             "kind": "Role",
             "metadata": {"name": lease_role, "namespace": lease_namespace},
-            "rules": [
-                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
-            ],
+            "rules": lease_rules(config.leader_election.name),
         },
         {
             "apiVersion": rbac,
@@ -89,10 +96,13 @@ def manifests(config: Config, *, namespace: str, service_account: str) -> list[d
             "roleRef": {**role_ref, "kind": "Role", "name": lease_role},
             "subjects": subject,
         },
+        *policy.manifests(
+            config, role=name, granted=secret_names(config), namespace=namespace, service_account=service_account
+        ),
     ]
 
 
 def render_yaml(config: Config, *, config_path: str, namespace: str, service_account: str) -> str:
     header = HEADER.format(instance=config.instance, config=config_path, namespace=namespace, account=service_account)
     docs = manifests(config, namespace=namespace, service_account=service_account)
-    return header + "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in docs)
+    return header + "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=120) for doc in docs)

@@ -17,18 +17,26 @@ class NamespaceInfo:
     labels: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
+# Served only where a spec lists it in `names`: a pattern or selector that happens to match it is
+# not enough (syncd's admission policy refuses writes there otherwise, see syncd/policy.py).
+PROTECTED_NAMESPACE = "kube-system"
+
+
 def _matches_any(name: str, globs: Iterable[str]) -> bool:
     return any(fnmatchcase(name, glob) for glob in globs)
 
 
 def selects(selection: Namespaces, namespace: NamespaceInfo) -> bool:
-    """names + patterns + selector, minus exclude, minus terminating: the one rule for a listing
-    (`resolve`), a watch event and the test fakes alike."""
-    picked = (
-        namespace.name in selection.names
-        or _matches_any(namespace.name, selection.patterns)
-        or (selection.selector is not None and selector_matches(selection.selector, namespace.labels))
-    )
+    """names + patterns + selector (kube-system: names only), minus exclude, minus terminating: the
+    one rule for a listing (`resolve`), a watch event and the test fakes alike."""
+    if namespace.name in selection.names:
+        picked = True
+    elif namespace.name == PROTECTED_NAMESPACE:
+        picked = False
+    else:
+        picked = _matches_any(namespace.name, selection.patterns) or (
+            selection.selector is not None and selector_matches(selection.selector, namespace.labels)
+        )
     return picked and not namespace.terminating and not _matches_any(namespace.name, selection.exclude)
 
 
