@@ -60,7 +60,7 @@ def _label_is(labels: str, key: str, value: str) -> str:
 
 def _cel(value: object) -> str:
     """A CEL literal: JSON strings and lists of strings are valid CEL as they are."""
-    return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def namespace_allowed(spec: SecretSpec, namespace: str = "request.namespace") -> str:

@@ -372,7 +372,8 @@ EXACT_GRANTS = {
     *(("ClusterRole", "", "secrets", verb, "regcred") for verb in ("list", "watch", "get", "patch", "delete")),
     *(("ClusterRole", "", "serviceaccounts", verb, "default") for verb in ("list", "watch", "get", "patch")),
     ("ClusterRole", "", "events", "create", ""),
-    *(("Role", "coordination.k8s.io", "leases", verb, "") for verb in ("get", "create", "patch")),
+    ("Role", "coordination.k8s.io", "leases", "create", ""),  # RBAC cannot limit create by name
+    *(("Role", "coordination.k8s.io", "leases", verb, "syncd") for verb in ("get", "patch")),
 }
 
 
@@ -415,7 +416,8 @@ def test_rbac_grants_what_syncd_uses(identity: Identity, namespace: str) -> None
         ("get", "serviceaccounts/default", namespace),
         ("patch", "serviceaccounts/default", namespace),
         ("create", "events", namespace),
-        *((verb, "leases.coordination.k8s.io", identity.namespace) for verb in ("get", "create", "patch")),
+        ("create", "leases.coordination.k8s.io", identity.namespace),
+        *((verb, "leases.coordination.k8s.io/syncd", identity.namespace) for verb in ("get", "patch")),
     ]
     refused = [check for check in needed if not can_i(identity, *check)]
     assert refused == []
@@ -466,6 +468,7 @@ def test_rbac_refuses_what_syncd_does_not_use(identity: Identity, namespace: str
         *((verb, "leases.coordination.k8s.io", namespace) for verb in ("get", "create", "patch")),
         ("patch", "leases.coordination.k8s.io", "kube-system"),
         *((verb, "leases.coordination.k8s.io", identity.namespace) for verb in ("list", "watch", "update", "delete")),
+        *((verb, "leases.coordination.k8s.io/other", identity.namespace) for verb in ("get", "patch")),
         ("*", "*", ALL_NAMESPACES),
     ]
     allowed = [check for check in not_needed if can_i(identity, *check)]
@@ -748,7 +751,7 @@ def test_leader_election_works_as_the_service_account_in_its_namespace(
 ) -> None:
     as_syncd = config.new_client_from_config(config_file=str(identity.kubeconfig))
     leases = client.CoordinationV1Api(kube_api)
-    name = f"lease{identity.suffix}-{uuid.uuid4().hex[:4]}"
+    name = "syncd"  # the only Lease the Role grants by name (leader_election.name)
     elector = LeaderElector(
         as_syncd,
         namespace=identity.namespace,
@@ -787,7 +790,7 @@ def test_syncd_run_as_the_service_account_leads_watches_and_releases(
     tmp_path: Path,
 ) -> None:
     prefix = f"r{uuid.uuid4().hex[:6]}"
-    lease = f"run{identity.suffix}"
+    lease = "syncd"  # the only Lease the Role grants by name (leader_election.name)
     settings: dict[str, Any] = {
         "instance": f"run-{prefix}",
         "vault": vault_auth.config(stack),

@@ -24,7 +24,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from syncd import rbac
+from syncd import policy, rbac
 from syncd.cli import main
 from syncd.config import parse_config
 from tests.harness import Stack
@@ -422,3 +422,49 @@ def test_prometheus_rule_is_the_rules_file(monitored: list[Doc]) -> None:
     assert rule["spec"] == yaml.safe_load((PROMETHEUS / "prometheusrule.yaml").read_text())["spec"]
     alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r}
     assert {"SyncdSyncFailing", "SyncdNoRecentSuccess", "SyncdCredentialExpiringSoon"} <= alerts
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [_specs(["default"], ["*"]), "config.instance=platform"],
+        [_specs([], []), 'json:config.retired_secrets=["old-regcred", "old-a"]'],
+        [
+            "json:config.secrets="
+            + json.dumps(
+                [
+                    {
+                        "name": "a",
+                        "credentials": ["ghcr"],
+                        "namespaces": {"names": ["kube-system"], "exclude": ["tmp-*", "x?y-*", "tmp-*"]},
+                        "on_conflict": "adopt",
+                    },
+                    {"name": "b", "credentials": ["ghcr"], "namespaces": {"patterns": ["*"]}},
+                ]
+            )
+        ],
+    ],
+    ids=["default", "instance", "retired", "excludes-and-adopt"],
+)
+def test_the_admission_policy_is_what_syncd_rbac_prints_for_the_release_config(
+    helm_home: Path, values: list[str]
+) -> None:
+    docs = render(helm_home, *values, namespace="platform")
+    config = parse_config(syncd_config(docs))
+    account = find(docs, "ServiceAccount")["metadata"]["name"]
+    expected = policy.manifests(
+        config, role="r", granted=rbac.secret_names(config), namespace="platform", service_account=account
+    )
+    assert find(docs, "ValidatingAdmissionPolicy")["spec"] == expected[0]["spec"]
+    binding = find(docs, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {
+        **expected[1]["spec"],
+        "policyName": find(docs, "ValidatingAdmissionPolicy")["metadata"]["name"],
+    }
+
+
+def test_the_admission_policy_can_be_left_out(helm_home: Path) -> None:
+    kinds = {d["kind"] for d in render(helm_home, "rbac.admissionPolicy=false")}
+    assert "ValidatingAdmissionPolicy" not in kinds
+    assert "ClusterRole" in kinds
