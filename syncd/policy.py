@@ -30,6 +30,7 @@ from syncd.model import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL, MANAGED_B
 from syncd.selection import PROTECTED_NAMESPACE
 
 ADMISSION = "admissionregistration.k8s.io/v1"
+BINDING_KIND = "ValidatingAdmissionPolicyBinding"
 # Go's regexp.QuoteMeta set: Helm's regexQuoteMeta escapes exactly these, so both render alike.
 _REGEX_SPECIALS = set("\\.+*?()|[]{}^$")
 
@@ -77,33 +78,33 @@ def name_allowed_here(specs: Iterable[SecretSpec], name: str) -> str:
     return " || ".join(terms) or "false"
 
 
-def _variables(config: Config, granted: list[str]) -> list[dict[str, str]]:
-    adopt = sorted({s.name for s in config.secrets if s.on_conflict == "adopt"})
-    old = "variables.oldLabels"
-    pulls = "{0}.?imagePullSecrets.orValue([]).map(r, r.?name.orValue(''))"
-    pairs = [
-        ("isSecret", "request.resource.resource == 'secrets'"),
-        ("writesSecret", "variables.isSecret && request.operation != 'DELETE'"),
-        ("granted", _cel(granted)),
-        ("labels", "object.metadata.?labels.orValue({})"),
-        ("oldLabels", "oldObject.metadata.?labels.orValue({})"),
-        ("annotations", "object.metadata.?annotations.orValue({})"),
-        ("oldAnnotations", "oldObject.metadata.?annotations.orValue({})"),
-        ("oldOurs", _label_is(old, INSTANCE_LABEL, config.instance)),
-        ("oldLegacy", f"{_label_is(old, MANAGED_BY_LABEL, MANAGED_BY_VALUE)} && !({_cel(INSTANCE_LABEL)} in {old})"),
-        (
-            "oldAdoptable",
-            f"oldObject.metadata.name in {_cel(adopt)}"
-            f" && !({_cel(MANAGED_BY_LABEL)} in {old}) && !({_cel(INSTANCE_LABEL)} in {old})",
-        ),
-        ("pulls", pulls.format("object")),
-        ("oldPulls", pulls.format("oldObject")),
-    ]
+def _pairs(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"name": name, "expression": expression} for name, expression in pairs]
 
 
+def _secret_variables(config: Config) -> list[dict[str, str]]:
+    adopt = sorted({s.name for s in config.secrets if s.on_conflict == "adopt"})
+    old = "variables.oldLabels"
+    return _pairs(
+        [
+            ("labels", "object.metadata.?labels.orValue({})"),
+            ("oldLabels", "oldObject.metadata.?labels.orValue({})"),
+            ("oldOurs", _label_is(old, INSTANCE_LABEL, config.instance)),
+            (
+                "oldLegacy",
+                f"{_label_is(old, MANAGED_BY_LABEL, MANAGED_BY_VALUE)} && !({_cel(INSTANCE_LABEL)} in {old})",
+            ),
+            (
+                "oldAdoptable",
+                f"oldObject.metadata.name in {_cel(adopt)}"
+                f" && !({_cel(MANAGED_BY_LABEL)} in {old}) && !({_cel(INSTANCE_LABEL)} in {old})",
+            ),
+        ]
+    )
+
+
 def _secret_validations(config: Config) -> list[dict[str, str]]:
-    writes = "!variables.writesSecret"
+    writes = "request.operation == 'DELETE'"
     return [
         {
             "expression": f"{writes} || object.type == {_cel(SECRET_TYPE)}",
@@ -121,12 +122,24 @@ def _secret_validations(config: Config) -> list[dict[str, str]]:
             "(excluded, kube-system not listed in `names`, or a name the config does not have)",
         },
         {
-            "expression": "!variables.isSecret || request.operation == 'CREATE'"
-            " || variables.oldOurs || variables.oldLegacy"
+            "expression": "request.operation == 'CREATE' || variables.oldOurs || variables.oldLegacy"
             " || (request.operation == 'UPDATE' && variables.oldAdoptable)",
             "message": f"syncd may update or delete only Secrets labelled {INSTANCE_LABEL}={config.instance}",
         },
     ]
+
+
+def _account_variables(granted: list[str]) -> list[dict[str, str]]:
+    pulls = "{0}.?imagePullSecrets.orValue([]).map(r, r.?name.orValue(''))"
+    return _pairs(
+        [
+            ("granted", _cel(granted)),
+            ("annotations", "object.metadata.?annotations.orValue({})"),
+            ("oldAnnotations", "oldObject.metadata.?annotations.orValue({})"),
+            ("pulls", pulls.format("object")),
+            ("oldPulls", pulls.format("oldObject")),
+        ]
+    )
 
 
 def _unchanged(field: str) -> str:
@@ -142,57 +155,57 @@ def _account_validations(config: Config) -> list[dict[str, str]]:
     same_annotations = (
         f"{new}.all(k, k == {own} || (k in {old} && {old}[k] == {new}[k])) && {old}.all(k, k == {own} || k in {new})"
     )
-    accounts = "variables.isSecret"
     return [
         {
-            "expression": f"{accounts} || request.operation == 'UPDATE'",
+            "expression": "request.operation == 'UPDATE'",
             "message": "syncd may only patch ServiceAccounts, never create or delete them",
         },
         {
-            "expression": f"{accounts} || ({untouched} && {same_annotations})",
+            "expression": f"{untouched} && {same_annotations}",
             "message": f"syncd may change only imagePullSecrets and its annotation {ADDED_PULL_SECRETS_ANNOTATION} "
             "of a ServiceAccount",
         },
         {
-            "expression": f"{accounts} || (variables.oldPulls.all(n, n in variables.granted || n in variables.pulls)"
-            f" && variables.pulls.all(n, n in variables.oldPulls || {name_allowed_here(config.secrets, 'n')}))",
+            "expression": "variables.oldPulls.all(n, n in variables.granted || n in variables.pulls)"
+            f" && variables.pulls.all(n, n in variables.oldPulls || {name_allowed_here(config.secrets, 'n')})",
             "message": "syncd may add or remove only imagePullSecrets entries of the Secrets it writes "
             "(and add them only in namespaces its specs serve)",
         },
     ]
 
 
-def policy_name(role: str) -> str:
-    return f"{role}-writes"
+def policy_names(role: str) -> tuple[str, str]:
+    """The Secrets policy and the ServiceAccounts policy: one schema each, so that CEL type-checks."""
+    return f"{role}-secrets", f"{role}-serviceaccounts"
+
+
+def _policy(
+    name: str, resource: str, user: str, variables: list[dict[str, str]], validations: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    rule = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"]}
+    spec = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {"resourceRules": [{**rule, "resources": [resource]}]},
+        "matchConditions": [
+            {"name": "syncd-service-account", "expression": f"request.userInfo.username == {_cel(user)}"}
+        ],
+        "variables": variables,
+        "validations": [{**v, "reason": "Forbidden"} for v in validations],
+    }
+    binding = {"policyName": name, "validationActions": ["Deny"]}
+    return [
+        {"apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name}, "spec": spec},
+        {"apiVersion": ADMISSION, "kind": BINDING_KIND, "metadata": {"name": name}, "spec": binding},
+    ]
 
 
 def manifests(
     config: Config, *, role: str, granted: list[str], namespace: str, service_account: str
 ) -> list[dict[str, Any]]:
-    """The policy and its binding for syncd's ServiceAccount `namespace/service_account`."""
-    name = policy_name(role)
+    """The two policies and their bindings for syncd's ServiceAccount `namespace/service_account`."""
     user = f"system:serviceaccount:{namespace}:{service_account}"
-    rule = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"]}
-    spec = {
-        "failurePolicy": "Fail",
-        "matchConstraints": {
-            "resourceRules": [{**rule, "resources": ["secrets"]}, {**rule, "resources": ["serviceaccounts"]}]
-        },
-        "matchConditions": [
-            {"name": "syncd-service-account", "expression": f"request.userInfo.username == {_cel(user)}"}
-        ],
-        "variables": _variables(config, granted),
-        "validations": [
-            {**v, "reason": "Forbidden"} for v in [*_secret_validations(config), *_account_validations(config)]
-        ],
-    }
-    binding = {"policyName": name, "validationActions": ["Deny"]}
+    secrets, accounts = policy_names(role)
     return [
-        {"apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name}, "spec": spec},
-        {
-            "apiVersion": ADMISSION,
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name},
-            "spec": binding,
-        },
+        *_policy(secrets, "secrets", user, _secret_variables(config), _secret_validations(config)),
+        *_policy(accounts, "serviceaccounts", user, _account_variables(granted), _account_validations(config)),
     ]
