@@ -25,7 +25,7 @@ PYTEST_WORKERS ?= -n 2 --dist loadfile
 # Everything, the 3-minute soak included (`make test PYTEST_SELECT='-m "not soak"'` leaves it out).
 PYTEST_SELECT ?=
 
-.PHONY: help deps venv envtest helm kubelet-keyring kubelet-events ecr-login-helper image lint test test-soak bench soak soak-report demo demo-up demo-down clean
+.PHONY: help deps venv envtest control-plane helm kubelet-keyring kubelet-events ecr-login-helper image lint test test-soak bench soak soak-report demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
@@ -65,6 +65,9 @@ kubelet-keyring:  ## the kubelet's credential lookup (k8s.io/kubernetes), built 
 kubelet-events:  ## the kubelet's image-pull failure Events (k8s.io/kubernetes), built from the Go module proxy
 	scripts/kubelet-events.sh >/dev/null
 
+control-plane:  ## kube-controller-manager (k8s.io/kubernetes), built from the Go module proxy and cached by version
+	scripts/control-plane-binaries.sh >/dev/null
+
 ecr-login-helper:  ## docker-credential-ecr-login (amazon-ecr-credential-helper), built from the Go module proxy
 	scripts/ecr-login-helper.sh >/dev/null
 
@@ -81,7 +84,7 @@ lint: venv helm
 	$(PY) -m syncd.schema --check
 	$(PY) deploy/prometheus/generate.py --check
 
-test: deps venv envtest helm kubelet-keyring kubelet-events ecr-login-helper lint
+test: deps venv envtest control-plane helm kubelet-keyring kubelet-events ecr-login-helper lint
 	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" KUBELET_EVENTS="$(KUBELET_EVENTS)" ECR_LOGIN_HELPER="$(ECR_LOGIN_HELPER)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_SELECT) $(PYTEST_ARGS)
 
 test-soak: deps venv envtest  ## the 3-minute fixed-seed soak alone (tests/integration/test_soak.py)
