@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -107,7 +108,7 @@ def call(fn: Callable[[], T], *, what: str, sleep: Callable[[float], None] = tim
                 continue
             # `from None`: the library's exception text carries the response body, and the apiserver
             # echoes invalid Secret data in it; a chained traceback would print it.
-            raise KubeError(f"{what}: {describe(exc)}{_hint(status_of(exc))}", status=status_of(exc)) from None
+            raise KubeError(f"{what}: {describe(exc)}{_hint(exc)}", status=status_of(exc)) from None
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise KubeError(f"{what}: cannot reach the Kubernetes API ({type(exc).__name__})") from exc
         except FenceClosed:
@@ -115,12 +116,23 @@ def call(fn: Callable[[], T], *, what: str, sleep: Callable[[float], None] = tim
     raise AssertionError("unreachable")
 
 
-def _hint(status: int) -> str:
+_POLICY_DENIAL = re.compile(r"ValidatingAdmissionPolicy '([a-z0-9.-]{1,253})'")
+
+
+def _hint(exc: ApiException) -> str:
     # Every `what` names the object (for Secrets: the resourceName RBAC must grant), so the fix is
-    # the generated RBAC, not a guess at which rule is missing.
-    if status == 403:
-        return " (forbidden by RBAC: apply the output of `syncd rbac --config FILE` for this config)"
-    return ""
+    # the generated RBAC and policy, not a guess at which rule is missing.
+    if status_of(exc) != 403:
+        return ""
+    # Only the policy's name is taken from the body: a policy's message may be built from the object.
+    policy = _POLICY_DENIAL.search(str(exc.body or ""))
+    if policy:
+        return (
+            f" (refused by ValidatingAdmissionPolicy {policy.group(1)!r}: apply the output of "
+            "`syncd rbac --config FILE` for this config; `kubectl get validatingadmissionpolicy "
+            f"{policy.group(1)} -o yaml` lists its rules)"
+        )
+    return " (forbidden by RBAC: apply the output of `syncd rbac --config FILE` for this config)"
 
 
 def send(fn: Callable[[], object], *, what: str) -> None:

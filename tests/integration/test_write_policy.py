@@ -387,3 +387,25 @@ def test_syncd_run_serves_a_new_namespace_under_the_policy(stack: Stack, guarded
     log = daemon.log()
     assert "HTTP 403" not in log, log[-3000:]
     assert "ValidatingAdmissionPolicy" not in log, log[-3000:]
+
+
+def test_a_config_ahead_of_its_policy_fails_alone_and_names_the_policy(
+    stack: Stack, guarded: Syncd, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config edited without re-applying `syncd rbac` (here: an exclude dropped) is refused by
+    the policy; syncd says which policy and how to fix it, and the rest of the sync goes on."""
+    admin = _admin(stack)
+    allowed, excluded = _served(guarded, admin), _served(guarded, admin, f"skip-{uuid.uuid4().hex[:4]}")
+    ahead = _selecting(guarded, {"names": [allowed, excluded]})
+    for spec in ahead["secrets"]:
+        spec["namespaces"]["exclude"] = []
+    path = tmp_path / "ahead.yaml"
+    path.write_text(yaml.safe_dump(ahead))
+    code = main(["once", "--config", str(path), "--kubeconfig", str(guarded.kubeconfig)])
+    out = capsys.readouterr()
+    assert code == 1, out.out + out.err
+    secrets_policy, _ = policy.policy_names(rbac.role_name("syncd", guarded.instance))
+    assert f"refused by ValidatingAdmissionPolicy '{secrets_policy}'" in out.out + out.err
+    assert "syncd rbac --config" in out.out + out.err
+    assert has_secret(admin, allowed, guarded.name)
+    assert not has_secret(admin, excluded, guarded.name)
