@@ -99,7 +99,7 @@ def _check_globs(value: list[str]) -> list[str]:
 class Namespaces(_Strict):
     """A namespace is selected by names, patterns or selector, minus exclude."""
 
-    names: list[str] = Field(default_factory=list, description="namespace names")
+    names: list[str] = Field(default_factory=list, description="namespace names (the only way to select kube-system)")
     patterns: list[str] = Field(default_factory=list, description="shell globs such as team-*")
     selector: str | None = Field(None, description="label selector, kubectl syntax: a=b,c in (d,e),!f")
     exclude: list[str] = Field(default_factory=list, description="names or globs removed from the selection")
