@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Build (once) and print the folder holding kube-controller-manager, the control-plane piece the
-# harness runs beside kube-apiserver (tests/harness/controllers.py). Built from the Go module proxy
+# Build (once) and print the folder holding kube-controller-manager and kube-scheduler, the
+# control-plane pieces the harness runs beside kube-apiserver (tests/harness/controllers.py). Built from the Go module proxy
 # with the same wrapper go.mod as kube-apiserver (scripts/envtest-binaries.sh), cached by
 # Kubernetes version outside the repo, rebuilt when the binary is missing.
 #
-# Skipped when $KUBE_CONTROLLER_MANAGER names an executable (then its folder is printed).
+# Skipped when $KUBE_CONTROLLER_MANAGER names an executable (then its folder is printed; the
+# scheduler is expected beside it).
 # Prints the folder on stdout; progress goes to stderr.
 set -euo pipefail
 
@@ -19,7 +20,10 @@ if [[ -n "${KUBE_CONTROLLER_MANAGER:-}" ]]; then
   dirname "$KUBE_CONTROLLER_MANAGER"
   exit 0
 fi
-if [[ -x "$OUT/kube-controller-manager" ]]; then
+COMPONENTS=(kube-controller-manager kube-scheduler)
+missing=()
+for component in "${COMPONENTS[@]}"; do [[ -x "$OUT/$component" ]] || missing+=("$component"); done
+if [[ ${#missing[@]} -eq 0 ]]; then
   echo "$OUT"
   exit 0
 fi
@@ -32,11 +36,12 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
-log "building kube-controller-manager v$KUBE_VERSION from the Go module proxy (a few minutes, once)"
 cd "$WORK"
 write_k8s_go_mod syncd.local/envtest/control-plane "$KUBE_VERSION"
-go build -tags selinux,notest -trimpath -ldflags "-s -w" -o "$OUT/kube-controller-manager.tmp" \
-  k8s.io/kubernetes/cmd/kube-controller-manager
-mv "$OUT/kube-controller-manager.tmp" "$OUT/kube-controller-manager"
-log "kube-controller-manager in $OUT"
+for component in "${missing[@]}"; do
+  log "building $component v$KUBE_VERSION from the Go module proxy (a few minutes, once)"
+  go build -tags selinux,notest -trimpath -ldflags "-s -w" -o "$OUT/$component.tmp" "k8s.io/kubernetes/cmd/$component"
+  mv "$OUT/$component.tmp" "$OUT/$component"
+done
+log "${COMPONENTS[*]} in $OUT"
 echo "$OUT"

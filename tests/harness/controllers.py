@@ -1,4 +1,4 @@
-"""kube-controller-manager against the harness apiserver, with the controllers a test names.
+"""kube-controller-manager and kube-scheduler against the harness apiserver.
 
 Built from the Go module proxy and cached by version (scripts/control-plane-binaries.sh). It runs
 as in real clusters, each controller with its own ServiceAccount credentials, so that what a
@@ -17,14 +17,15 @@ from tests.harness.process import HarnessError, Server
 
 BINARIES_SCRIPT = REPO_ROOT / "scripts" / "control-plane-binaries.sh"
 STARTED_LINE = "Started controller"
+SCHEDULER_STARTED = "Starting Kubernetes Scheduler"
 
 
-def find_controller_manager() -> Path:
-    """$KUBE_CONTROLLER_MANAGER when set, else the version-pinned cache (built if missing)."""
+def find_binary(name: str) -> Path:
+    """`name` (kube-controller-manager, kube-scheduler) from the version-pinned cache, built if missing."""
     result = subprocess.run(["bash", str(BINARIES_SCRIPT)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise HarnessError(f"{BINARIES_SCRIPT} failed:\n{result.stderr[-3000:]}")
-    binary = Path(result.stdout.strip().splitlines()[-1]) / "kube-controller-manager"
+    binary = Path(result.stdout.strip().splitlines()[-1]) / name
     if not os.access(binary, os.X_OK):
         raise HarnessError(f"{binary} is missing: run {BINARIES_SCRIPT} (or `make control-plane`)")
     return binary
@@ -56,12 +57,37 @@ class ControllerManager:
         ]
 
     def start(self) -> None:
-        self.server.start(self.argv(find_controller_manager()))
+        self.server.start(self.argv(find_binary("kube-controller-manager")))
         # No serving port (--secure-port=0): healthy once it logged that its controllers started.
         self.server.wait_healthy(self._started, timeout=60)
 
     def _started(self) -> bool:
         return STARTED_LINE in self.server.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class Scheduler:
+    """kube-scheduler: binds Pods to the harness's node."""
+
+    def __init__(self, kube: Kube, state_dir: Path) -> None:
+        self.kube = kube
+        self.server = Server("kube-scheduler", state_dir)
+
+    def start(self) -> None:
+        argv = [
+            str(find_binary("kube-scheduler")),
+            f"--kubeconfig={self.kube.kubeconfig}",
+            f"--authentication-kubeconfig={self.kube.kubeconfig}",
+            f"--authorization-kubeconfig={self.kube.kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--v=1",
+        ]
+        self.server.start(argv)
+        self.server.wait_healthy(lambda: SCHEDULER_STARTED in self.server.log_path.read_text(errors="replace"))
 
     def stop(self) -> None:
         self.server.stop()
