@@ -1,7 +1,8 @@
 """Populate the cluster: N namespaces, each with a `default` ServiceAccount and one unrelated Secret.
 
-There is no controller-manager in the harness, so the `default` ServiceAccount a real cluster
-would create is created here. The unrelated Secret (4 KiB of data, not labelled for syncd) is
+kube-controller-manager (in the harness) creates each `default` ServiceAccount too; creating it
+here as well (a 409 is ignored) makes the population ready without waiting for the controller to
+catch up with tens of thousands of new namespaces. The unrelated Secret (4 KiB of data, not labelled for syncd) is
 what a real cluster is full of; syncd must never list or cache it.
 """
 

@@ -27,6 +27,8 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 FOREIGN_CONTENT = base64.b64encode(b'{"auths":{"other.example":{"auth":"eDp5"}}}').decode()
 HAND_EDIT = base64.b64encode(b'{"auths":{"edited.by.hand":{"auth":"eDp5"}}}').decode()
 SPEC_NAMES = [spec.name for spec in specs(0)]
+# A ServiceAccount the churn adds to some namespaces; `default` is the controller-manager's, in all.
+EXTRA_ACCOUNT = "builder"
 
 
 class Notes(Protocol):
@@ -59,7 +61,8 @@ class Churn:
     # --- the population ---------------------------------------------------------------------------
 
     def populate(self, count: int) -> None:
-        """`count` namespaces, 1 in 20 with a foreign Secret of a spec's name, half with a `default` SA."""
+        """`count` namespaces, 1 in 20 with a foreign Secret of a spec's name, half with a `builder` SA
+        (`default` comes from kube-controller-manager in every one)."""
         plans = [self._plan_namespace() for _ in range(count)]
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda plan: self._create_namespace(*plan), plans))
@@ -80,7 +83,7 @@ class Churn:
             self._create_foreign(name, secret)
         if service_account:
             self.core.create_namespaced_service_account(
-                name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
+                name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=EXTRA_ACCOUNT))
             )
         self.core.patch_namespace(name, {"metadata": {"labels": {SOAK_LABEL: "yes"}}})
         self.notes.churned(name)
@@ -122,7 +125,8 @@ class Churn:
         self._create_namespace(*self._plan_namespace())
 
     def _delete_namespace(self) -> None:
-        """Deleted namespaces stay Terminating here (no controller-manager): syncd must skip them."""
+        """kube-controller-manager empties and removes a deleted namespace; while it is Terminating,
+        syncd must skip it."""
         name = self._pick()
         if name is None:
             return
@@ -173,7 +177,7 @@ class Churn:
             return
         try:
             self.core.create_namespaced_service_account(
-                name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
+                name, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=EXTRA_ACCOUNT))
             )
         except ApiException as exc:
             if exc.status != 409:

@@ -59,7 +59,7 @@ def specs(kv_variant: int) -> tuple[SpecPlan, ...]:
     return (
         SpecPlan("regcred-kv", "kv-robot", KV_TIERS[kv_variant % 2]),
         SpecPlan("regcred-lease", "leased-robot", frozenset(TIERS)),
-        SpecPlan("regcred-helper", "pass-robot", frozenset({"a", "c"}), service_accounts=("default",)),
+        SpecPlan("regcred-helper", "pass-robot", frozenset({"a", "c"}), service_accounts=("default", "builder")),
     )
 
 

@@ -7,9 +7,12 @@ TypeError on None, and mypy --strict sees plain types.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Protocol
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 
 class HasMetadata(Protocol):
@@ -73,3 +76,23 @@ def issued_token(answer: client.AuthenticationV1TokenRequest) -> str:
     assert answer.status is not None, "TokenRequest answered without a status"
     assert answer.status.token, "TokenRequest answered without a token"
     return answer.status.token
+
+
+def default_service_account(
+    core: client.CoreV1Api, namespace: str, pull_secrets: Sequence[str] = (), timeout: float = 30
+) -> client.V1ServiceAccount:
+    """The `default` ServiceAccount kube-controller-manager makes in every new namespace, waited
+    for; with `pull_secrets` (names) as its imagePullSecrets when given, as a user would set them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            account = core.read_namespaced_service_account("default", namespace)
+            break
+        except ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    if not pull_secrets:
+        return account
+    body = {"imagePullSecrets": [{"name": name} for name in pull_secrets]}
+    return core.patch_namespaced_service_account("default", namespace, body)

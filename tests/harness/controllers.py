@@ -11,11 +11,24 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tests.harness.kube import REPO_ROOT, Kube
 from tests.harness.process import HarnessError, Server
 
-BINARIES_SCRIPT = REPO_ROOT / "scripts" / "control-plane-binaries.sh"
+if TYPE_CHECKING:
+    from tests.harness.kube import Kube
+
+BINARIES_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "control-plane-binaries.sh"
+# Every controller a small real cluster runs, minus those for cloud providers and node networking
+# (there is no cloud, and the hollow node needs no Pod CIDR). node-lifecycle-controller stays: it
+# lifts a new node's not-ready taint.
+DEFAULT_CONTROLLERS = [
+    "*",
+    "-node-ipam-controller",
+    "-cloud-node-lifecycle-controller",
+    "-node-route-controller",
+    "-service-lb-controller",
+]
 STARTED_LINE = "Started controller"
 SCHEDULER_STARTED = "Starting Kubernetes Scheduler"
 
@@ -34,9 +47,9 @@ def find_binary(name: str) -> Path:
 class ControllerManager:
     """kube-controller-manager running `controllers` (kube-controller-manager's own names)."""
 
-    def __init__(self, kube: Kube, state_dir: Path, controllers: list[str]) -> None:
+    def __init__(self, kube: Kube, state_dir: Path, controllers: list[str] | None = None) -> None:
         self.kube = kube
-        self.controllers = controllers
+        self.controllers = list(controllers or DEFAULT_CONTROLLERS)
         self.server = Server("kube-controller-manager", state_dir)
 
     def argv(self, binary: Path) -> list[str]:

@@ -1,4 +1,6 @@
-"""etcd and kube-apiserver with RBAC, an admin client certificate and ServiceAccount tokens."""
+"""A small real control plane: etcd, kube-apiserver (RBAC, an admin client certificate,
+ServiceAccount tokens and the ServiceAccount admission plugin, as in every real cluster),
+kube-controller-manager and kube-scheduler."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import requests
 
 from tests.harness import pki
+from tests.harness.controllers import ControllerManager, Scheduler
 from tests.harness.process import HarnessError, Server, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,14 +51,20 @@ def _built_assets() -> str:
 
 
 class Kube:
-    """etcd plus kube-apiserver on loopback ports; `kubeconfig` grants cluster-admin."""
+    """etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback ports;
+    `kubeconfig` grants cluster-admin."""
 
-    def __init__(self, state_dir: Path, extra_args: list[str] | None = None) -> None:
-        """`extra_args` are added to kube-apiserver's flags (e.g. `--max-requests-inflight=1`)."""
+    def __init__(self, state_dir: Path, extra_args: list[str] | None = None, *, control_plane: bool = True) -> None:
+        """`extra_args` are added to kube-apiserver's flags (e.g. `--max-requests-inflight=1`).
+        `control_plane=False`: the apiserver alone, without the ServiceAccount admission plugin
+        (it makes a Pod wait for a ServiceAccount that no controller would create)."""
         self.dir = state_dir / "kube"
         self.extra_args = list(extra_args or [])
+        self.control_plane = control_plane
         self.etcd = Server("etcd", state_dir)
         self.apiserver = Server("kube-apiserver", state_dir)
+        self.controller_manager = ControllerManager(self, state_dir)
+        self.scheduler = Scheduler(self, state_dir)
         self.kubeconfig = state_dir / "kubeconfig"
         self.etcd_port = 0
         self.etcd_peer_port = 0
@@ -73,6 +82,9 @@ class Kube:
         self.port = free_port()
         self.start_apiserver(binaries.kube_apiserver)
         self.write_kubeconfig()
+        if self.control_plane:
+            self.controller_manager.start()
+            self.scheduler.start()
 
     def start_etcd(self, binary: Path) -> None:
         """Start etcd; on a restart, on the same ports and data dir, so the apiserver reconnects to it."""
@@ -113,8 +125,7 @@ class Kube:
             f"--service-account-issuer={self.url}/",
             f"--service-account-key-file={self.pki.sa_public_key}",
             f"--service-account-signing-key-file={self.pki.sa_signing_key}",
-            # No controller-manager runs, so nothing would create the token the plugin waits for.
-            "--disable-admission-plugins=ServiceAccount",
+            *([] if self.control_plane else ["--disable-admission-plugins=ServiceAccount"]),
             "--allow-privileged=true",
             "--v=1",
             *self.extra_args,
@@ -166,6 +177,8 @@ class Kube:
         self.kubeconfig.chmod(0o600)
 
     def stop(self) -> None:
+        self.scheduler.stop()
+        self.controller_manager.stop()
         self.apiserver.stop()
         self.etcd.stop()
 

@@ -32,7 +32,7 @@ from syncd.config import load_config
 from syncd.kube.leader import LeaderElector
 from tests.harness import Stack
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
-from tests.kube_objects import labels_of, lease_spec, pull_secret_names
+from tests.kube_objects import default_service_account, labels_of, lease_spec, pull_secret_names
 
 pytestmark = pytest.mark.integration
 
@@ -681,11 +681,7 @@ def test_syncd_once_as_the_service_account_writes_prunes_and_records_events(
     namespaces = [f"{prefix}-{i}" for i in range(3)]
     for name in namespaces:
         new_namespace(core_v1, name, {})
-        default = client.V1ServiceAccount(
-            metadata=client.V1ObjectMeta(name="default"),
-            image_pull_secrets=[client.V1LocalObjectReference(name="other")],
-        )
-        core_v1.create_namespaced_service_account(name, default)
+        default_service_account(core_v1, name, ["other"])
 
     def once(selection: dict[str, Any] | None, *, expect: int = 0, on_conflict: str = "skip", **top: Any) -> str:
         spec = {
@@ -845,9 +841,7 @@ def test_syncd_run_as_the_service_account_reloads_repairs_and_outlives_an_ungran
     first, second = f"{prefix}-first", f"{prefix}-second"
     new_namespace(core_v1, first, {"pull": prefix})
     new_namespace(core_v1, second, {"other": prefix})
-    core_v1.create_namespaced_service_account(
-        second, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
-    )
+    default_service_account(core_v1, second)
     daemon = SyncdProcess(settings, tmp_path / "daemon", identity.kubeconfig, {})
     daemon.start()
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 
 import hvac
@@ -13,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.harness import Stack
-from tests.kube_objects import issued_token, secret_data
+from tests.kube_objects import default_service_account, issued_token, meta, secret_data
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +131,29 @@ def test_registry_accepts_right_credential_and_rejects_wrong_one(stack: Stack) -
     assert requests.get(url, auth=(stack.registry.username, stack.registry.password), timeout=5).status_code == 200
     assert requests.get(url, auth=(stack.registry.username, "wrong"), timeout=5).status_code == 401
     assert requests.get(url, timeout=5).status_code == 401
+
+
+def test_the_controllers_give_a_new_namespace_its_default_service_account_and_delete_it_for_real(
+    core_v1: client.CoreV1Api,
+) -> None:
+    """kube-controller-manager runs: a namespace gets `default` (and `kube-root-ca.crt`) by itself,
+    and a deleted one is emptied and gone within a minute, as in a real cluster."""
+    name = f"env-{uuid.uuid4().hex[:8]}"
+    core_v1.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    assert default_service_account(core_v1, name).metadata is not None
+    core_v1.create_namespaced_secret(name, _dockerconfig_secret("regcred", b'{"auths":{}}'))
+    core_v1.delete_namespace(name)
+    deadline = time.monotonic() + 60
+    while name in {meta(n).name for n in core_v1.list_namespace().items}:
+        assert time.monotonic() < deadline, f"namespace {name} still there a minute after its deletion"
+        time.sleep(0.2)
+
+
+def test_a_pod_is_admitted_with_its_service_accounts_pull_secrets(core_v1: client.CoreV1Api, namespace: str) -> None:
+    """The ServiceAccount admission plugin is on: a Pod gets its account's imagePullSecrets, once."""
+    default_service_account(core_v1, namespace, ["regcred"])
+    container = client.V1Container(name="app", image="registry.example/app:1")
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="app"), spec=client.V1PodSpec(containers=[container]))
+    created = core_v1.create_namespaced_pod(namespace, pod)
+    assert created.spec is not None
+    assert [ref.name for ref in created.spec.image_pull_secrets or []] == ["regcred"]

@@ -12,6 +12,7 @@ from kubernetes import client
 
 from tests.harness import Stack
 from tests.integration.conftest import RunSyncd
+from tests.kube_objects import default_service_account
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +27,7 @@ def test_explain_names_the_secret_key_and_credential_the_kubelet_offers(
     run_syncd: RunSyncd,
 ) -> None:
     (namespace,) = make_namespaces(f"{prefix}-x")
-    core_v1.create_namespaced_service_account(
-        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="default"))
-    )
+    default_service_account(core_v1, namespace)
     stack.helper.store("docker.io", "robot", "hub-pw")  # the server URL syncd asks the helper for
     config = write_config(
         {

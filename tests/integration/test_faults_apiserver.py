@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from tests.integration.daemon import has_secret, new_namespace, wait_for
 from tests.integration.faults import (
@@ -37,7 +36,7 @@ from tests.integration.faults import (
     syncd_daemon,
     write_yaml,
 )
-from tests.kube_objects import pull_secret_names
+from tests.kube_objects import default_service_account, pull_secret_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 
@@ -125,11 +124,7 @@ def test_kill_9_of_once_mid_rollout_leaves_nothing_half_written(
     names = make_namespaces(cluster.core, [f"{prefix}-{i:04d}" for i in range(1000)])
     with_sa = names[::20]
     for namespace in with_sa:
-        account = client.V1ServiceAccount(
-            metadata=client.V1ObjectMeta(name="default"),
-            image_pull_secrets=[client.V1LocalObjectReference(name="other")],
-        )
-        cluster.core.create_namespaced_service_account(namespace, account)
+        default_service_account(cluster.core, namespace, ["other"])
     add_unmanaged(cluster.core, names[::50])
     unmanaged_before = snapshot(cluster.core, "not-ours", names[::50])
     config = _config(tmp_path, logins, instance, spec, {"patterns": [f"{prefix}-*"]}, service_accounts=["default"])

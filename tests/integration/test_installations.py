@@ -20,7 +20,7 @@ from syncd.model import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL
 from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig, plan_rows
 from tests.integration.daemon import Start, base_config, has_secret, wait_for
-from tests.kube_objects import annotations_of, labels_of, pull_secret_names, resource_version
+from tests.kube_objects import annotations_of, default_service_account, labels_of, pull_secret_names, resource_version
 
 pytestmark = pytest.mark.integration
 
@@ -43,11 +43,7 @@ def _config(path: str, instance: str | None, *specs: dict[str, Any], **top: Any)
 
 def _with_default_account(core_v1: client.CoreV1Api, *namespaces: str, refs: tuple[str, ...] = ()) -> None:
     for namespace in namespaces:
-        account = client.V1ServiceAccount(
-            metadata=client.V1ObjectMeta(name="default"),
-            image_pull_secrets=[client.V1LocalObjectReference(name=r) for r in refs],
-        )
-        core_v1.create_namespaced_service_account(namespace, account)
+        default_service_account(core_v1, namespace, refs)
 
 
 def _refs(core_v1: client.CoreV1Api, namespace: str, account: str = "default") -> list[str]:

@@ -24,7 +24,14 @@ from syncd.kube.client import WriteFence, load_api_client
 from syncd.model import DesiredSecret, RegistryCredential
 from syncd.render import render
 from tests.harness import Stack
-from tests.kube_objects import annotations_of, labels_of, pull_secret_names, resource_version, secret_data
+from tests.kube_objects import (
+    annotations_of,
+    default_service_account,
+    labels_of,
+    pull_secret_names,
+    resource_version,
+    secret_data,
+)
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -106,10 +113,7 @@ def test_an_update_merges_and_a_stale_version_is_a_409(
 def test_a_service_account_patch_appends_and_a_stale_version_is_a_409(
     core_v1: client.CoreV1Api, writer: client.CoreV1Api, one_namespace: str
 ) -> None:
-    account = client.V1ServiceAccount(
-        metadata=client.V1ObjectMeta(name="default"), image_pull_secrets=[client.V1LocalObjectReference(name="other")]
-    )
-    core_v1.create_namespaced_service_account(one_namespace, account)
+    default_service_account(core_v1, one_namespace, ["other"])
     [listed] = serviceaccounts.list_named(writer, ["default"], one_namespace)
     assert serviceaccounts.add_pull_secret(writer, one_namespace, "default", "regcred", INSTANCE, known=listed)
     stored = core_v1.read_namespaced_service_account("default", one_namespace)

@@ -13,7 +13,14 @@ from kubernetes import client
 
 from tests.harness.vault import Vault
 from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, plan_rows, secrets_named
-from tests.kube_objects import labels_of, name_of, pull_secret_names, resource_version, secret_data
+from tests.kube_objects import (
+    default_service_account,
+    labels_of,
+    name_of,
+    pull_secret_names,
+    resource_version,
+    secret_data,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -139,11 +146,7 @@ def test_prune_removes_only_the_managed_secret_and_its_service_account_reference
     )
     keep, drop = make_namespaces(f"{prefix}-keep", f"{prefix}-drop")
     for namespace in (keep, drop):
-        sa = client.V1ServiceAccount(
-            metadata=client.V1ObjectMeta(name="default"),
-            image_pull_secrets=[client.V1LocalObjectReference(name="other")],
-        )
-        core_v1.create_namespaced_service_account(namespace, sa)
+        default_service_account(core_v1, namespace, ["other"])
         core_v1.create_namespaced_secret(namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="unrelated")))
     spec = {"service_accounts": ["default"], "prune": True}
     both = write_config(_config(private_vault, tmp_path / "token", "robot", prefix, **spec))

@@ -25,6 +25,7 @@ from tests.harness import Stack
 from tests.harness.kubelet import offered
 from tests.harness.oci import Skopeo, dockerconfigjson, make_layout
 from tests.integration.conftest import RunSyncd
+from tests.kube_objects import default_service_account
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -62,10 +63,7 @@ def test_a_pod_of_the_default_service_account_pulls_with_syncds_login(
         data={".dockerconfigjson": base64.b64encode(dockerconfigjson(registry.host, "old", "wrong")).decode()},
     )
     core_v1.create_namespaced_secret(namespace, stale)
-    account = client.V1ServiceAccount(
-        metadata=client.V1ObjectMeta(name="default"), image_pull_secrets=[client.V1LocalObjectReference(name="old-hub")]
-    )
-    core_v1.create_namespaced_service_account(namespace, account)
+    default_service_account(core_v1, namespace, ["old-hub"])
     config = write_config(
         {
             "instance": f"pods-{prefix}",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,22 +27,15 @@ from syncd import policy, rbac
 from syncd.cli import main
 from syncd.config import Config
 from tests.harness import Stack
-from tests.harness.controllers import ControllerManager
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
 from tests.integration.test_deploy_manifests import kubectl, token_for, write_kubeconfig
-from tests.kube_objects import pull_secret_names
+from tests.kube_objects import default_service_account, pull_secret_names
 
 pytestmark = pytest.mark.integration
 
-# The token controller fills in service-account-token Secrets; the aggregation controller's
-# ServiceAccount (made by the controller-manager, as in real clusters) may escalate ClusterRoles;
-# the policy status controller type-checks the policy's CEL against the Secret and
-# ServiceAccount schemas.
-CONTROLLERS = [
-    "serviceaccount-token-controller",
-    "clusterrole-aggregation-controller",
-    "validatingadmissionpolicy-status-controller",
-]
+# The harness's kube-controller-manager runs every controller with its own credentials: the token
+# controller fills in service-account-token Secrets, the aggregation controller's ServiceAccount
+# may escalate ClusterRoles, the policy status controller type-checks the policies' CEL.
 TARGET_ACCOUNT = "clusterrole-aggregation-controller"
 MANAGED = {"app.kubernetes.io/managed-by": "syncd"}
 
@@ -68,16 +61,6 @@ class Syncd:
 
     def labels(self, **extra: str) -> dict[str, str]:
         return {**MANAGED, "syncd.io/instance": self.instance, **extra}
-
-
-@pytest.fixture(scope="module")
-def controllers(stack: Stack) -> Iterator[ControllerManager]:
-    manager = ControllerManager(stack.kube, stack.dir, CONTROLLERS)
-    manager.start()
-    try:
-        yield manager
-    finally:
-        manager.stop()
 
 
 def _settings(prefix: str, namespace: str, tmp: Path) -> dict[str, Any]:
@@ -123,12 +106,12 @@ def _install(stack: Stack, tmp: Path, *, with_policy: bool) -> Syncd:
 
 
 @pytest.fixture(scope="module")
-def unguarded(stack: Stack, controllers: ControllerManager, tmp_path_factory: pytest.TempPathFactory) -> Syncd:
+def unguarded(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Syncd:
     return _install(stack, tmp_path_factory.mktemp("unguarded"), with_policy=False)
 
 
 @pytest.fixture(scope="module")
-def guarded(stack: Stack, controllers: ControllerManager, tmp_path_factory: pytest.TempPathFactory) -> Syncd:
+def guarded(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Syncd:
     syncd = _install(stack, tmp_path_factory.mktemp("guarded"), with_policy=True)
     _wait_until_enforced(stack, syncd)
     return syncd
@@ -235,10 +218,7 @@ def _foreign(syncd: Syncd, admin: client.CoreV1Api, labels: dict[str, str]) -> s
 def _account(syncd: Syncd, admin: client.CoreV1Api) -> str:
     """A served namespace whose `default` ServiceAccount lists another team's pull Secret."""
     namespace = _served(syncd, admin)
-    account = client.V1ServiceAccount(
-        metadata=client.V1ObjectMeta(name="default"), image_pull_secrets=[client.V1LocalObjectReference(name="theirs")]
-    )
-    admin.create_namespaced_service_account(namespace, account)
+    default_service_account(admin, namespace, ["theirs"])
     return namespace
 
 
