@@ -37,6 +37,7 @@ class Notes(Protocol):
     def churned(self, namespace: str) -> None: ...
     def unmanaged(self, namespace: str, name: str, resource_version: str) -> None: ...
     def hand_edited(self, namespace: str, name: str, resource_version: str) -> None: ...
+    def deleted(self, namespace: str) -> None: ...
 
 
 @dataclass
@@ -131,6 +132,7 @@ class Churn:
         if name is None:
             return
         self.live.remove(name)
+        self.notes.deleted(name)  # before the call: its Secrets may be gone before the call returns
         self.core.delete_namespace(name)
         self.notes.churned(name)
 

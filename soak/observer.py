@@ -70,6 +70,8 @@ class Knowledge:
     hand_edits: dict[tuple[str, str], str] = field(default_factory=dict)  # -> resourceVersion of the edit
     churned_at: dict[str, float] = field(default_factory=dict)
     unmanaged_since: dict[tuple[str, str], float] = field(default_factory=dict)  # when the churn told us
+    # Namespaces the churn deleted: kube-controller-manager deletes every Secret in them, foreign too.
+    deleted: set[str] = field(default_factory=set)
 
 
 class Apiserver:
@@ -142,6 +144,10 @@ class Observer:
         with self.lock:
             self.known.churned_at[namespace] = time.time()
 
+    def deleted(self, namespace: str) -> None:
+        with self.lock:
+            self.known.deleted.add(namespace)
+
     def unmanaged(self, namespace: str, name: str, resource_version: str) -> None:
         with self.lock:
             self.known.unmanaged[(namespace, name)] = resource_version
@@ -206,7 +212,7 @@ class Observer:
         managed = {k: s for k, s in by_key.items() if _labels(s).get(MANAGED_BY) == "syncd"}
         for key, since in self.known.unmanaged_since.items():
             # A LIST sent before the churn created (and told us of) the Secret cannot hold it.
-            if key not in by_key and since < now:
+            if key not in by_key and since < now and key[0] not in self.known.deleted:
                 self.record("unmanaged-untouched", "/".join(key), "a Secret syncd does not own was deleted")
         wrong, required = self._check_selection(namespaces, managed, specs(self.kv_variant), now)
         self._check_convergence(wrong, now)
@@ -220,7 +226,7 @@ class Observer:
                 self._check_managed(key, secret, specs(self.kv_variant))
                 return
             version = self.known.unmanaged.get(key)
-            if version is not None and _version(secret) != version:
+            if version is not None and _version(secret) != version and key[0] not in self.known.deleted:
                 self.record(
                     "unmanaged-untouched", "/".join(key), "a Secret syncd does not own was written", _version(secret)
                 )

@@ -172,12 +172,16 @@ def test_every_rendered_manifest_is_accepted_by_the_apiserver(
 
 
 def test_pod_is_admitted_where_restricted_is_enforced(
-    kube_api: client.ApiClient, helm_home: Path, release_namespace: str
+    stack: Stack, kube_api: client.ApiClient, helm_home: Path, release_namespace: str
 ) -> None:
     # A Deployment is only warned about; a Pod is refused, so this is the enforcing check.
     core = client.CoreV1Api(kube_api)
-    spec = find(render(helm_home, "vaultToken.enabled=true", namespace=release_namespace), "Deployment")["spec"]
+    docs = render(helm_home, "vaultToken.enabled=true", namespace=release_namespace)
+    spec = find(docs, "Deployment")["spec"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "syncd-psa"}, "spec": spec["template"]["spec"]}
+    # The ServiceAccount admission plugin admits a Pod only once its ServiceAccount exists.
+    applied = kubectl("apply", "-f", "-", kubeconfig=stack.kube.kubeconfig, stdin=dump([find(docs, "ServiceAccount")]))
+    assert applied.returncode == 0, applied.stderr
     # The rendered manifest itself, not the client model of it: the client sends a dict unchanged.
     core.create_namespaced_pod(release_namespace, pod, dry_run="All", _preload_content=False)  # type: ignore[arg-type]
     loosened = copy.deepcopy(pod)

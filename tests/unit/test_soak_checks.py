@@ -189,6 +189,20 @@ def test_the_observer_catches_going_back_and_a_write_to_a_secret_syncd_does_not_
     assert ("unmanaged-untouched", "a Secret syncd does not own was deleted") in checks(observer)
 
 
+def test_a_foreign_secret_gone_with_its_deleted_namespace_is_no_violation(tmp_path: Path) -> None:
+    """kube-controller-manager empties a deleted namespace: the churn says so before it deletes."""
+    observer, api, _ = observed(tmp_path)
+    observer.unmanaged("gone", "not-ours", "7")
+    observer.unmanaged("kept", "not-ours", "9")
+    api.secrets = []
+    observer.deleted("gone")
+    observer.poll()
+    assert [v for v in checks(observer) if v[0] == "unmanaged-untouched"] == [
+        ("unmanaged-untouched", "a Secret syncd does not own was deleted")
+    ]
+    assert [v.where for v in observer.violations if v.check == "unmanaged-untouched"] == ["kept/not-ours"]
+
+
 def test_the_observer_catches_a_namespace_left_without_the_current_credential(tmp_path: Path) -> None:
     observer, api, _ = observed(tmp_path)
     labels = {SOAK_LABEL: "yes", TIER_LABEL: "a"}
