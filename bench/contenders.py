@@ -65,7 +65,11 @@ def syncd_config(vault: Vault, token_file: Path) -> dict[str, Any]:
     """One spec, one Vault credential, every `bench-*` namespace, the `default` ServiceAccount."""
     token_file.write_text(vault.token)
     return {
-        "vault": {"address": vault.address, "auth": {"method": "token", "token_file": str(token_file)}},
+        "vault": {
+            "address": vault.address,
+            "allow_http": True,
+            "auth": {"method": "token", "token_file": str(token_file)},
+        },
         "credentials": [{"name": CREDENTIAL, "registry": REGISTRY, "vault": {"kv": 2, "path": VAULT_PATH}}],
         "secrets": [
             {

@@ -28,6 +28,7 @@ kubectl -n team-03 create secret generic regcred --from-literal=owner=someone-el
 cat > "$DEMO_DIR/syncd.yaml" <<YAML
 vault:
   address: $VAULT_ADDR
+  allow_http: true             # the demo's OpenBao listens on loopback without TLS
   auth: {method: token}        # \$VAULT_TOKEN
 credentials:
   - name: ghcr

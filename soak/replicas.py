@@ -47,7 +47,11 @@ def syncd_config(
     ]
     return {
         "instance": "soak",
-        "vault": {"address": vault_address, "auth": {"method": "token", "token_file": str(token_file)}},
+        "vault": {
+            "address": vault_address,
+            "allow_http": True,
+            "auth": {"method": "token", "token_file": str(token_file)},
+        },
         "credentials": credentials,
         "secrets": secrets,
         "schedule": {"interval": settings.interval, "jitter": "2s", "retry": {"min": "1s", "max": "5s"}},

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from syncd.config.credentials import CREDENTIAL_MODELS, ONE_SOURCE, SOURCE_KEYS
-from syncd.config.models import Config
+from syncd.config.models import FIELD_PROBLEM, Config
 from syncd.errors import ConfigProblem
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -30,6 +30,8 @@ def _child(node: object, part: int | str) -> object:
 def problem(error: Any, raw: object) -> ConfigProblem:
     """One pydantic error as a ConfigProblem at the key path the user wrote."""
     loc, source = _untagged(tuple(error["loc"]))
+    if error["type"] == FIELD_PROBLEM:  # a model's finding about one of its own fields
+        loc = (*loc, error["ctx"]["field"])
     return ConfigProblem(path_of(loc, raw), message({**error, "loc": loc}, raw, source))
 
 

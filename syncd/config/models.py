@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from syncd import labels
 from syncd.config.credentials import Credential
@@ -19,6 +20,8 @@ from syncd.registry_keys import canonical_key
 
 RESERVED_PREFIXES = ("syncd.io/", "app.kubernetes.io/managed-by")
 DEFAULT_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+# A model validator's finding about one of its fields: syncd.config.messages reports it at that field.
+FIELD_PROBLEM = "field_problem"
 _GLOB_META = re.compile(r"[*?\[\]!]")
 _NAMESPACE_CHARS = re.compile(r"[-a-z0-9]*")
 
@@ -53,11 +56,21 @@ class VaultAuth(_Strict):
     def jwt_file(self) -> Path | None:
         return self.token_file or (DEFAULT_SA_TOKEN if self.method == "kubernetes" else None)
 
+    @property
+    def sends_api_token(self) -> bool:
+        """Kubernetes auth with the pod's own API token: Vault receives a token the apiserver accepts."""
+        return self.method == "kubernetes" and self.jwt_file == DEFAULT_SA_TOKEN
+
 
 class VaultConfig(_Strict):
     """The Vault (or OpenBao) server; needed only when a credential reads from Vault."""
 
     address: str | None = Field(None, description="server URL such as https://vault:8200; default $VAULT_ADDR")
+    allow_http: bool = Field(
+        False,
+        description="accept an http:// address (this one or $VAULT_ADDR): Vault's token, the login JWT and "
+        "every credential then cross the network unencrypted. Off: check-config refuses http://",
+    )
     ca_cert: Path | None = Field(None, description="CA bundle for the server's TLS cert; TLS is always verified")
     namespace: str | None = Field(None, description="Vault Enterprise namespace")
     auth: VaultAuth = VaultAuth()
@@ -75,9 +88,25 @@ class VaultConfig(_Strict):
     def _timeout(cls, value: dt.timedelta) -> dt.timedelta:
         return _positive(value)
 
+    @model_validator(mode="after")
+    def _plain_http(self) -> VaultConfig:
+        """$VAULT_ADDR counts as much as `address`: the check is on the address syncd will use."""
+        if self.plain_http and not self.allow_http:
+            where = f"{self.url!r}" if self.address else f"not set, and $VAULT_ADDR {self.url!r}"
+            message = (
+                f"{where} is plain HTTP: syncd's Vault token, its login and every credential it reads would "
+                "cross the network unencrypted; use https://, or set vault.allow_http: true to accept that"
+            )
+            raise PydanticCustomError(FIELD_PROBLEM, message, {"field": "address"})
+        return self
+
     @property
     def url(self) -> str:
         return self.address or os.environ.get("VAULT_ADDR", "")
+
+    @property
+    def plain_http(self) -> bool:
+        return self.url.strip().lower().startswith("http://")
 
 
 def _glob_problem(glob: str) -> str | None:

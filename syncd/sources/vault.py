@@ -102,6 +102,7 @@ class VaultSession:
                 namespace=config.namespace,
             )
         )
+        _warn_about(config)
         self._lease: TokenLease | None = None
         self._login_ttl = dt.timedelta(0)
         self._generation = 0  # counts logins, so that concurrent 403s cause one login, not one each
@@ -204,6 +205,24 @@ class VaultSession:
         self._client.token = token
         data = _mapping(_mapping(self._client.auth.token.lookup_self()).get("data"))
         return TokenLease.from_auth({"lease_duration": data.get("ttl"), "renewable": data.get("renewable")}, self.now())
+
+
+def _warn_about(config: VaultConfig) -> None:
+    """What the config allows but should not be left so: said once per session, at start or reload."""
+    if config.plain_http:
+        log.warning(
+            "Vault at %s is plain HTTP (vault.allow_http: true): syncd's Vault token, its login and every "
+            "credential it reads cross the network unencrypted",
+            config.url,
+        )
+    if config.auth.sends_api_token:
+        log.warning(
+            "Vault's Kubernetes auth with the pod's own API token (%s): Vault, and whoever can change "
+            "vault.address, receives a token the Kubernetes API accepts. Give syncd a projected "
+            "ServiceAccount token with audience `vault` as vault.auth.token_file, and audience=vault "
+            "on the Vault role",
+            config.auth.jwt_file,
+        )
 
 
 class VaultSource:

@@ -93,6 +93,7 @@ def write_config(tmp_path: Path, stack: Stack, instance: str) -> WriteConfig:
         if "vault" in config and not config["vault"]:
             config["vault"] = {
                 "address": stack.vault.address,
+                "allow_http": True,  # the test OpenBao listens on loopback without TLS
                 "auth": {"method": "token", "token_file": str(token_file)},
             }
         document = {"instance": instance, **config} if own_instance else config

@@ -102,7 +102,11 @@ Start = Callable[..., SyncdProcess]
 def vault_config(stack: Stack, tmp_path: Path) -> dict[str, Any]:
     token_file = tmp_path / "token"
     token_file.write_text(stack.vault.token)
-    return {"address": stack.vault.address, "auth": {"method": "token", "token_file": str(token_file)}}
+    return {
+        "address": stack.vault.address,
+        "allow_http": True,
+        "auth": {"method": "token", "token_file": str(token_file)},
+    }
 
 
 def base_config(stack: Stack, tmp_path: Path, path: str, prefix: str, **spec: Any) -> dict[str, Any]:

@@ -68,7 +68,11 @@ def test_a_reload_costs_no_login_and_fetches_only_the_credentials_it_changed(
     new_namespace(core_v1, f"{prefix}-b", {"pull": f"b-{prefix}"})
     selected_a = {"selector": f"pull=a-{prefix}"}
     config = {
-        "vault": {"address": stack.vault.address, "auth": {"method": "token", "token_file": str(token_file)}},
+        "vault": {
+            "address": stack.vault.address,
+            "allow_http": True,
+            "auth": {"method": "token", "token_file": str(token_file)},
+        },
         "credentials": [
             {"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": f"{base}/robot"}},
             {"name": "other", "registry": "quay.io", "vault": {"kv": 2, "path": f"{base}/other"}},

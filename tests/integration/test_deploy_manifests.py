@@ -28,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 
 from syncd import rbac
 from syncd.cli import main
-from syncd.config import load_config
+from syncd.config import load_config, parse_config
 from syncd.kube.leader import LeaderElector
 from tests.harness import Stack
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
@@ -37,11 +37,12 @@ from tests.kube_objects import default_service_account, labels_of, lease_spec, p
 pytestmark = pytest.mark.integration
 
 KUSTOMIZE = Path(__file__).resolve().parents[2] / "deploy" / "kustomize"
-VARIANTS = ["base", "overlays/ha", "overlays/vault-kubernetes-auth"]
+VARIANTS = ["base", "overlays/ha"]
 LABELS = {"app.kubernetes.io/name": "syncd", "app.kubernetes.io/part-of": "syncd"}
 IMAGE = "ghcr.io/syncd/syncd:0.1.0"
 CONFIG_PATH = "/etc/syncd/syncd.yaml"
 VAULT_TOKEN_FILE = "/var/run/secrets/vault/token"
+API_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 ALL_NAMESPACES = "*"
 
@@ -160,11 +161,31 @@ def test_every_object_is_labelled_and_the_pod_is_wired_as_documented(tmp_path: P
     assert settings["leader_election"]["namespace"] == find(docs, "Role")["metadata"]["namespace"] == "syncd"
     assert settings["leader_election"]["enabled"] is (variant == "overlays/ha")
     assert settings["vault"]["address"] == "https://vault.vault.svc:8200"
-    assert {k: settings["vault"]["auth"][k] for k in ("method", "role", "mount")} == {
+    assert settings["vault"]["auth"] == {
         "method": "kubernetes",
         "role": "syncd",
         "mount": "kubernetes",
+        "token_file": VAULT_TOKEN_FILE,
     }
+    assert "allow_http" not in settings["vault"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_vault_gets_a_projected_token_of_its_own_audience_never_the_api_token(variant: str) -> None:
+    """syncd keeps its API token (automounted, for the apiserver); Vault gets the `vault` token."""
+    docs = render(variant)
+    volumes = {v["name"]: v for v in pod_spec(docs)["volumes"]}
+    mounts = {m["name"]: m for m in container(docs)["volumeMounts"]}
+    assert volumes["vault-token"]["projected"]["sources"] == [
+        {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 3600, "path": "token"}}
+    ]
+    assert mounts["vault-token"] == {"name": "vault-token", "mountPath": "/var/run/secrets/vault", "readOnly": True}
+    token_file = syncd_config(docs)["vault"]["auth"]["token_file"]
+    assert token_file == f"{mounts['vault-token']['mountPath']}/token" != API_TOKEN_FILE
+    assert pod_spec(docs)["automountServiceAccountToken"] is True
+    vault = parse_config(syncd_config(docs)).vault
+    assert vault is not None
+    assert not vault.auth.sends_api_token
 
 
 def test_overlays_change_only_what_they_are_for() -> None:
@@ -181,21 +202,6 @@ def test_overlays_change_only_what_they_are_for() -> None:
     }
     [term] = pod_spec(ha)["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
-
-    vault = render("overlays/vault-kubernetes-auth")
-    expected = syncd_config(base)
-    expected["vault"]["auth"]["token_file"] = VAULT_TOKEN_FILE
-    assert syncd_config(vault) == expected
-    volumes = {v["name"]: v for v in pod_spec(vault)["volumes"]}
-    [source] = volumes["vault-token"]["projected"]["sources"]
-    assert source["serviceAccountToken"]["audience"] == "vault"
-    mount = next(m for m in container(vault)["volumeMounts"] if m["name"] == "vault-token")
-    assert f"{mount['mountPath']}/{source['serviceAccountToken']['path']}" == VAULT_TOKEN_FILE
-    readme = (KUSTOMIZE / "overlays" / "vault-kubernetes-auth" / "README.md").read_text()
-    assert (
-        "vault write auth/kubernetes/role/syncd bound_service_account_names=syncd "
-        "bound_service_account_namespaces=syncd policies=syncd audience=vault ttl=1h"
-    ) in readme
 
 
 # --- Pod Security Standard `restricted` --------------------------------------------------------
@@ -579,7 +585,7 @@ def test_a_spec_the_rbac_does_not_grant_fails_alone_and_names_the_fix(
 
 @dataclass
 class VaultAuth:
-    """OpenBao's Kubernetes auth set up as overlays/vault-kubernetes-auth/README.md says."""
+    """OpenBao's Kubernetes auth set up as the README's Vault setup says (role with audience=vault)."""
 
     mount: str
     path: str
@@ -587,7 +593,7 @@ class VaultAuth:
 
     def config(self, stack: Stack) -> dict[str, Any]:
         auth = {"method": "kubernetes", "role": "syncd", "mount": self.mount, "token_file": str(self.token_file)}
-        return {"address": stack.vault.address, "auth": auth}
+        return {"address": stack.vault.address, "allow_http": True, "auth": auth}
 
 
 @pytest.fixture(scope="module")
@@ -631,9 +637,11 @@ def vault_auth(
         ttl="1h",
         mount_point=mount,
     )
-    # What the kubelet projects into the pod: a token of ServiceAccount syncd for audience `vault`.
+    # What the kubelet projects into the pod as the base says: a token of ServiceAccount syncd for its audience.
+    projected = {v["name"]: v for v in pod_spec(render("base"))["volumes"]}["vault-token"]["projected"]
+    [audience] = [source["serviceAccountToken"]["audience"] for source in projected["sources"]]
     token_file = tmp_path_factory.mktemp("vault-token") / "token"
-    token_file.write_text(token_for(core, identity.namespace, "syncd", audiences=["vault"]))
+    token_file.write_text(token_for(core, identity.namespace, "syncd", audiences=[audience]))
     return VaultAuth(mount, path, token_file)
 
 

@@ -81,7 +81,11 @@ def test_vault_stopped_then_back_empty_changes_nothing_until_its_data_is_back(
     token_file = tmp_path / "vault-token"
     token_file.write_text(private_vault.token)
     config = {
-        "vault": {"address": private_vault.address, "auth": {"method": "token", "token_file": str(token_file)}},
+        "vault": {
+            "address": private_vault.address,
+            "allow_http": True,
+            "auth": {"method": "token", "token_file": str(token_file)},
+        },
         "credentials": [{"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": "robot"}}],
         "secrets": [_spec(prefix)],
         "schedule": FAST,
@@ -170,7 +174,7 @@ def test_revoked_token_is_replaced_and_a_denying_policy_holds_the_rollout(
     add_unmanaged(core_v1, namespaces)
     unmanaged = snapshot(core_v1, "not-ours", namespaces)
     config = {
-        "vault": {"address": stack.vault.address, "auth": auth},
+        "vault": {"address": stack.vault.address, "allow_http": True, "auth": auth},
         # A short lifetime: fetched again every 2 s (a plain interval may reuse a fetch up to 10 s old).
         "credentials": [{"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": path}, "lifetime": "3s"}],
         "secrets": [_spec(prefix)],

@@ -38,13 +38,13 @@ CHART = REPO_ROOT / "deploy" / "helm" / "syncd"
 KUSTOMIZE = REPO_ROOT / "deploy" / "kustomize"
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
 HELM_SCRIPT = REPO_ROOT / "scripts" / "helm-binary.sh"
+VAULT_TOKEN_FILE = "/var/run/secrets/vault/token"
 RELEASE = "syncd"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 # The kustomize variant each set of chart values stands for.
 VARIANTS: dict[str, list[str]] = {
     "base": [],
     "overlays/ha": ["replicaCount=2"],
-    "overlays/vault-kubernetes-auth": ["vaultToken.enabled=true"],
 }
 MONITORING = ["serviceMonitor.enabled=true", "prometheusRule.enabled=true"]
 Doc = dict[str, Any]
@@ -130,7 +130,7 @@ def kinds(docs: list[Doc]) -> list[str]:
 # --- lint and a real apiserver -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values", [[], ["replicaCount=2"], ["vaultToken.enabled=true", *MONITORING]])
+@pytest.mark.parametrize("values", [[], ["replicaCount=2"], ["vaultToken.enabled=false", *MONITORING]])
 def test_helm_lint_is_clean(helm_home: Path, values: list[str]) -> None:
     sets = [arg for value in values for arg in ("--set", value)]
     result = helm(helm_home, "lint", "--strict", str(CHART), *sets)
@@ -153,7 +153,7 @@ def release_namespace(stack: Stack) -> str:
 
 
 @pytest.mark.parametrize(
-    "values", [[], ["replicaCount=2"], ["vaultToken.enabled=true"]], ids=["default", "ha", "vault"]
+    "values", [[], ["replicaCount=2"], ["vaultToken.enabled=false"]], ids=["default", "ha", "no-vault-token"]
 )
 def test_every_rendered_manifest_is_accepted_by_the_apiserver(
     stack: Stack, helm_home: Path, release_namespace: str, values: list[str]
@@ -176,8 +176,8 @@ def test_pod_is_admitted_where_restricted_is_enforced(
 ) -> None:
     # A Deployment is only warned about; a Pod is refused, so this is the enforcing check.
     core = client.CoreV1Api(kube_api)
-    docs = render(helm_home, "vaultToken.enabled=true", namespace=release_namespace)
-    spec = find(docs, "Deployment")["spec"]
+    docs = render(helm_home, namespace=release_namespace)
+    spec = find(docs, "Deployment")["spec"]  # with the Vault token
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "syncd-psa"}, "spec": spec["template"]["spec"]}
     # The ServiceAccount admission plugin admits a Pod only once its ServiceAccount exists.
     applied = kubectl("apply", "-f", "-", kubeconfig=stack.kube.kubeconfig, stdin=dump([find(docs, "ServiceAccount")]))
@@ -204,7 +204,7 @@ def test_install_dry_run_against_the_cluster_prints_the_notes(
     assert f"installed as syncd in namespace {release_namespace}" in notes
     assert f"leader election on: only the holder of Lease {release_namespace}/syncd writes" in notes
     assert f"kubectl label namespace {release_namespace} pod-security.kubernetes.io/enforce=restricted" in notes
-    assert f"must bind ServiceAccount\nsyncd in namespace {release_namespace}" in notes
+    assert f"must bind ServiceAccount\nsyncd in namespace {release_namespace}, with audience=vault." in notes
 
 
 # --- the same resources as deploy/kustomize ----------------------------------------------------
@@ -298,7 +298,7 @@ def test_the_cluster_role_is_what_syncd_rbac_prints_for_the_release_config(helm_
 
 
 @pytest.mark.parametrize(
-    "values", [[], ["replicaCount=3"], ["vaultToken.enabled=true"], ["config.server.address=127.0.0.1:9090"]]
+    "values", [[], ["replicaCount=3"], ["vaultToken.enabled=false"], ["config.server.address=127.0.0.1:9090"]]
 )
 def test_config_map_holds_a_valid_config_wired_to_the_pod(helm_home: Path, tmp_path: Path, values: list[str]) -> None:
     docs = render(helm_home, *values, namespace="platform")
@@ -315,11 +315,52 @@ def test_config_map_holds_a_valid_config_wired_to_the_pod(helm_home: Path, tmp_p
     assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
     token_file = settings["vault"]["auth"].get("token_file")
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    if "vaultToken.enabled=true" in values:
-        assert token_file == f"{mounts['vault-token']}/token"
-    else:
-        assert token_file is None
+    if "vaultToken.enabled=false" in values:
+        assert token_file is None  # the pod's API token: syncd warns at start
         assert "vault-token" not in mounts
+    else:
+        assert token_file == f"{mounts['vault-token']}/token" == VAULT_TOKEN_FILE
+
+
+def _vault_token(docs: list[Doc]) -> tuple[dict[str, Any] | None, str | None]:
+    """The projected Vault token's serviceAccountToken source (None when not mounted), and token_file."""
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    [container] = pod["containers"]
+    mounted = "vault-token" in {mount["name"] for mount in container["volumeMounts"]}
+    assert mounted == ("vault-token" in volumes)
+    source = volumes["vault-token"]["projected"]["sources"][0]["serviceAccountToken"] if mounted else None
+    return source, syncd_config(docs)["vault"]["auth"].get("token_file")
+
+
+@pytest.mark.parametrize(
+    ("values", "mounted", "token_file"),
+    [
+        ([], True, VAULT_TOKEN_FILE),  # method kubernetes: on by default
+        (["vaultToken.enabled=true"], True, VAULT_TOKEN_FILE),
+        (["vaultToken.enabled=false"], False, None),
+        (["config.vault.auth.token_file=/etc/vault/jwt"], True, "/etc/vault/jwt"),  # an explicit one stays
+        (["config.vault.auth.method=token"], False, None),
+        # The token method's token_file is a Vault token: the mounted JWT is never it.
+        (["config.vault.auth.method=token", "vaultToken.enabled=true"], True, None),
+        (["config.vault.auth.method=jwt", "vaultToken.enabled=true"], True, VAULT_TOKEN_FILE),
+    ],
+    ids=["default", "enabled", "disabled", "own-token-file", "token-method", "token-method-enabled", "jwt-enabled"],
+)
+def test_the_vault_token_follows_the_auth_method(
+    helm_home: Path, values: list[str], mounted: bool, token_file: str | None
+) -> None:
+    source, configured = _vault_token(render(helm_home, *values))
+    assert configured == token_file
+    if mounted:
+        assert source == {"audience": "vault", "expirationSeconds": 3600, "path": "token"}
+    else:
+        assert source is None
+
+
+def test_the_vault_token_audience_and_lifetime_are_values(helm_home: Path) -> None:
+    source, _ = _vault_token(render(helm_home, "vaultToken.audience=vault-prod", "vaultToken.expirationSeconds=600"))
+    assert source == {"audience": "vault-prod", "expirationSeconds": 600, "path": "token"}
 
 
 def test_leader_election_follows_the_replica_count_and_refuses_two_writers(helm_home: Path) -> None:

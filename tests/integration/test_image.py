@@ -293,7 +293,11 @@ def setup(stack: Stack, core_v1: client.CoreV1Api, vault_client: hvac.Client, tm
     kubeconfig = _readable_copy(stack.kube.kubeconfig, files)
     config = {
         "instance": f"img-{uuid.uuid4().hex[:8]}",
-        "vault": {"address": stack.vault.address, "auth": {"method": "token", "token_file": "/etc/syncd/token"}},
+        "vault": {
+            "address": stack.vault.address,
+            "allow_http": True,
+            "auth": {"method": "token", "token_file": "/etc/syncd/token"},
+        },
         "credentials": [{"name": "registry", "registry": registry.host, "vault": {"kv": 2, "path": path}}],
         "secrets": [{"name": "regcred", "credentials": ["registry"], "namespaces": {"selector": f"pull={prefix}"}}],
         "schedule": {"interval": "1h"},

@@ -39,7 +39,11 @@ def private_vault(tmp_path: Path) -> Iterator[Vault]:
 def _config(vault: Vault, token_file: Path, path: str, prefix: str, **spec: Any) -> dict[str, Any]:
     token_file.write_text(vault.token)
     return {
-        "vault": {"address": vault.address, "auth": {"method": "token", "token_file": str(token_file)}},
+        "vault": {
+            "address": vault.address,
+            "allow_http": True,
+            "auth": {"method": "token", "token_file": str(token_file)},
+        },
         "credentials": [{"name": "robot", "registry": "ghcr.io", "vault": {"kv": 2, "path": path}}],
         "secrets": [{"name": "regcred", "credentials": ["robot"], "namespaces": {"patterns": [f"{prefix}-*"]}, **spec}],
     }

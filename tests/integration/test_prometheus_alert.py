@@ -174,7 +174,11 @@ def test_sync_failing_alert_fires_when_vault_stops_and_clears_when_it_is_back(
         token_file = tmp_path / "private-vault-token"
         token_file.write_text(vault.token)
         config = base_config(stack, tmp_path, path, prefix)
-        config["vault"] = {"address": vault.address, "auth": {"method": "token", "token_file": str(token_file)}}
+        config["vault"] = {
+            "address": vault.address,
+            "allow_http": True,
+            "auth": {"method": "token", "token_file": str(token_file)},
+        }
         config["schedule"] = FAST_SCHEDULE
         syncd = start_syncd(config)
         wait_for(lambda: has_secret(core_v1, f"{prefix}-a"), 15, "the first Secret")

@@ -27,6 +27,7 @@ import hvac
 import pytest
 import requests
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from syncd.clock import utcnow
 from syncd.config import VaultConfig, VaultCredential
@@ -153,7 +154,7 @@ def stored(vault_client: hvac.Client) -> Stored:
 
 def _config(vault: Vault, **auth: Any) -> VaultConfig:
     auth = {k: str(v) if isinstance(v, Path) else v for k, v in auth.items()}
-    return VaultConfig.model_validate({"address": vault.address, "timeout": "5s", "auth": auth})
+    return VaultConfig.model_validate({"address": vault.address, "allow_http": True, "timeout": "5s", "auth": auth})
 
 
 def _approle(vault: Vault, root: hvac.Client, tmp_path: Path, policy: str, **role: Any) -> tuple[VaultConfig, str]:
@@ -373,9 +374,11 @@ def cluster(kube_api: client.ApiClient, core_v1: client.CoreV1Api, namespace: st
     return Cluster(kube_api, core_v1, namespace)
 
 
-def test_kubernetes_auth(
-    stack: Stack, cluster: Cluster, vault_client: hvac.Client, tmp_path: Path, stored: Stored
-) -> None:
+def _kubernetes_auth(
+    stack: Stack, cluster: Cluster, vault_client: hvac.Client, stored: Stored, audience: str | None = None
+) -> str:
+    """A kubernetes auth mount reviewing tokens with the test apiserver, and its role `syncd` for
+    ServiceAccount syncd of the test's namespace (checking `audience` when given); the mount."""
     assert stack.kube.pki is not None
     cluster.service_accounts("vault-reviewer", "syncd")
     cluster.bind_token_reviewer("vault-reviewer")
@@ -394,7 +397,29 @@ def test_kubernetes_auth(
         bound_service_account_namespaces=[cluster.namespace],
         policies=[stored.policy],
         mount_point=mount,
+        audience=audience,
     )
+    return mount
+
+
+def _apiserver_user(stack: Stack, token: str) -> str:
+    """Who the apiserver takes `token` for (a SelfSubjectReview); ApiException 401 when it takes it for no one."""
+    assert stack.kube.pki is not None
+    configuration = client.Configuration(host=stack.kube.url)
+    configuration.ssl_ca_cert = str(stack.kube.pki.ca_cert)
+    configuration.api_key = {"authorization": token}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    with client.ApiClient(configuration) as api:
+        review = client.AuthenticationV1Api(api).create_self_subject_review(client.V1SelfSubjectReview())
+    assert review.status is not None
+    assert review.status.user_info is not None
+    return str(review.status.user_info.username)
+
+
+def test_kubernetes_auth(
+    stack: Stack, cluster: Cluster, vault_client: hvac.Client, tmp_path: Path, stored: Stored
+) -> None:
+    mount = _kubernetes_auth(stack, cluster, vault_client, stored)
     jwt_file = tmp_path / "sa-token"
     jwt_file.write_text(cluster.service_account_token("syncd", []))
     config = _config(stack.vault, method="kubernetes", role="syncd", mount=mount, token_file=jwt_file)
@@ -402,6 +427,32 @@ def test_kubernetes_auth(
     assert source.fetch(stored.credential()).entries[0].password == stored.password
     assert source.fetch(stored.credential()).entries[0].password == stored.password
     assert _audited(stack, f"auth/{mount}/login") == 1
+
+
+def test_kubernetes_auth_with_a_vault_audience_token_that_the_apiserver_refuses(
+    stack: Stack, cluster: Cluster, vault_client: hvac.Client, tmp_path: Path, stored: Stored
+) -> None:
+    """The Helm chart's and deploy/kustomize's default: a projected token of audience `vault`, and a
+    role with audience=vault. Vault (or whoever points vault.address elsewhere) receives a token the
+    apiserver refuses, and the role refuses the pod's API token."""
+    mount = _kubernetes_auth(stack, cluster, vault_client, stored, audience="vault")
+    jwt_file = tmp_path / "vault-token"
+    jwt_file.write_text(cluster.service_account_token("syncd", ["vault"]))  # as the kubelet projects it
+    config = _config(stack.vault, method="kubernetes", role="syncd", mount=mount, token_file=jwt_file)
+    assert VaultSource(VaultSession(config)).fetch(stored.credential()).entries[0].password == stored.password
+
+    # What Vault received cannot be replayed against the apiserver: 401, it is no one there.
+    with pytest.raises(ApiException) as refused:
+        _apiserver_user(stack, jwt_file.read_text())
+    assert refused.value.status == 401
+    # The pod's API token (the apiserver's own audience) is syncd there...
+    api_token = cluster.service_account_token("syncd", [])
+    assert _apiserver_user(stack, api_token) == f"system:serviceaccount:{cluster.namespace}:syncd"
+    # ...and the role refuses it, as it refuses a token for any other audience.
+    for token in (api_token, cluster.service_account_token("syncd", ["someone-else"])):
+        jwt_file.write_text(token)
+        error = _expect(SourceDenied, VaultSource(VaultSession(config)), stored.credential())
+        assert f"Vault refused the login at auth/{mount}/login (HTTP 4" in str(error)
 
 
 def test_jwt_auth_with_a_service_account_token(

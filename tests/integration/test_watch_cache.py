@@ -74,7 +74,7 @@ def daemonish(
     config = parse_config(
         {
             "instance": instance,
-            "vault": {"address": "http://vault.invalid"},
+            "vault": {"address": "https://vault.invalid"},
             "credentials": [{"name": "robot", "registry": "r.example", "vault": {"path": "robot"}}],
             "secrets": [{"name": "regcred", "credentials": ["robot"], "namespaces": {"patterns": [f"{prefix}-*"]}}],
         }

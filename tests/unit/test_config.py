@@ -18,6 +18,7 @@ from syncd.config import Config, HelperCredential, VaultCredential, load_config,
 from syncd.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "syncd.example.yaml"
+DEFAULT_API_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 VALID: dict[str, Any] = {
     "vault": {"address": "https://vault.vault.svc:8200", "auth": {"method": "kubernetes", "role": "syncd"}},
@@ -316,6 +317,20 @@ MALFORMED: list[tuple[str, bytes | Edit, str, str]] = [
     ("unknown-auth-method", _set("vault", "auth", "method", value="ldap"), "vault.auth.method", "'kubernetes'"),
     ("vault-address-not-a-url", _set("vault", "address", value="vault:8200"), "vault.address", "is not a URL"),
     (
+        "vault-address-plain-http",
+        _set("vault", "address", value="http://vault.vault.svc:8200"),
+        "vault.address",
+        "is plain HTTP: syncd's Vault token, its login and every credential it reads would cross the network "
+        "unencrypted; use https://, or set vault.allow_http: true to accept that",
+    ),
+    (
+        "vault-address-plain-http-on-loopback",
+        _set("vault", "address", value="http://127.0.0.1:8200"),
+        "vault.address",
+        "set vault.allow_http: true",
+    ),
+    ("vault-allow-http-not-a-boolean", _set("vault", "allow_http", value="maybe"), "vault.allow_http", "true or false"),
+    (
         "secret-name-uppercase",
         _set("secrets", 0, "name", value="RegCred"),
         "secrets[0].name",
@@ -592,7 +607,8 @@ def test_defaults_are_those_of_the_spec() -> None:
     assert (spec.labels, spec.annotations) == ({}, {})
 
 
-def test_vault_defaults() -> None:
+def test_vault_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
     raw = copy.deepcopy(MINIMAL)
     raw["vault"] = {}
     raw["credentials"] = [{"name": "ghcr", "registry": "ghcr.io", "vault": {"path": "registry/ghcr"}}]
@@ -646,11 +662,75 @@ def test_label_selectors_kubernetes_accepts(selector: str) -> None:
     assert parse_config(raw).secrets[0].namespaces.selector == selector
 
 
-def test_an_empty_vault_block_is_enough_for_vault_credentials() -> None:
+def test_an_empty_vault_block_is_enough_for_vault_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """`vault: {}` means: address from $VAULT_ADDR, token from $VAULT_TOKEN. It is not missing."""
+    monkeypatch.setenv("VAULT_ADDR", "https://vault.example:8200")
     raw = copy.deepcopy(VALID)
     raw["vault"] = {}
     assert parse_config(raw).vault is not None
+
+
+def _vault_problems(vault: dict[str, Any]) -> list[str]:
+    raw = copy.deepcopy(VALID)
+    raw["vault"] = vault
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    return [str(problem) for problem in caught.value.problems]
+
+
+@pytest.mark.parametrize(
+    "address", ["http://vault:8200", "HTTP://vault:8200", " http://127.0.0.1:8200", "http://[::1]"]
+)
+def test_plain_http_from_vault_addr_is_refused_at_vault_address(monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    """The check is on the address syncd will use: $VAULT_ADDR when vault.address is not set."""
+    monkeypatch.setenv("VAULT_ADDR", address)
+    assert _vault_problems({}) == [
+        f"vault.address: not set, and $VAULT_ADDR {address!r} is plain HTTP: syncd's Vault token, its login and "
+        "every credential it reads would cross the network unencrypted; use https://, or set "
+        "vault.allow_http: true to accept that"
+    ]
+
+
+def test_vault_address_wins_over_vault_addr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAULT_ADDR", "http://vault:8200")
+    raw = copy.deepcopy(VALID)
+    assert parse_config(raw).vault.url == "https://vault.vault.svc:8200"  # type: ignore[union-attr]
+    monkeypatch.setenv("VAULT_ADDR", "https://vault:8200")
+    assert _vault_problems({"address": "http://vault:8200"})[0].startswith("vault.address: 'http://vault:8200' is")
+
+
+@pytest.mark.parametrize("vault", [{"address": "http://127.0.0.1:8200", "allow_http": True}, {"allow_http": True}])
+def test_allow_http_accepts_plain_http_when_said(monkeypatch: pytest.MonkeyPatch, vault: dict[str, Any]) -> None:
+    monkeypatch.setenv("VAULT_ADDR", "http://vault:8200")
+    raw = copy.deepcopy(VALID)
+    raw["vault"] = vault
+    config = parse_config(raw).vault
+    assert config is not None
+    assert (config.allow_http, config.plain_http) == (True, True)
+
+
+def test_https_and_no_address_need_no_allow_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
+    raw = copy.deepcopy(VALID)
+    raw["vault"] = {}
+    assert parse_config(raw).vault.plain_http is False  # type: ignore[union-attr]
+    raw["vault"] = {"address": "https://vault:8200"}
+    assert parse_config(raw).vault.allow_http is False  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("auth", "sends"),
+    [
+        ({"method": "kubernetes", "role": "syncd"}, True),
+        ({"method": "kubernetes", "role": "syncd", "token_file": str(DEFAULT_API_TOKEN)}, True),
+        ({"method": "kubernetes", "role": "syncd", "token_file": "/var/run/secrets/vault/token"}, False),
+        ({"method": "jwt", "role": "syncd", "token_file": str(DEFAULT_API_TOKEN)}, False),
+    ],
+)
+def test_kubernetes_auth_with_the_api_token_is_flagged(auth: dict[str, str], sends: bool) -> None:
+    raw = copy.deepcopy(VALID)
+    raw["vault"]["auth"] = auth
+    assert parse_config(raw).vault.auth.sends_api_token is sends  # type: ignore[union-attr]
 
 
 def test_yaml_anchors_and_merge_keys_work(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)
 CONFIG = parse_config(
     {
-        "vault": {"address": "http://vault.invalid"},
+        "vault": {"address": "https://vault.invalid"},
         "credentials": [
             {"name": "a", "registry": "a.example", "vault": {"path": "a"}},
             {"name": "b", "registry": "b.example", "vault": {"path": "b"}},

@@ -82,7 +82,7 @@ class Watches:
 
 def document(port: int, **pull: Any) -> dict[str, Any]:
     return {
-        "vault": {"address": "http://vault.invalid"},
+        "vault": {"address": "https://vault.invalid"},
         "credentials": [
             {"name": "a", "registry": "a.example", "vault": {"path": "a"}},
             {"name": "b", "registry": "b.example", "vault": {"path": "b"}},

@@ -19,7 +19,7 @@ from tests.unit.fakes import FakeCluster, FakeSource
 def config(**spec: Any) -> Config:
     return parse_config(
         {
-            "vault": {"address": "http://vault.invalid"},
+            "vault": {"address": "https://vault.invalid"},
             "credentials": [
                 {"name": "a", "registry": "a.example", "vault": {"path": "a"}},
                 {"name": "b", "registry": "b.example", "vault": {"path": "b"}},

@@ -28,7 +28,7 @@ TEAMS = ["team-1", "team-2", "team-3", "team-4"]
 def config(**spec: Any) -> Config:
     return parse_config(
         {
-            "vault": {"address": "http://vault.invalid"},
+            "vault": {"address": "https://vault.invalid"},
             "credentials": [{"name": "a", "registry": "a.example", "vault": {"path": "a"}}],
             "secrets": [{"name": "pull", "credentials": ["a"], "namespaces": {"patterns": ["team-*"]}, **spec}],
         }

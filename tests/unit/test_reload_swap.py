@@ -22,7 +22,7 @@ from tests.unit.fakes import FakeCluster, FakeSource
 
 def document(**changes: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "vault": {"address": "http://vault.invalid"},
+        "vault": {"address": "https://vault.invalid"},
         "credentials": [
             {"name": "a", "registry": "a.example", "vault": {"path": "a"}},
             {"name": "h", "registry": "h.example", "helper": "pass"},
@@ -113,7 +113,7 @@ def test_the_vault_session_is_kept_unless_the_vault_block_changed() -> None:
     session = sources.current["vault"]
     assert isinstance(session, VaultSource)
     assert sources.reload(parse_config(document(secrets=document()["secrets"][1:])))["vault"] is session
-    moved = sources.reload(parse_config(document(vault={"address": "http://elsewhere.invalid"})))
+    moved = sources.reload(parse_config(document(vault={"address": "https://elsewhere.invalid"})))
     assert moved["vault"] is not session
     without = document(credentials=document()["credentials"][1:], secrets=document()["secrets"][1:])
     del without["vault"]
@@ -160,7 +160,7 @@ def test_a_changed_credential_or_vault_block_forgets_only_what_it_may_have_chang
     assert (sync.has_credentials(pull), sync.has_credentials(helped)) == (False, True)
     assert (sync.rendered("pull"), sync.rendered("helped") is not None) == (None, True)
     sync.sync_all()
-    sync.reconfigure(parse_config(document(vault={"address": "http://elsewhere.invalid"})), {})
+    sync.reconfigure(parse_config(document(vault={"address": "https://elsewhere.invalid"})), {})
     assert (sync.has_credentials(pull), sync.has_credentials(helped)) == (False, True)
 
 

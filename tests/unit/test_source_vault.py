@@ -117,7 +117,7 @@ def secret_id_file(tmp_path: Path) -> Path:
 def _approle_config(secret_id_file: Path) -> VaultConfig:
     return VaultConfig.model_validate(
         {
-            "address": "http://vault.test:8200",
+            "address": "https://vault.test:8200",
             "auth": {"method": "approle", "role_id": "role-1", "secret_id_file": str(secret_id_file)},
         }
     )
@@ -243,7 +243,7 @@ BODY = f"response body echoing {PASSWORD}"
 
 
 def _vault_error(cls: type[hvac.exceptions.VaultError]) -> hvac.exceptions.VaultError:
-    return cls(BODY, errors=[BODY], method="GET", url="http://vault.test:8200/v1/secret/data/registry/ghcr")
+    return cls(BODY, errors=[BODY], method="GET", url="https://vault.test:8200/v1/secret/data/registry/ghcr")
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,7 @@ def _vault_error(cls: type[hvac.exceptions.VaultError]) -> hvac.exceptions.Vault
         (_vault_error(hvac.exceptions.BadGateway), SourceUnavailable, "HTTP 502"),
         (_vault_error(hvac.exceptions.RateLimitExceeded), SourceUnavailable, "HTTP 429"),
         (_vault_error(hvac.exceptions.UnexpectedError), SourceUnavailable, "UnexpectedError"),
-        (requests.exceptions.ConnectionError(BODY), SourceUnavailable, "cannot connect to Vault at http://vault.test"),
+        (requests.exceptions.ConnectionError(BODY), SourceUnavailable, "cannot connect to Vault at https://vault.test"),
         (requests.exceptions.ReadTimeout(BODY), SourceUnavailable, "did not answer in time"),
         (
             requests.exceptions.SSLError(f"[SSL: CERTIFICATE_VERIFY_FAILED] {BODY}"),
@@ -347,7 +347,7 @@ def test_jwt_methods_read_the_token_file(fake: FakeHvac, tmp_path: Path, method:
     operation = "kubernetes.login" if method == "kubernetes" else "jwt.jwt_login"
     fake.will(operation, _login("tok-k"))
     auth = {"method": method, "role": "syncd", "mount": "k8s-prod", "token_file": str(jwt_file)}
-    config = VaultConfig.model_validate({"address": "http://vault.test:8200", "auth": auth})
+    config = VaultConfig.model_validate({"address": "https://vault.test:8200", "auth": auth})
     VaultSource(VaultSession(config, client=fake)).fetch(_credential())
     [login] = fake.named(operation)
     assert login.args == ("syncd", JWT)
@@ -356,7 +356,7 @@ def test_jwt_methods_read_the_token_file(fake: FakeHvac, tmp_path: Path, method:
 
 def _token_source(fake: FakeHvac, clock: Clock, token_file: Path | None = None) -> VaultSource:
     auth = {"method": "token", "token_file": str(token_file)} if token_file else {"method": "token"}
-    config = VaultConfig.model_validate({"address": "http://vault.test:8200", "auth": auth})
+    config = VaultConfig.model_validate({"address": "https://vault.test:8200", "auth": auth})
     return VaultSource(VaultSession(config, now=clock, client=fake))
 
 
@@ -399,6 +399,62 @@ def test_rotated_token_file_is_read_again_after_403(fake: FakeHvac, clock: Clock
     token_file.write_text("file-token-2\n")
     source.fetch(_credential())
     assert [c.token for c in fake.named("kv2.read_secret_version")] == ["file-token-1", "file-token-1", "file-token-2"]
+
+
+API_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+PLAIN_HTTP = "is plain HTTP (vault.allow_http: true)"
+HANDS_API_TOKEN = "receives a token the Kubernetes API accepts"
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize(
+    ("vault", "expected"),
+    [
+        ({"address": "https://vault.test:8200"}, []),
+        ({"address": "http://vault.test:8200", "allow_http": True}, [PLAIN_HTTP]),
+        ({"address": "https://vault.test:8200", "auth": {"method": "kubernetes", "role": "r"}}, [HANDS_API_TOKEN]),
+        (
+            {
+                "address": "https://vault.test:8200",
+                "auth": {"method": "kubernetes", "role": "r", "token_file": API_TOKEN},
+            },
+            [HANDS_API_TOKEN],
+        ),
+        (
+            {
+                "address": "http://127.0.0.1:8200",
+                "allow_http": True,
+                "auth": {"method": "kubernetes", "role": "r", "token_file": "/var/run/secrets/vault/token"},
+            },
+            [PLAIN_HTTP],
+        ),
+        ({"address": "https://vault.test:8200", "auth": {"method": "jwt", "role": "r", "token_file": API_TOKEN}}, []),
+    ],
+    ids=["https", "http-allowed", "kubernetes-default-token", "kubernetes-api-token", "http-projected-token", "jwt"],
+)
+def test_a_session_warns_about_what_the_config_allows_but_should_not_leave_so(
+    fake: FakeHvac, caplog: pytest.LogCaptureFixture, vault: dict[str, Any], expected: list[str]
+) -> None:
+    caplog.set_level(logging.INFO)
+    VaultSession(VaultConfig.model_validate(vault), client=fake)
+    warnings = _warnings(caplog)
+    assert len(warnings) == len(expected)
+    assert all(fragment in warning for fragment, warning in zip(expected, warnings, strict=True))
+    assert fake.calls == []  # said at start, before any request
+
+
+def test_the_api_token_warning_points_at_the_audience_setup(fake: FakeHvac, caplog: pytest.LogCaptureFixture) -> None:
+    auth = {"method": "kubernetes", "role": "syncd"}
+    VaultSession(VaultConfig.model_validate({"address": "https://vault.test:8200", "auth": auth}), client=fake)
+    [warning] = _warnings(caplog)
+    assert warning == (
+        f"Vault's Kubernetes auth with the pod's own API token ({API_TOKEN}): Vault, and whoever can change "
+        "vault.address, receives a token the Kubernetes API accepts. Give syncd a projected ServiceAccount "
+        "token with audience `vault` as vault.auth.token_file, and audience=vault on the Vault role"
+    )
 
 
 def test_missing_address_is_unavailable(fake: FakeHvac, monkeypatch: pytest.MonkeyPatch) -> None:

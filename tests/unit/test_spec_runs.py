@@ -21,7 +21,7 @@ S = dt.timedelta(seconds=1)
 H = dt.timedelta(hours=1)
 CONFIG = parse_config(
     {
-        "vault": {"address": "http://vault.invalid"},
+        "vault": {"address": "https://vault.invalid"},
         "credentials": [
             {"name": "a", "registry": "a.example", "vault": {"path": "a"}},
             {"name": "b", "registry": "b.example", "vault": {"path": "b"}},

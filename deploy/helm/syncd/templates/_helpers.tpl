@@ -83,22 +83,30 @@ Several replicas without it would all write, so that combination fails the rende
 {{- end }}
 
 {{/*
+"true" when the Vault-only ServiceAccount token is mounted: vaultToken.enabled, or when it is
+null, whenever config.vault.auth.method is kubernetes (never the pod's API token for Vault).
+*/}}
+{{- define "syncd.vaultToken" -}}
+{{- $enabled := .Values.vaultToken.enabled }}
+{{- if kindIs "invalid" $enabled }}
+{{- $enabled = eq (dig "vault" "auth" "method" "" .Values.config | toString) "kubernetes" }}
+{{- end }}
+{{- if $enabled }}true{{ end }}
+{{- end }}
+
+{{/*
 syncd.yaml: the config values, with leader_election.enabled and .namespace filled in (the
-chart's Role grants the Lease verbs in the release namespace only), and with vaultToken the
-projected token as vault.auth.token_file unless one is set.
+chart's Role grants the Lease verbs in the release namespace only), and with the Vault-only
+token (syncd.vaultToken) as vault.auth.token_file of the kubernetes and jwt methods unless one
+is set.
 */}}
 {{- define "syncd.config" -}}
 {{- $config := deepCopy .Values.config }}
 {{- $election := dict "enabled" (eq (include "syncd.leaderElection" .) "true") "namespace" .Release.Namespace }}
 {{- $_ := set $config "leader_election" (mergeOverwrite (deepCopy (default dict $config.leader_election)) $election) }}
-{{- if .Values.vaultToken.enabled }}
-{{- $vault := default dict $config.vault }}
-{{- $auth := default dict $vault.auth }}
-{{- if not $auth.token_file }}
+{{- $auth := dig "vault" "auth" dict $config }}
+{{- if and (include "syncd.vaultToken" .) (has (toString $auth.method) (list "kubernetes" "jwt")) (not $auth.token_file) }}
 {{- $_ := set $auth "token_file" "/var/run/secrets/vault/token" }}
-{{- end }}
-{{- $_ := set $vault "auth" $auth }}
-{{- $_ := set $config "vault" $vault }}
 {{- end }}
 {{- toYaml $config }}
 {{- end }}
