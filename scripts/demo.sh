@@ -10,7 +10,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 rm -rf "$DEMO_DIR"
 trap 'python -m tests.harness down --dir "$DEMO_DIR" >/dev/null || true' EXIT
-step "starting etcd, kube-apiserver, OpenBao, docker-credential-pass and a registry in $DEMO_DIR"
+step "starting a control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), OpenBao, docker-credential-pass and a registry in $DEMO_DIR"
 python -m tests.harness up --dir "$DEMO_DIR"
 # shellcheck disable=SC1091
 . "$DEMO_DIR/env"
@@ -22,7 +22,7 @@ printf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}' \
 for i in $(seq -w 1 20); do kubectl create namespace "team-$i" >/dev/null; done
 kubectl create namespace payments >/dev/null && kubectl label namespace payments pull-secrets=enabled >/dev/null
 kubectl create namespace kube-demo >/dev/null
-for ns in team-01 team-02; do kubectl -n "$ns" create serviceaccount default >/dev/null; done
+# No ServiceAccount to create: kube-controller-manager gives every namespace its `default` one.
 kubectl -n team-03 create secret generic regcred --from-literal=owner=someone-else >/dev/null
 
 cat > "$DEMO_DIR/syncd.yaml" <<YAML

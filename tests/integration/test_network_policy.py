@@ -33,7 +33,7 @@ KUSTOMIZE = REPO_ROOT / "deploy" / "kustomize"
 HELM_SCRIPT = REPO_ROOT / "scripts" / "helm-binary.sh"
 RELEASE = "syncd"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
-VARIANTS = ["base", "overlays/ha", "overlays/vault-kubernetes-auth"]
+VARIANTS = ["base", "overlays/ha"]
 Doc = dict[str, Any]
 
 DNS = [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]
