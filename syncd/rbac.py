@@ -38,7 +38,7 @@ def role_name(service_account: str, instance: str) -> str:
 
 
 def secret_names(config: Config) -> list[str]:
-    return sorted({s.name for s in config.secrets} | set(config.retired_secrets))
+    return sorted({s.name for s in config.secrets} | set(config.retired_names))
 
 
 def cluster_rules(config: Config) -> list[dict[str, Any]]:

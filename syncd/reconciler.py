@@ -375,7 +375,7 @@ class Reconciler:
         the ServiceAccount references syncd added to them. Each is listed by its name."""
         result = SyncResult(secret="(removed specs)", dry_run=dry_run)  # noqa: S106 - a label, not a password
         current = {s.name for s in self.config.secrets}
-        for name in sorted((set(self.config.retired_secrets) | set(also)) - current):
+        for name in sorted((set(self.config.retired_names) | set(also)) - current):
             try:
                 plan = plan_retired(self.cluster.managed_secrets(name), self.config.instance)
             except KubeError as exc:

@@ -304,6 +304,31 @@ class LeaderElection(_Strict):
         return value
 
 
+class RetiredSecret(_Strict):
+    """A secret spec removed from `secrets`, with the ServiceAccounts it linked its Secret to: syncd
+    takes those references back (and `syncd rbac` keeps granting those ServiceAccounts until then)."""
+
+    name: str = Field(description="the retired spec's name")
+    service_accounts: list[str] = Field(
+        default_factory=list, description='the spec\'s former service_accounts ("*": every ServiceAccount)'
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not labels.is_dns_subdomain(value):
+            raise ValueError(f"{value!r} is not a valid Secret name (lowercase RFC 1123 subdomain)")
+        return value
+
+    @field_validator("service_accounts")
+    @classmethod
+    def _service_accounts(cls, value: list[str]) -> list[str]:
+        bad = [n for n in value if n != "*" and not labels.is_dns_subdomain(n)]
+        if bad:
+            raise ValueError(f"not valid ServiceAccount names: {', '.join(map(repr, bad))}")
+        return value
+
+
 class Config(_Strict):
     """The whole config file."""
 
@@ -312,10 +337,12 @@ class Config(_Strict):
         description="this installation's identity (label syncd.io/instance); objects of other instances are "
         "never updated, adopted or pruned. Give every installation in a cluster its own",
     )
-    retired_secrets: list[str] = Field(
+    retired_secrets: list[str | RetiredSecret] = Field(
         default_factory=list,
         description="names of secret specs removed from this config: their Secrets (this instance's, with "
-        "prune) and the ServiceAccount references syncd added are deleted; `syncd rbac` keeps granting them",
+        "prune) and the ServiceAccount references syncd added are deleted; `syncd rbac` keeps granting them. "
+        "An entry is the spec's name, or {name, service_accounts} with the spec's former service_accounts so that "
+        "those references are taken back too",
     )
     vault: VaultConfig | None = Field(None, description="needed only when a credential uses vault")
     credentials: list[Credential] = Field(min_length=1, description="where registry credentials come from")
@@ -346,20 +373,30 @@ class Config(_Strict):
 
     @field_validator("retired_secrets")
     @classmethod
-    def _retired(cls, value: list[str]) -> list[str]:
-        bad = [n for n in value if not labels.is_dns_subdomain(n)]
+    def _retired(cls, value: list[str | RetiredSecret]) -> list[str | RetiredSecret]:
+        bad = [n for n in value if isinstance(n, str) and not labels.is_dns_subdomain(n)]
         if bad:
             raise ValueError(f"not valid Secret names: {', '.join(map(repr, bad))}")
         return value
 
+    @property
+    def retired(self) -> list[RetiredSecret]:
+        """`retired_secrets` with each plain name (the 0.2 form) as {name: NAME}."""
+        return [RetiredSecret(name=e) if isinstance(e, str) else e for e in self.retired_secrets]
+
+    @property
+    def retired_names(self) -> list[str]:
+        return [entry.name for entry in self.retired]
+
     @model_validator(mode="after")
     def _retired_not_in_use(self) -> Config:
-        both = sorted({s.name for s in self.secrets} & set(self.retired_secrets))
+        both = sorted({s.name for s in self.secrets} & set(self.retired_names))
         if both:
             raise ValueError(f"retired_secrets lists secret specs still in `secrets`: {', '.join(both)}")
         return self
 
     def service_account_names(self) -> list[str] | None:
-        """Every ServiceAccount name some spec edits; None when one says "*" (all of them)."""
+        """Every ServiceAccount name some spec edits, or a retired one edited; None when one says "*" (all)."""
         names = {n for spec in self.secrets for n in spec.service_accounts}
+        names |= {n for retired in self.retired for n in retired.service_accounts}
         return None if "*" in names else sorted(names)

@@ -283,10 +283,14 @@ def _specs(*service_accounts: list[str]) -> str:
         [],
         [_specs(["default"], ["*"])],
         [_specs([], []), 'json:config.retired_secrets=["old-regcred", "old-a"]'],
+        [
+            _specs(["default"], []),
+            'json:config.retired_secrets=["old-a", {"name": "old-b", "service_accounts": ["builder"]}]',
+        ],
         [_specs(["default", "builder"], ["default"]), "config.instance=platform"],
         ["config.pull_failures=true"],
     ],
-    ids=["default", "every-account", "retired-no-accounts", "two-specs", "pull-failures"],
+    ids=["default", "every-account", "retired-no-accounts", "retired-with-accounts", "two-specs", "pull-failures"],
 )
 def test_the_cluster_role_is_what_syncd_rbac_prints_for_the_release_config(helm_home: Path, values: list[str]) -> None:
     docs = render(helm_home, *values)

@@ -86,7 +86,10 @@ def _settings(prefix: str, namespace: str, tmp: Path) -> dict[str, Any]:
     }
 
 
-def _install(stack: Stack, tmp: Path, *, with_policy: bool) -> Syncd:
+def _install(
+    stack: Stack, tmp: Path, *, with_policy: bool, edit: Callable[[dict[str, Any]], None] = lambda _: None
+) -> Syncd:
+    """An installation as `syncd rbac` prints it for its config (`edit` changes that config first)."""
     prefix = f"p{uuid.uuid4().hex[:6]}"
     namespace = f"syncd-{prefix}"
     admin = _admin(stack)
@@ -95,14 +98,19 @@ def _install(stack: Stack, tmp: Path, *, with_policy: bool) -> Syncd:
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="syncd"))
     )
     settings = _settings(prefix, namespace, tmp)
+    edit(settings)
+    _apply_rbac(stack, settings, namespace, with_policy=with_policy)
+    kubeconfig = write_kubeconfig(stack, tmp / "kubeconfig", token_for(admin, namespace, "syncd", audiences=[]))
+    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
+    return Syncd(prefix, namespace, settings, kubeconfig, api)
+
+
+def _apply_rbac(stack: Stack, settings: dict[str, Any], namespace: str, *, with_policy: bool = True) -> None:
     docs = rbac.manifests(Config.model_validate(settings), namespace=namespace, service_account="syncd")
     if not with_policy:
         docs = [d for d in docs if d["apiVersion"].startswith("rbac.")]
     applied = kubectl("apply", "-f", "-", kubeconfig=stack.kube.kubeconfig, stdin=yaml.safe_dump_all(docs))
     assert applied.returncode == 0, applied.stderr
-    kubeconfig = write_kubeconfig(stack, tmp / "kubeconfig", token_for(admin, namespace, "syncd", audiences=[]))
-    api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
-    return Syncd(prefix, namespace, settings, kubeconfig, api)
 
 
 @pytest.fixture(scope="module")
@@ -389,3 +397,37 @@ def test_a_config_ahead_of_its_policy_fails_alone_and_names_the_policy(
     assert "syncd rbac --config" in out.out + out.err
     assert has_secret(admin, allowed, guarded.name)
     assert not has_secret(admin, excluded, guarded.name)
+
+
+def test_a_retired_spec_takes_back_its_service_account_references(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spec linked to `builder` (the other spec to none) moves to retired_secrets with its
+    service_accounts: the regenerated RBAC still grants `builder`, and syncd removes the reference
+    it added there along with the Secret (a plain name would have left it: the RBAC and the planner
+    would not know the ServiceAccount)."""
+
+    def builder_only(settings: dict[str, Any]) -> None:
+        settings["secrets"][0]["service_accounts"] = ["builder"]
+        settings["secrets"][1]["service_accounts"] = []
+
+    syncd = _install(stack, tmp_path, with_policy=True, edit=builder_only)
+    admin = _admin(stack)
+    namespace = _served(syncd, admin)
+    builder = client.V1ServiceAccount(
+        metadata=client.V1ObjectMeta(name="builder"), image_pull_secrets=[client.V1LocalObjectReference(name="theirs")]
+    )
+    admin.create_namespaced_service_account(namespace, builder)
+    _once(syncd, _selecting(syncd, {"names": [namespace]}), tmp_path, capsys)
+    assert pull_secret_names(admin.read_namespaced_service_account("builder", namespace)) == ["theirs", syncd.name]
+
+    retiring = _selecting(syncd, {"names": [namespace]})
+    retiring["secrets"] = retiring["secrets"][1:]
+    retiring["retired_secrets"] = [{"name": syncd.name, "service_accounts": ["builder"]}]
+    _apply_rbac(stack, retiring, syncd.namespace)
+    out = _once(syncd, retiring, tmp_path, capsys)
+    assert "(removed specs): success (1 pruned, 1 unlinked)" in out, out
+    assert not has_secret(admin, namespace, syncd.name)
+    after = admin.read_namespaced_service_account("builder", namespace)
+    assert pull_secret_names(after) == ["theirs"]
+    assert "syncd.io/added-pull-secrets" not in (after.metadata.annotations or {} if after.metadata else {})
