@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import stat
 import time
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd.config import HelperCredential, parse_config
+from syncd.config import DockerConfigCredential, HelperCredential, parse_config
 from syncd.errors import ConfigError, CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
+from syncd.sources.docker_config import DockerConfigSource
 from syncd.sources.helper import HelperSource, run_helper
 from syncd.sources.helper_env import helper_environment, passed_by_default
 
@@ -261,6 +263,22 @@ def test_the_helper_gets_the_allow_list_and_the_variables_its_credential_names(
     assert not {"VAULT_TOKEN", "BAO_TOKEN", "SYNCD_SECRET_X", "KUBERNETES_SERVICE_HOST", "UNLISTED"} & seen.keys()
     assert {"PATH", "HOME", "AWS_ROLE_ARN", "HTTPS_PROXY", "LC_ALL"} <= seen.keys()
     assert seen["MY_HELPER_SETTING"] == "m"
+
+
+def test_a_docker_config_credentials_helper_gets_its_helper_env_too(
+    tmp_path: Path, install_helper: InstallHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.vault-token")
+    monkeypatch.setenv("MY_HELPER_SETTING", "m")
+    env_file = tmp_path / "helper.env"
+    install_helper("fake", f"env > {env_file}; printf '%s' '{ANSWER}'")
+    docker_config = tmp_path / "config.json"
+    docker_config.write_text(json.dumps({"credHelpers": {"r.example": "fake"}}))
+    fields = {"name": "ci", "docker_config": str(docker_config), "registries": ["r.example"]}
+    DockerConfigSource().fetch(DockerConfigCredential.model_validate(fields | {"helper_env": ["MY_HELPER_SETTING"]}))
+    seen = env_file.read_text()
+    assert "MY_HELPER_SETTING=m" in seen
+    assert "VAULT_TOKEN" not in seen
 
 
 def test_syncds_own_variables_are_never_passed_even_when_named() -> None:
