@@ -192,9 +192,12 @@ class CredentialFetcher:
             raise
         with self._lock:
             cached.credential, cached.fetched_at = credential, started
-            # The answer it replaces is forgotten, unless another credential or rendered content holds it.
-            REDACTOR.hold((self._masks, _CACHED, name), secret_values([credential]))
-            REDACTOR.release((self._masks, _ATTEMPT, name))
+            # The answer it replaces is forgotten, unless another credential or rendered content holds
+            # it. An entry a reload dropped meanwhile holds nothing (nothing would release it), and
+            # leaves the masks of the entry that replaced it alone.
+            if self._cache.get(name) is cached:
+                REDACTOR.hold((self._masks, _CACHED, name), secret_values([credential]))
+                REDACTOR.release((self._masks, _ATTEMPT, name))
         return credential
 
     def _fetch_and_check(self, config: Config, name: str) -> FetchedCredential:
