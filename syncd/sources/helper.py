@@ -1,11 +1,11 @@
 """Docker credential helpers (`docker-credential-<name> get`) as a credential source.
 
 Helpers are third-party programs that may hang, spawn children (pass -> gpg), print megabytes or
-print a secret where we expected an error, or pass syncd's environment on. So the helper runs with
-an allow-listed environment (syncd.sources.helper_env: never $VAULT_TOKEN), in its own session
-(its whole process group is killed when the call ends, so no child of it outlives the call), its
-output is read with a hard cap instead of `communicate()`, and what it prints never reaches a log
-line or an exception, except the first line of an error that it reported with a non-zero exit
+print a secret where we expected an error, and see whatever environment they are given. So a helper
+runs with an allow-listed environment (syncd.sources.helper_env: never $VAULT_TOKEN), in its own
+session (its whole process group is killed when the call ends, so no child of it outlives the call),
+its output is read with a hard cap instead of `communicate()`, and what it prints never reaches a
+log line or an exception, except the first line of an error that it reported with a non-zero exit
 status, which is how the protocol reports errors.
 """
 
