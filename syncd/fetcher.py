@@ -30,6 +30,9 @@ Verifier = Callable[[str, RegistryCredential], None]
 # start together, and a shared credential should still cost one source call.
 SHARED_FETCH_WINDOW = dt.timedelta(seconds=10)
 _LONG_AGO = dt.datetime.min.replace(tzinfo=dt.UTC)
+# Who holds a value in the redactor: a cached answer, a rejected one (until the next attempt), the
+# content last rendered for a spec.
+_CACHED, _ATTEMPT, _RENDERED = "cached", "attempt", "rendered"
 
 
 class NotFetchedYet(SyncdError):
@@ -106,6 +109,9 @@ class CredentialFetcher:
         self.verifier = verifier
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
+        # This fetcher's share of the process-wide redactor: another fetcher (a test's, say) caching
+        # a credential of the same name holds its values apart.
+        self._masks = object()
 
     def fetch_all(self, config: Config, names: Iterable[str], freshness: Freshness) -> list[FetchedCredential]:
         """The credentials of one sync, each from the cache or its source as `freshness` allows."""
@@ -152,6 +158,16 @@ class CredentialFetcher:
             self.sources = sources
             for name in [n for n in self._cache if _changed(old, new, n)]:
                 del self._cache[name]
+                REDACTOR.release((self._masks, _CACHED, name))
+                REDACTOR.release((self._masks, _ATTEMPT, name))
+
+    def mask_rendered(self, spec: str, credentials: Iterable[FetchedCredential]) -> None:
+        """Keep the secret values of the content last rendered for `spec` masked while it may still
+        be written (watch-triggered syncs write it without fetching), whatever the cache holds."""
+        REDACTOR.hold((self._masks, _RENDERED, spec), secret_values(credentials))
+
+    def unmask_rendered(self, spec: str) -> None:
+        REDACTOR.release((self._masks, _RENDERED, spec))
 
     def cached(self, name: str) -> FetchedCredential | None:
         cached = self._cache.get(name)
@@ -174,15 +190,23 @@ class CredentialFetcher:
         except SourceError as exc:
             cached.error, cached.failed_at = exc, started
             raise
-        cached.credential, cached.fetched_at = credential, started
+        with self._lock:
+            cached.credential, cached.fetched_at = credential, started
+            # The answer it replaces is forgotten, unless another credential or rendered content holds
+            # it. An entry a reload dropped meanwhile holds nothing (nothing would release it), and
+            # leaves the masks of the entry that replaced it alone.
+            if self._cache.get(name) is cached:
+                REDACTOR.hold((self._masks, _CACHED, name), secret_values([credential]))
+                REDACTOR.release((self._masks, _ATTEMPT, name))
         return credential
 
     def _fetch_and_check(self, config: Config, name: str) -> FetchedCredential:
         credential = config.credential(name)
         try:
             fetched = self.sources[credential.source].fetch(credential)
-            for entry in fetched.entries:
-                REDACTOR.add(entry.password, f"{entry.username}:{entry.password}")
+            # Masked before anything can fail: a rejected answer's values stay masked until the next
+            # attempt, however late its error is logged.
+            REDACTOR.hold((self._masks, _ATTEMPT, name), secret_values([fetched]))
             # An unusable answer (an empty password, control characters, a token already expired) is
             # a failed request, as when the source itself finds it malformed: the runbooks read
             # this counter for "which source".
@@ -210,6 +234,13 @@ class CredentialFetcher:
                 self.metrics.record_verification(fetched.name, Verification.UNAVAILABLE)
                 raise
             self.metrics.record_verification(fetched.name, Verification.SUCCESS)
+
+
+def secret_values(credentials: Iterable[FetchedCredential]) -> list[str]:
+    """What the redactor masks of each login: the password, and `username:password` as a basic
+    auth header or a URL carries it."""
+    entries = [entry for credential in credentials for entry in credential.entries]
+    return [value for e in entries for value in (e.password, f"{e.username}:{e.password}")]
 
 
 def _changed(old: Config, new: Config, name: str) -> bool:

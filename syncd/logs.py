@@ -10,29 +10,69 @@ import json
 import logging
 import sys
 import threading
+from collections import Counter
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 MASK = "[REDACTED]"
+_FOREVER = object()  # the owner of values added with Redactor.add
 # These log HTTP bodies at DEBUG, and Secret bodies carry credentials.
 _CHATTY_LOGGERS = ("kubernetes", "kubernetes.client.rest", "urllib3", "hvac", "apscheduler")
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 class Redactor:
-    """Masks every registered secret value in a record's message, exception and extra fields."""
+    """Masks every secret value someone holds in a record's message, exception and extra fields.
+
+    Values are held by owners (a cached credential, the content last rendered for a secret spec)
+    and counted per value: a value is forgotten once no owner holds it, so a rotated password does
+    not stay in memory for the life of the process, while one that another credential or rendered
+    content still holds stays masked.
+    """
 
     MIN_LENGTH = 4  # masking "a" or "ab" everywhere would destroy logs and protect nothing
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
+        self._held: dict[Hashable, frozenset[str]] = {}
+        self._holders: Counter[str] = Counter()
+        self._ordered: tuple[str, ...] = ()  # longest first, so a value inside another is not masked first
         self._lock = threading.Lock()
 
     def add(self, *values: str) -> None:
+        """Mask `values` for the life of the process (values with no owner to forget them)."""
         with self._lock:
-            self._values.update(v for v in values if isinstance(v, str) and len(v) >= self.MIN_LENGTH)
+            self._hold(_FOREVER, self._held.get(_FOREVER, frozenset()) | self._maskable(values))
+
+    def hold(self, owner: Hashable, values: Iterable[str]) -> None:
+        """`owner` now holds exactly `values`: what it held before and nobody else holds is forgotten."""
+        with self._lock:
+            self._hold(owner, self._maskable(values))
+
+    def release(self, owner: Hashable) -> None:
+        """`owner` holds nothing any more."""
+        with self._lock:
+            self._hold(owner, frozenset())
+
+    def masks(self, value: str) -> bool:
+        return value in self._holders
+
+    def _maskable(self, values: Iterable[str]) -> frozenset[str]:
+        return frozenset(v for v in values if isinstance(v, str) and len(v) >= self.MIN_LENGTH)
+
+    def _hold(self, owner: Hashable, values: frozenset[str]) -> None:
+        before = self._held.pop(owner, frozenset())
+        if values:
+            self._held[owner] = values
+        self._holders.update(values - before)
+        self._holders.subtract(before - values)
+        for value in before - values:
+            if self._holders[value] <= 0:
+                del self._holders[value]
+        if values != before:
+            self._ordered = tuple(sorted(self._holders, key=len, reverse=True))
 
     def scrub(self, text: str) -> str:
-        for value in sorted(self._values, key=len, reverse=True):
+        for value in self._ordered:
             if value in text:
                 text = text.replace(value, MASK)
         return text

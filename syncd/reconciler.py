@@ -110,11 +110,14 @@ class Reconciler:
         go on writing it), so a reload that only moves a spec to other namespaces fetches nothing."""
         self.fetcher.reconfigure(self.config, config, sources)
         specs = {spec.name: spec for spec in config.secrets}
-        self.last_desired = {
+        kept = {
             name: desired
             for name, desired in self.last_desired.items()
             if name in specs and self._renders_the_same(desired, specs[name], config)
         }
+        for name in self.last_desired.keys() - kept.keys():
+            self.fetcher.unmask_rendered(name)
+        self.last_desired = kept
         self.config = config
 
     def _renders_the_same(self, desired: DesiredSecret, spec: SecretSpec, config: Config) -> bool:
@@ -177,6 +180,7 @@ class Reconciler:
             prune=spec.prune,
             instance=self.config.instance,
         )
+        self.fetcher.mask_rendered(spec.name, fetched)
         self.last_desired[spec.name] = desired
         return desired
 

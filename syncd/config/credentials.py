@@ -13,7 +13,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
 
 from syncd.config.fields import (
     HELPER_NAME,
@@ -27,6 +27,33 @@ from syncd.config.fields import (
 )
 
 CREDENTIAL_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# syncd's own variables: its Vault login (VAULT_TOKEN above all) and Vault/OpenBao client settings,
+# its own settings, and its way to the apiserver. A helper never gets them, whatever the config says.
+_RESERVED_NAMES = frozenset({"KUBECONFIG"})
+_RESERVED_PREFIXES = ("VAULT_", "BAO_", "SYNCD_", "KUBERNETES_")
+
+
+def reserved_variable(name: str) -> bool:
+    """Whether `name` is one of syncd's own variables, never passed to a credential helper.
+
+    Case-blind: `vault_token` is nobody's setting but its name says what it holds.
+    """
+    upper = name.upper()
+    return upper == "VAULT_TOKEN" or upper in _RESERVED_NAMES or upper.startswith(_RESERVED_PREFIXES)
+
+
+def _passable_variable(name: str) -> str:
+    if not _fullmatch(ENV_NAME, name):
+        raise ValueError(f"{name!r} is not an environment variable name (letters, digits, '_')")
+    if name.upper() == "VAULT_TOKEN":
+        raise ValueError("VAULT_TOKEN is syncd's Vault login: a credential helper never gets it")
+    if reserved_variable(name):
+        raise ValueError(
+            f"{name!r} is syncd's own (VAULT_*, BAO_*, SYNCD_*, KUBERNETES_*, KUBECONFIG): "
+            "a credential helper never gets it"
+        )
+    return name
 
 
 class VaultSecret(_Strict):
@@ -105,7 +132,19 @@ class VaultCredential(_OneRegistry):
     vault: VaultSecret
 
 
-class HelperCredential(_OneRegistry):
+class _RunsHelpers(_Strict):
+    """What a credential whose source runs Docker credential helpers adds."""
+
+    helper_env: list[
+        Annotated[str, AfterValidator(_passable_variable), Field(json_schema_extra={"pattern": ENV_NAME})]
+    ] = Field(
+        default_factory=list,
+        description="environment variables the helper gets besides its allow-list (PATH, HOME, proxies, "
+        "AWS_*, AZURE_*, CLOUDSDK_*, ...); never syncd's own (VAULT_*, BAO_*, SYNCD_*, KUBERNETES_*)",
+    )
+
+
+class HelperCredential(_OneRegistry, _RunsHelpers):
     """A login a Docker credential helper holds (`docker-credential-<helper> get`)."""
 
     source: ClassVar[str] = "helper"
@@ -128,7 +167,7 @@ class HelperCredential(_OneRegistry):
         return _positive(value)
 
 
-class DockerConfigCredential(_CredentialBase):
+class DockerConfigCredential(_CredentialBase, _RunsHelpers):
     """Logins for some registries, resolved from a docker config.json as docker does."""
 
     source: ClassVar[str] = "docker_config"

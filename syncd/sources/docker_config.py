@@ -117,7 +117,11 @@ def _from_helper(
 ) -> RegistryCredential:
     try:
         username, secret = run_helper(
-            helper, _server_url(registry), timeout=credential.helper_timeout, credential_name=credential.name
+            helper,
+            _server_url(registry),
+            timeout=credential.helper_timeout,
+            credential_name=credential.name,
+            environment=credential.helper_env,
         )
     except SourceError as exc:
         # Same class (the fallback and the metrics depend on it), with the file and key that chose the helper.

@@ -1,10 +1,12 @@
 """Docker credential helpers (`docker-credential-<name> get`) as a credential source.
 
 Helpers are third-party programs that may hang, spawn children (pass -> gpg), print megabytes or
-print a secret where we expected an error. So the helper runs in its own session (a timeout kills
-the whole process group), its output is read with a hard cap instead of `communicate()`, and what
-it prints never reaches a log line or an exception, except the first line of an error that it
-reported with a non-zero exit status, which is how the protocol reports errors.
+print a secret where we expected an error, and see whatever environment they are given. So a helper
+runs with an allow-listed environment (syncd.sources.helper_env: never $VAULT_TOKEN), in its own
+session (its whole process group is killed when the call ends, so no child of it outlives the call),
+its output is read with a hard cap instead of `communicate()`, and what it prints never reaches a
+log line or an exception, except the first line of an error that it reported with a non-zero exit
+status, which is how the protocol reports errors.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 from syncd.clock import utcnow
@@ -27,6 +30,7 @@ from syncd.errors import CredentialNotFound, InvalidCredential, SourceUnavailabl
 from syncd.model import FetchedCredential, RegistryCredential
 from syncd.safe_json import INVALID, loads_or_invalid
 from syncd.sources.base import expiry
+from syncd.sources.helper_env import helper_environment
 
 PROGRAM_PREFIX = "docker-credential-"
 NOT_FOUND_MESSAGE = "credentials not found in native keychain"  # the protocol's one "not found" answer
@@ -44,6 +48,7 @@ class _Call:
     program: str
     server_url: str
     credential: str
+    environment: dict[str, str] = field(repr=False)  # AWS keys and the like: never in a repr
 
 
 class HelperSource:
@@ -55,7 +60,11 @@ class HelperSource:
         # Taken before the call: a lifetime counted from here can only end early, never late.
         now = utcnow()
         username, secret = run_helper(
-            credential.helper, credential.host, timeout=credential.helper_timeout, credential_name=credential.name
+            credential.helper,
+            credential.host,
+            timeout=credential.helper_timeout,
+            credential_name=credential.name,
+            environment=credential.helper_env,
         )
         entry = RegistryCredential(registry=credential.host, username=username, password=secret)
         return FetchedCredential(
@@ -63,28 +72,36 @@ class HelperSource:
         )
 
 
-def run_helper(helper: str, server_url: str, *, timeout: dt.timedelta, credential_name: str) -> tuple[str, str]:
+def run_helper(
+    helper: str,
+    server_url: str,
+    *,
+    timeout: dt.timedelta,
+    credential_name: str,
+    environment: Sequence[str] = (),
+) -> tuple[str, str]:
     """Run `docker-credential-<helper> get` for `server_url` and return (username, secret).
 
-    An identity token comes back as username `<token>` and the token as secret: see `_parse`.
+    The helper gets the allow-listed environment plus the variables named in `environment` (see
+    syncd.sources.helper_env). An identity token comes back as username `<token>` and the token as
+    secret: see `_parse`.
     """
     if not is_helper_name(helper):  # a name from a docker config.json never went through the config model
         raise InvalidCredential(credential_name, f"{helper!r} is not a credential helper name")
-    call = _Call(PROGRAM_PREFIX + helper, server_url, credential_name)
+    call = _Call(PROGRAM_PREFIX + helper, server_url, credential_name, helper_environment(environment))
     process = _start(call)
     try:
         _send(process, server_url)
         stdout, stderr = _collect(process, call, deadline=time.monotonic() + timeout.total_seconds())
-    except BaseException:
-        _kill(process)
-        raise
     finally:
+        # Answered, failed or timed out: what the helper left running in its group goes with it.
+        _kill(process)
         _close(process)
     return _parse(call, process.returncode, stdout, stderr)
 
 
 def _start(call: _Call) -> subprocess.Popen[bytes]:
-    path = shutil.which(call.program)
+    path = shutil.which(call.program, path=call.environment.get("PATH"))
     if path is None:
         raise SourceUnavailable(call.credential, f"{call.program} is not on PATH (or is not executable)")
     try:
@@ -95,6 +112,7 @@ def _start(call: _Call) -> subprocess.Popen[bytes]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env=call.environment,
         )
     except OSError as exc:
         raise SourceUnavailable(call.credential, f"cannot run {call.program}: {exc.strerror or exc}") from exc
@@ -123,11 +141,22 @@ def _collect(process: subprocess.Popen[bytes], call: _Call, *, deadline: float) 
                 _read_into(selector, key, stdout_buffer=stdout)
             if len(stdout) > MAX_OUTPUT:
                 raise InvalidCredential(call.credential, f"{call.program} output larger than 1 MiB")
-    try:
-        process.wait(timeout=_remaining(deadline, call))
-    except subprocess.TimeoutExpired:
-        _timed_out(call)
+    _wait_for_exit(process, call, deadline=deadline)
     return bytes(stdout), bytes(stderr[:_STDERR_KEPT])
+
+
+def _wait_for_exit(process: subprocess.Popen[bytes], call: _Call, *, deadline: float) -> None:
+    """Wait for the helper to exit without reaping it (`_kill` does): a zombie keeps its pid, so its
+    process group id cannot be reused by an unrelated process before `_kill` signals the group."""
+    delay = 0.001
+    while True:
+        try:
+            if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:  # reaped already; Popen.wait copes with that
+            return
+        time.sleep(min(delay, _remaining(deadline, call)))
+        delay = min(delay * 2, 0.05)
 
 
 def _read_into(selector: selectors.BaseSelector, key: selectors.SelectorKey, *, stdout_buffer: bytearray) -> None:
@@ -153,6 +182,8 @@ def _timed_out(call: _Call) -> NoReturn:
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Kill the helper's process group, then reap the helper. Children that stayed in its group die
+    with it; one that started its own session (gpg-agent does, on purpose) is out of reach."""
     # Not reaped yet, so the group id cannot have been reused by an unrelated process.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)

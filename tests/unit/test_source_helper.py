@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import stat
 import time
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd.config import HelperCredential
-from syncd.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
+from syncd.config import DockerConfigCredential, HelperCredential, parse_config
+from syncd.errors import ConfigError, CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
+from syncd.sources.docker_config import DockerConfigSource
 from syncd.sources.helper import HelperSource, run_helper
+from syncd.sources.helper_env import helper_environment, passed_by_default
 
 SECRET = "s3cr3t-Vb7q"
 ANSWER = f'{{"ServerURL":"r.example","Username":"robot","Secret":"{SECRET}"}}'
@@ -220,3 +223,96 @@ def _alive(pid: int) -> bool:
     # A zombie still answers signal 0; it is dead for our purpose.
     status = Path(f"/proc/{pid}/stat")
     return not (status.exists() and status.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def test_a_child_left_running_after_a_good_answer_is_killed(tmp_path: Path, install_helper: InstallHelper) -> None:
+    pid_file = tmp_path / "child.pid"
+    # Detached from the helper's pipes, so the helper's exit ends the call: the child would live on.
+    install_helper("fake", f"sleep 60 >/dev/null 2>&1 </dev/null & echo $! > {pid_file}; printf '%s' '{ANSWER}'")
+    assert _run() == ("robot", SECRET)
+    _assert_dies(int(pid_file.read_text()))
+
+
+def test_a_hanging_helpers_grandchild_is_killed_with_it(tmp_path: Path, install_helper: InstallHelper) -> None:
+    pid_file = tmp_path / "grandchild.pid"
+    install_helper("fake", f"sh -c 'sleep 60 >/dev/null 2>&1 & echo $! > {pid_file}' & sleep 60")
+    with pytest.raises(SourceUnavailable, match="did not answer in time"):
+        _run(timeout=1)
+    _assert_dies(int(pid_file.read_text()))
+
+
+def test_the_helper_gets_the_allow_list_and_the_variables_its_credential_names(
+    tmp_path: Path, install_helper: InstallHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "VAULT_TOKEN": "hvs.vault-token",
+        "BAO_TOKEN": "bao-token",
+        "SYNCD_SECRET_X": "x",
+        "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+        "UNLISTED": "u",
+        "AWS_ROLE_ARN": "arn:aws:iam::1:role/r",
+        "HTTPS_PROXY": "http://proxy:3128",
+        "LC_ALL": "C.UTF-8",
+        "MY_HELPER_SETTING": "m",
+    }.items():
+        monkeypatch.setenv(name, value)
+    env_file = tmp_path / "helper.env"
+    install_helper("fake", f"env > {env_file}; printf '%s' '{ANSWER}'")
+    HelperSource().fetch(_credential(helper_env=["MY_HELPER_SETTING"]))
+    seen = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    assert not {"VAULT_TOKEN", "BAO_TOKEN", "SYNCD_SECRET_X", "KUBERNETES_SERVICE_HOST", "UNLISTED"} & seen.keys()
+    assert {"PATH", "HOME", "AWS_ROLE_ARN", "HTTPS_PROXY", "LC_ALL"} <= seen.keys()
+    assert seen["MY_HELPER_SETTING"] == "m"
+
+
+def test_a_docker_config_credentials_helper_gets_its_helper_env_too(
+    tmp_path: Path, install_helper: InstallHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.vault-token")
+    monkeypatch.setenv("MY_HELPER_SETTING", "m")
+    env_file = tmp_path / "helper.env"
+    install_helper("fake", f"env > {env_file}; printf '%s' '{ANSWER}'")
+    docker_config = tmp_path / "config.json"
+    docker_config.write_text(json.dumps({"credHelpers": {"r.example": "fake"}}))
+    fields = {"name": "ci", "docker_config": str(docker_config), "registries": ["r.example"]}
+    DockerConfigSource().fetch(DockerConfigCredential.model_validate(fields | {"helper_env": ["MY_HELPER_SETTING"]}))
+    seen = env_file.read_text()
+    assert "MY_HELPER_SETTING=m" in seen
+    assert "VAULT_TOKEN" not in seen
+
+
+def test_syncds_own_variables_are_never_passed_even_when_named() -> None:
+    environ = {"VAULT_TOKEN": "t", "vault_token": "t", "BAO_TOKEN": "t", "KUBECONFIG": "k", "PATH": "/bin"}
+    assert helper_environment(environ.keys(), environ) == {"PATH": "/bin"}
+
+
+def test_the_allow_list_covers_the_cloud_sdks() -> None:
+    names = ["AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL_ECR", "AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+    names += ["GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG", "AZURE_FEDERATED_TOKEN_FILE", "DOCKER_CONFIG"]
+    names += ["PASSWORD_STORE_DIR", "GNUPGHOME", "SSL_CERT_FILE", "no_proxy", "TZ", "TMPDIR"]
+    assert [name for name in names if not passed_by_default(name)] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("VAULT_TOKEN", "VAULT_TOKEN is syncd's Vault login"),
+        ("VAULT_ADDR", "'VAULT_ADDR' is syncd's own"),
+        ("SYNCD_CONFIG", "'SYNCD_CONFIG' is syncd's own"),
+        ("NOT A NAME", "is not an environment variable name"),
+    ],
+)
+def test_the_config_refuses_syncds_own_variables_in_helper_env(name: str, message: str) -> None:
+    raw = {"name": "ci", "registry": "r.example", "helper": "fake", "helper_env": ["AWS_PROFILE", name]}
+    with pytest.raises(ConfigError) as error:
+        parse_config(
+            {"credentials": [raw], "secrets": [{"name": "pull", "credentials": ["ci"], "namespaces": {"names": ["x"]}}]}
+        )
+    assert [(p.path, message in p.message) for p in error.value.problems] == [("credentials[0].helper_env[1]", True)]
+
+
+def _assert_dies(pid: int) -> None:
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid), "the helper's child outlived the call"
