@@ -76,7 +76,7 @@ SECRETS = [{"name": "pull-a", "credentials": ["a"], "namespaces": {"names": ["x"
 
 
 def _config(credentials: list[dict[str, object]] = CREDENTIALS) -> Config:
-    return parse_config({"vault": {"address": "http://vault.invalid"}, "credentials": credentials, "secrets": SECRETS})
+    return parse_config({"vault": {"address": "https://vault.invalid"}, "credentials": credentials, "secrets": SECRETS})
 
 
 class Source:
