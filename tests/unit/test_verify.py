@@ -433,7 +433,12 @@ def test_untrusted_certificate_is_unavailable_for_an_https_registry(tls_fake: tu
 
 
 def test_explicit_http_prefix_is_honoured(fake: FakeRegistry) -> None:
+    """The fake speaks plain HTTP only: the login is checked there, challenge and token included."""
     verify_login("ghcr", login(f"http://{fake.host}/"))
+    paths = [seen.path for seen in fake.seen]
+    assert paths[0] == "/v2/", paths
+    assert "/token" in paths, paths
+    assert fake.seen[-1].authorization == f"Bearer {TOKEN}"
 
 
 @pytest.mark.parametrize(
