@@ -16,6 +16,7 @@ from syncd.errors import KubeError
 from syncd.kube.client import call
 
 T = TypeVar("T")
+REVIEW_TIMEOUT = 5.0  # seconds per call: a hung apiserver must not hold a worker of the HTTP server
 Access = Literal["allowed", "forbidden", "unauthenticated"]
 
 
@@ -38,7 +39,9 @@ class AccessReviews:
 
     def _authenticate(self, token: str) -> client.V1UserInfo | None:
         review = client.V1TokenReview(spec=client.V1TokenReviewSpec(token=token, audiences=self.audiences))
-        answer = _reviewed(lambda: self.authentication.create_token_review(review), what="TokenReview")
+        answer = _reviewed(
+            lambda: self.authentication.create_token_review(review, _request_timeout=REVIEW_TIMEOUT), what="TokenReview"
+        )
         status = answer.status
         if status is None or not status.authenticated or status.user is None:
             return None
@@ -53,7 +56,10 @@ class AccessReviews:
             non_resource_attributes=client.V1NonResourceAttributes(path=path, verb=verb),
         )
         review = client.V1SubjectAccessReview(spec=spec)
-        answer = _reviewed(lambda: self.authorization.create_subject_access_review(review), what="SubjectAccessReview")
+        answer = _reviewed(
+            lambda: self.authorization.create_subject_access_review(review, _request_timeout=REVIEW_TIMEOUT),
+            what="SubjectAccessReview",
+        )
         return bool(answer.status is not None and answer.status.allowed)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -29,12 +30,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from syncd.config.models import Server as ServerConfig
-from syncd.errors import KubeError
+from syncd.errors import ConfigError, ConfigProblem, KubeError
 from syncd.server.auth import AccessReviewer, MetricsGuard, bearer_token
 from syncd.server.http import Request, Response
 from syncd.server.lanes import Busy, Lanes
 from syncd.server.serve import Limits, Serving
-from syncd.server.tls import ServingTls, TlsFiles
+from syncd.server.tls import ServingTls, TlsFiles, tls_error
 
 __all__ = ["HttpServer", "Limits", "TlsFiles"]
 log = logging.getLogger(__name__)
@@ -131,13 +132,14 @@ class HttpServer:
         tls: TlsFiles | None = None,
         guard: MetricsGuard | None = None,
     ) -> None:
+        serving_tls = _serving_tls(tls) if tls else None  # before binding: a bad pair fails without a port taken
         host, _, port = address.rpartition(":")
         # The metrics endpoint is scraped from the pod network: 0.0.0.0 unless the config narrows it.
         self._sock = socket.create_server((host or "0.0.0.0", int(port)), backlog=128)  # noqa: S104
         limits = limits or Limits()
         self.lanes = Lanes(workers=limits.workers, max_queued=limits.max_queued, probe_timeout=limits.probe_timeout)
         routes = Routes(registry, {"/healthz": healthy, "/readyz": ready}, self.lanes, guard)
-        self.serving = Serving(self._sock, routes, limits, ServingTls(tls) if tls else None)
+        self.serving = Serving(self._sock, routes, limits, serving_tls)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="syncd-http", daemon=True)
         self._started = threading.Event()
@@ -159,9 +161,8 @@ class HttpServer:
                 raise ValueError("server.metrics_auth: kubernetes needs an access reviewer")
             guard = MetricsGuard(reviewer)
         tls = TlsFiles(config.tls.cert_file, config.tls.key_file) if config.tls else None
-        return cls(
-            config.address, registry, healthy=healthy, ready=ready, limits=limits_of(config), tls=tls, guard=guard
-        )
+        limits = limits_of(config)
+        return cls(config.address, registry, healthy=healthy, ready=ready, limits=limits, tls=tls, guard=guard)
 
     @property
     def port(self) -> int:
@@ -194,6 +195,14 @@ class HttpServer:
             task.cancel()
         self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.close()
+
+
+def _serving_tls(files: TlsFiles) -> ServingTls:
+    try:
+        return ServingTls(files)
+    except (OSError, ssl.SSLError) as exc:
+        problem = ConfigProblem("server.tls", f"cannot load {files.cert_file} and {files.key_file}: {tls_error(exc)}")
+        raise ConfigError("server", [problem]) from None
 
 
 def limits_of(config: ServerConfig) -> Limits:

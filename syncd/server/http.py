@@ -17,8 +17,9 @@ _VERSIONS = ("HTTP/1.1", "HTTP/1.0")
 class HttpError(Exception):
     """A request answered with an error status; the connection is closed afterwards."""
 
-    def __init__(self, status: HTTPStatus, message: str) -> None:
+    def __init__(self, status: HTTPStatus, message: str, *headers: tuple[str, str]) -> None:
         self.status = status
+        self.headers = headers
         super().__init__(message)
 
 

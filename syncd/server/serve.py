@@ -35,6 +35,7 @@ class Limits:
     workers: int = 4  # threads answering /metrics (and token reviews); probes have one of their own
     max_queued: int = 16  # requests waiting for a worker; past it, 503
     probe_timeout: float = 5.0
+    body_budget: int = 8 << 20  # request body bytes buffered at once, over all connections; past it, 503
 
 
 class Serving:
@@ -44,6 +45,7 @@ class Serving:
         self.limits = limits
         self.tls = tls
         self.connections = Connections(limits.max_connections)
+        self.body_bytes = 0  # reserved by the bodies being read or answered now
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -80,18 +82,21 @@ class Serving:
             self.connections.waiting(transport)
             try:
                 async with asyncio.timeout(self.limits.read_timeout):
-                    request = await self._read(reader)
+                    request = await self._read(reader, writer)
             except HttpError as exc:
-                await self._send(writer, Response.text(exc.status, str(exc)), keep_alive=False)
+                await self._send(writer, Response.text(exc.status, str(exc), *exc.headers), keep_alive=False)
                 return True
             if request is None:
                 return True
             self.connections.busy(transport)
-            if not await self._answer(writer, request):
-                return True
+            try:
+                if not await self._answer(writer, request):
+                    return True
+            finally:
+                self.body_bytes -= len(request.body)
         return False
 
-    async def _read(self, reader: asyncio.StreamReader) -> Request | None:
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request | None:
         head = await read_head(reader)
         if head is None:
             return None
@@ -99,8 +104,22 @@ class Serving:
         length = body_length(request, self.limits.max_body_bytes)
         if not length:
             return request
-        body = await reader.readexactly(length)
+        self._reserve(length)
+        try:
+            if request.header("expect").lower() == "100-continue":
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = await reader.readexactly(length)
+        except BaseException:
+            self.body_bytes -= length
+            raise
         return Request(request.method, request.path, request.query, request.version, request.headers, body)
+
+    def _reserve(self, length: int) -> None:
+        """Bodies in memory are bounded in total, not only each: slow uploads on every connection
+        would otherwise hold max_connections x max_body_bytes."""
+        if self.body_bytes + length > self.limits.body_budget:
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, "too many request bodies in flight", ("Retry-After", "1"))
+        self.body_bytes += length
 
     async def _answer(self, writer: asyncio.StreamWriter, request: Request) -> bool:
         """Send the handler's answer; True when the connection stays open for another request."""

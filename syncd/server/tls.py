@@ -52,7 +52,7 @@ class ServingTls:
                 return
             self._context = _context(self.files)
         except (OSError, ssl.SSLError) as exc:
-            log.warning("TLS certificate not reloaded, the previous one is kept", extra={"error": _error(exc)})
+            log.warning("TLS certificate not reloaded, the previous one is kept", extra={"error": tls_error(exc)})
             return
         self._signature = signature
         self.reloads += 1
@@ -70,6 +70,6 @@ def _context(files: TlsFiles) -> ssl.SSLContext:
     return context
 
 
-def _error(exc: Exception) -> str:
+def tls_error(exc: Exception) -> str:
     # Never the file's content: only the kind of failure and the file it was about.
     return f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or getattr(exc, 'reason', None) or 'unreadable'}"

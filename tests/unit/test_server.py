@@ -17,7 +17,8 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
-from syncd.errors import KubeError
+from syncd.config.models import Server, ServerTls
+from syncd.errors import ConfigError, KubeError
 from syncd.metrics import Metrics
 from syncd.server import HttpServer, Limits, TlsFiles
 from syncd.server.auth import Access, MetricsGuard
@@ -269,3 +270,38 @@ def test_a_tls_handshake_that_never_comes_is_cut_off(tmp_path: Path) -> None:
             assert _read_all(tls).startswith(b"HTTP/1.1 200 ")
     finally:
         running.stop()
+
+
+def test_request_bodies_in_memory_are_bounded_in_total() -> None:
+    """Slow uploads on many connections may not hold max_connections x max_body_bytes."""
+    running = _server(limits=Limits(max_body_bytes=1 << 20, body_budget=2 << 20, read_timeout=30.0))
+    head = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"
+    uploads = [_connect(running), _connect(running)]
+    try:
+        for sock in uploads:
+            sock.sendall(head + b"a" * 1000)  # and the rest never comes
+        _wait_for(lambda: running.serving.body_bytes == 2 << 20)
+        refused = _exchange(running, head)
+        assert refused.startswith(b"HTTP/1.1 503 ")
+        assert b"Retry-After: 1" in refused
+    finally:
+        for sock in uploads:
+            sock.close()
+        _wait_for(lambda: running.serving.body_bytes == 0)
+        running.stop()
+
+
+def test_expect_100_continue_is_answered_before_the_body(server: HttpServer) -> None:
+    with _connect(server) as sock:
+        sock.sendall(
+            b"POST /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"hello")
+        assert b"HTTP/1.1 405 " in _read_all(sock)
+
+
+def test_a_certificate_that_does_not_load_is_a_config_error(tmp_path: Path) -> None:
+    config = Server(tls=ServerTls(cert_file=tmp_path / "missing.crt", key_file=tmp_path / "missing.key"))
+    with pytest.raises(ConfigError, match=r"server\.tls: cannot load .*missing\.crt"):
+        HttpServer.from_config(config, CollectorRegistry(), healthy=lambda: (True, ""), ready=lambda: (True, ""))
