@@ -67,6 +67,10 @@ class Serving:
             clean = await self._converse(reader, writer, transport)
         except _GONE:
             pass
+        except asyncio.CancelledError:
+            # The server is stopping. Not re-raised: asyncio's stream callback would log a cancelled
+            # connection task as an error, and nothing awaits this task.
+            pass
         finally:
             self.connections.release(transport)
             _close(writer, transport, clean)
