@@ -25,6 +25,7 @@ from syncd.server import HttpServer
 from syncd.server.auth import MetricsGuard
 from tests.harness import Stack, pki
 from tests.integration.daemon import SyncdProcess, base_config, wait_for
+from tests.integration.test_helm_chart import find, render
 from tests.kube_objects import issued_token
 
 RBAC = "rbac.authorization.k8s.io"
@@ -195,3 +196,23 @@ def test_syncd_run_serves_https_checks_tokens_and_answers_probes_under_a_flood(
         syncd.stop_quietly()
     log = syncd.log()
     assert all(token not in log for token in (tokens.scraper, tokens.stranger))
+
+
+def test_the_charts_service_monitor_follows_server_tls_and_metrics_auth(tmp_path: Path) -> None:
+    helm_home = tmp_path / "helm-home"  # helm's cache, config and data: never the user's
+    served = render(
+        helm_home,
+        "serviceMonitor.enabled=true",
+        "config.server.tls.cert_file=/etc/syncd/tls/tls.crt",
+        "config.server.tls.key_file=/etc/syncd/tls/tls.key",
+        "config.server.metrics_auth=kubernetes",
+        'json:serviceMonitor.tlsConfig={"serverName": "syncd.syncd.svc"}',
+    )
+    [endpoint] = find(served, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {"serverName": "syncd.syncd.svc"}
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    [plain] = find(render(helm_home, "serviceMonitor.enabled=true"), "ServiceMonitor")["spec"]["endpoints"]
+    assert plain["scheme"] == "http"
+    assert "tlsConfig" not in plain
+    assert "bearerTokenFile" not in plain
