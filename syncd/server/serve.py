@@ -84,21 +84,22 @@ class Serving:
             await writer.start_tls(self.tls.current(), ssl_handshake_timeout=self.limits.read_timeout)
         while self.connections.is_open(transport):
             self.connections.waiting(transport)
-            try:
-                async with asyncio.timeout(self.limits.read_timeout):
-                    request = await self._read(reader, writer)
-            except HttpError as exc:
-                await self._send(writer, Response.text(exc.status, str(exc), *exc.headers), keep_alive=False)
-                return True
+            request = await self._next_request(reader, writer)
             if request is None:
                 return True
             self.connections.busy(transport)
-            try:
-                if not await self._answer(writer, request):
-                    return True
-            finally:
-                self.body_bytes -= len(request.body)
+            if not await self._answer(writer, request):
+                return True
         return False
+
+    async def _next_request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request | None:
+        """None when the connection is done: the client closed it, or its request was refused."""
+        try:
+            async with asyncio.timeout(self.limits.read_timeout):
+                return await self._read(reader, writer)
+        except HttpError as exc:
+            await self._send(writer, Response.text(exc.status, str(exc), *exc.headers), keep_alive=False)
+            return None
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Request | None:
         head = await read_head(reader)
@@ -132,6 +133,8 @@ class Serving:
         except Exception:
             log.exception("HTTP handler failed", extra={"path": request.path})
             response = Response.text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+        finally:
+            self.body_bytes -= len(request.body)
         keep_alive = request.keep_alive
         await self._send(writer, response, keep_alive=keep_alive, head_only=request.method == "HEAD")
         return keep_alive
