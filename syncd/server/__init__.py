@@ -176,6 +176,8 @@ class HttpServer:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._close)
             self._thread.join(timeout=10)
+        elif not self._started.is_set():
+            self._loop.close()  # never started
         self.lanes.shutdown()
         self._sock.close()
 
