@@ -29,6 +29,7 @@ from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.kube.leader import LeaderElector
 from syncd.kube.pull_events import pull_failure_loops
+from syncd.kube.reviews import AccessReviews
 from syncd.kube.watches import watch_loops
 from syncd.metrics import Metrics
 from syncd.reconciler import Reconciler
@@ -145,6 +146,8 @@ def build_daemon(
         sources=sources.reload,
         watch_loops=partial(_watch_loops, api, cache),
         elector=partial(_elector, api),
+        # Unfenced: a standby replica answers scrapes too, and a review is a `create`.
+        access_reviews=AccessReviews(_api(options, 4)) if config.server.metrics_auth == "kubernetes" else None,
     )
     daemon = Daemon(config_path, config, ports)
     # Every write asks the lease right before it is sent, not only once per run (the elector has

@@ -30,6 +30,7 @@ from syncd.reload import ConfigWatcher, Reloader
 from syncd.runs import SpecRuns
 from syncd.scheduler import Scheduler
 from syncd.server import HttpServer
+from syncd.server.auth import AccessReviewer
 from syncd.sources.base import Source
 from syncd.timing import Cadence, Lifetime
 from syncd.triggers import TriggerQueue
@@ -60,6 +61,7 @@ class Ports:
     sources: Callable[[Config], Mapping[str, Source[Any]]]  # for a reloaded config
     watch_loops: Callable[[Config, OnEvent, OnRelist], dict[str, Loop]]
     elector: Callable[[Config, Callable[[bool], None]], Elector | None]  # None: election off
+    access_reviews: AccessReviewer | None = None  # for `server.metrics_auth: kubernetes`
 
 
 class Daemon:
@@ -97,7 +99,9 @@ class Daemon:
         )
         self.config_watcher = ConfigWatcher(config_path, self.reloader.reload)
         self.elector = ports.elector(config, self._on_leadership)
-        self.server = HttpServer(config.server.address, ports.registry, healthy=self.healthy, ready=self.ready)
+        self.server = HttpServer.from_config(
+            config.server, ports.registry, healthy=self.healthy, ready=self.ready, reviewer=ports.access_reviews
+        )
 
     @property
     def config(self) -> Config:

@@ -256,13 +256,43 @@ class Schedule(_Strict):
         return value
 
 
+class ServerTls(_Strict):
+    """Serve HTTPS with this certificate; the files are re-read when they change (cert-manager)."""
+
+    cert_file: Path = Field(description="PEM certificate chain, e.g. the tls.crt of a mounted kubernetes.io/tls Secret")
+    key_file: Path = Field(description="PEM private key, e.g. tls.key")
+
+
 class Server(_Strict):
-    """The HTTP server for Prometheus and the kubelet's probes."""
+    """The HTTP server for Prometheus and the kubelet's probes (and, later, the admission webhook)."""
 
     address: str = Field(
         "0.0.0.0:8080",
         json_schema_extra={"pattern": SERVER_ADDRESS},
         description="host:port for /metrics /healthz /readyz",
+    )
+    tls: ServerTls | None = Field(None, description="serve HTTPS (probes too: set `scheme: HTTPS` on them); off: HTTP")
+    metrics_auth: Literal["none", "kubernetes"] = Field(
+        "none",
+        description="kubernetes: /metrics needs a bearer token that the Kubernetes API authenticates (TokenReview) "
+        "and allows to `get` the non-resource URL /metrics (SubjectAccessReview), as kube-rbac-proxy checks; "
+        "syncd's ServiceAccount needs create on tokenreviews and subjectaccessreviews (system:auth-delegator). "
+        "The probes never need a token",
+    )
+    max_connections: int = Field(
+        256,
+        ge=8,
+        le=10000,
+        description="open connections at most; past it a new one displaces the one that has waited longest for a "
+        "request, so idle and slow clients cannot lock the probes out",
+    )
+    read_timeout: Duration = Field(
+        dt.timedelta(seconds=10),
+        description="a whole request (line, headers, body) must arrive within this long of the connection or of the "
+        "previous answer; a client that does not is cut off. Also bounds the TLS handshake and sending an answer",
+    )
+    max_body_bytes: int = Field(
+        1 << 20, ge=0, le=64 << 20, description="largest request body accepted; larger ones are answered 413"
     )
 
     @field_validator("address")
@@ -271,6 +301,13 @@ class Server(_Strict):
         port = value.rpartition(":")[2]
         if not _fullmatch(SERVER_ADDRESS, value) or not 0 < int(port) < 65536:
             raise ValueError(f"{value!r} is not host:port such as 0.0.0.0:8080 (port 1-65535)")
+        return value
+
+    @field_validator("read_timeout")
+    @classmethod
+    def _read_timeout(cls, value: dt.timedelta) -> dt.timedelta:
+        if not 1 <= value.total_seconds() <= 300:
+            raise ValueError("must be between 1s and 5m")
         return value
 
 
