@@ -96,9 +96,30 @@ def manifests(config: Config, *, namespace: str, service_account: str) -> list[d
             "roleRef": {**role_ref, "kind": "Role", "name": lease_role},
             "subjects": subject,
         },
+        *_metrics_reviewer(config, name, subject),
         *policy.manifests(
             config, role=name, granted=secret_names(config), namespace=namespace, service_account=service_account
         ),
+    ]
+
+
+def _metrics_reviewer(config: Config, role: str, subject: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """`server.metrics_auth: kubernetes` checks each scraper's token with a TokenReview and a
+    SubjectAccessReview: what the built-in `system:auth-delegator` grants, and nothing more."""
+    if config.server.metrics_auth != "kubernetes":
+        return []
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"{role}-auth-delegator"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:auth-delegator",
+            },
+            "subjects": subject,
+        }
     ]
 
 

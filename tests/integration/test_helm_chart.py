@@ -521,3 +521,22 @@ def test_the_admission_policy_can_be_left_out(helm_home: Path) -> None:
     kinds = {d["kind"] for d in render(helm_home, "rbac.admissionPolicy=false")}
     assert "ValidatingAdmissionPolicy" not in kinds
     assert "ClusterRole" in kinds
+
+
+def test_metrics_auth_binds_the_auth_delegator_role_as_syncd_rbac_does(helm_home: Path) -> None:
+    docs = render(helm_home, "config.server.metrics_auth=kubernetes", namespace="platform")
+    config = parse_config(syncd_config(docs))
+    account = find(docs, "ServiceAccount")["metadata"]["name"]
+    [expected] = [
+        d
+        for d in rbac.manifests(config, namespace="platform", service_account=account)
+        if d["metadata"]["name"].endswith("-auth-delegator")
+    ]
+    [rendered] = [
+        d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "system:auth-delegator"
+    ]
+    assert (rendered["roleRef"], rendered["subjects"]) == (expected["roleRef"], expected["subjects"])
+    plain = render(helm_home, namespace="platform")
+    assert not [
+        d for d in plain if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "system:auth-delegator"
+    ]
