@@ -25,12 +25,13 @@ PYTEST_WORKERS ?= -n 2 --dist loadfile
 # Everything, the 3-minute soak included (`make test PYTEST_SELECT='-m "not soak"'` leaves it out).
 PYTEST_SELECT ?=
 
-.PHONY: help deps venv envtest control-plane helm kubelet-keyring kubelet-events ecr-login-helper image lint test test-soak bench soak soak-report demo demo-up demo-down clean
+.PHONY: help deps venv envtest control-plane helm kubelet-keyring kubelet-events ecr-login-helper image lock lint test test-soak bench soak soak-report demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
 	@echo "make test   install what is missing, lint, and run every test against real servers"
 	@echo "make image  build the container image with buildah (base debootstrapped here, cached)"
+	@echo "make lock   regenerate requirements/*.txt, the image's hash-pinned Python dependencies"
 	@echo "make lint   ruff + mypy --strict + import-linter + hadolint + helm lint"
 	@echo "make bench  benchmarks against kubectl and the apiserver's write floor (~20 min)"
 	@echo "make soak   the chaos soak: two replicas, churn, rotations, faults (SOAK_DURATION=20m SOAK_SEED=1)"
@@ -73,6 +74,18 @@ ecr-login-helper:  ## docker-credential-ecr-login (amazon-ecr-credential-helper)
 
 image: deps venv  ## the container image (buildah, no Docker engine) + its OCI layout and SBOM in build/image
 	scripts/image-build.sh
+
+# The image's Python packages, resolved from pyproject.toml (dependencies; build-system.requires)
+# with every file's sha256, for `pip install --require-hashes`. Run it after changing either list
+# (tests/unit/test_lock.py fails while they disagree); pins that still fit are kept, and
+# `make lock LOCK_UPGRADE=--upgrade` takes the newest releases. It resolves for the Python running
+# it: 3.11, the image's.
+LOCK_UPGRADE ?=
+LOCK_FLAGS := --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_UPGRADE)
+lock: venv  ## requirements/image.txt + requirements/build.txt: the image's dependencies, pinned with hashes
+	$(BIN)/pip-compile $(LOCK_FLAGS) --output-file requirements/image.txt pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --allow-unsafe --build-deps-for wheel --only-build-deps \
+	  --output-file requirements/build.txt pyproject.toml
 
 lint: venv helm
 	$(BIN)/ruff check syncd tests bench soak

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the Dockerfile with buildah, without a Docker engine or any registry outside this machine:
 #   - the base is debootstrapped here (scripts/image-base.sh, cached) unless SYNCD_IMAGE_BASE names
-#     one the image store already holds;
+#     one the image store already holds; either way it is passed to the build as name@digest (the
+#     digest of its manifest in the store), as the Dockerfile requires: the image's label
+#     org.opencontainers.image.base.name records exactly which base it was built on;
 #   - the builder stage gets its wheels from the context (WHEELS=local, scripts/image-wheels.sh);
 #   - `buildah bud --isolation chroot`: the RUN steps run chrooted with the host's network and
 #     no new user, PID or network namespace, which is what this sandbox allows (the OCI isolation
@@ -10,7 +12,8 @@
 #     reuses a LABEL step whose build-arg values changed, so the per-commit labels (revision,
 #     created) are also given with --label, which applies at commit time.
 # Then, beside the image, in build/image/: the image as an OCI layout (gzip layers, what a
-# registry stores: its compressed size) and a CycloneDX SBOM of the Python packages in its venv.
+# registry stores: its compressed size) and a CycloneDX SBOM of the Python packages in its venv
+# and of the Debian packages in its dpkg status file.
 # Prints the image name (localhost/syncd:VERSION). Needs buildah, podman, skopeo, debootstrap.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +29,14 @@ VERSION="$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml","r
 IMAGE="localhost/syncd:$VERSION"
 OUT=build/image
 BASE="${SYNCD_IMAGE_BASE:-$("$HERE/image-base.sh")}"
+if [[ "$BASE" != *@sha256:* ]]; then
+  # The store's digest of the base's manifest, the one `buildah from NAME@DIGEST` resolves.
+  DIGEST="$(podman "${SYNCD_STORAGE_OPTS[@]}" image inspect --format '{{.Digest}}' "$BASE")"
+  [[ "$DIGEST" =~ ^sha256:[0-9a-f]{64}$ ]] || { log "no digest for the base $BASE: '$DIGEST'"; exit 1; }
+  NAME="$BASE"
+  [[ "${NAME##*/}" == *:* ]] && NAME="${NAME%:*}"   # the tag goes, a registry's port stays
+  BASE="$NAME@$DIGEST"
+fi
 "$HERE/image-wheels.sh" >/dev/null
 REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 CREATED="$(git log -1 --format=%cI 2>/dev/null || echo unknown)"
@@ -49,6 +60,50 @@ trap 'buildah "${SYNCD_STORAGE_OPTS[@]}" rm "$CTR" >/dev/null' EXIT
 ROOTFS="$(buildah "${SYNCD_STORAGE_OPTS[@]}" mount "$CTR")"
 "$PY" -m cyclonedx_py environment --pyproject pyproject.toml --of JSON --output-reproducible \
   -o "$OUT/syncd-$VERSION.cdx.json" "$ROOTFS/opt/syncd/bin/python" >&2
+# The Debian packages, from the dpkg status file the Dockerfile keeps, join the Python ones as
+# components of type library with a purl pkg:deb/debian/NAME@VERSION?arch=ARCH&distro=debian-N,
+# after one component for the operating system itself.
+"$PY" - "$ROOTFS" "$OUT/syncd-$VERSION.cdx.json" <<'EOF'
+import json
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+rootfs, sbom_path = Path(sys.argv[1]), Path(sys.argv[2])
+os_release = dict(
+    line.split("=", 1) for line in (rootfs / "etc/os-release").read_text().splitlines() if "=" in line
+)
+os_release = {key: value.strip('"') for key, value in os_release.items()}
+distro = f"{os_release.get('ID', 'debian')}-{os_release.get('VERSION_ID', '')}".rstrip("-")
+packages = []
+for paragraph in (rootfs / "var/lib/dpkg/status").read_text(encoding="utf-8").split("\n\n"):
+    fields = {}
+    for line in paragraph.splitlines():
+        if line[:1] not in (" ", "\t") and ":" in line:
+            key, value = line.split(":", 1)
+            fields[key] = value.strip()
+    if fields.get("Status", "").split()[-1:] != ["installed"]:
+        continue
+    name, version, arch = fields["Package"], fields["Version"], fields["Architecture"]
+    purl = f"pkg:deb/debian/{quote(name, safe='')}@{quote(version, safe='')}?arch={arch}&distro={distro}"
+    component = {"type": "library", "bom-ref": purl, "name": name, "version": version, "purl": purl}
+    if "Maintainer" in fields:
+        component["publisher"] = fields["Maintainer"]
+    packages.append(component)
+if not packages:
+    sys.exit(f"no installed package in {rootfs}/var/lib/dpkg/status")
+sbom = json.loads(sbom_path.read_text(encoding="utf-8"))
+operating_system = {
+    "type": "operating-system",
+    "bom-ref": f"os:{distro}",
+    "name": os_release.get("ID", "debian"),
+    "version": (rootfs / "etc/debian_version").read_text().strip(),
+    "description": os_release.get("PRETTY_NAME", ""),
+}
+sbom["components"] = [*sbom.get("components", []), operating_system, *sorted(packages, key=lambda c: c["name"])]
+sbom_path.write_text(json.dumps(sbom, indent=2) + "\n", encoding="utf-8")
+print(f"image-build: SBOM: {len(packages)} Debian packages added", file=sys.stderr)
+EOF
 buildah "${SYNCD_STORAGE_OPTS[@]}" umount "$CTR" >/dev/null
 "$HERE/image-prune.sh" || log "could not prune old images (the store keeps growing)"
 echo "$IMAGE"

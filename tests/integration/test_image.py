@@ -12,6 +12,11 @@ whole filesystem, listed before and after (path, type, mode, owner, size, mtime)
 One run (`syncd once`) does by hand what buildah's chroot isolation does, with the root mounted
 read-only: that is the pod's readOnlyRootFilesystem, enforced.
 
+The supply chain: the base is passed by digest (name@sha256) and recorded in the image's label;
+no file in the image keeps a setuid or setgid bit; the SBOM lists the Python packages of the venv
+and the Debian packages of the dpkg status file; tini is the entrypoint and reaps the orphans a
+credential helper leaves behind (tests/unit/test_lock.py checks the hash-pinned locks).
+
 Last, the shipped artifact meets the product: the image is pushed with skopeo to the session's
 registry using, as its auth file, the dockerconfigjson Secret that syncd in the image wrote.
 """
@@ -19,11 +24,14 @@ registry using, as its auth file, the dockerconfigjson Secret that syncd in the 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -61,6 +69,7 @@ BUILDAH_MOUNT_POINTS = {"run", "run/.containerenv", "etc/hosts", "etc/resolv.con
 # buildah sometimes leaves an empty, root-owned mount point file: root's doing, not syncd's (UID
 # 10001 cannot write in the root-owned folder), so it is left out of the comparison.
 CONFIG_FOLDER = "etc/syncd"
+ENTRYPOINT = ["/usr/bin/tini", "-s", "--", "syncd"]
 
 
 @dataclass
@@ -102,16 +111,19 @@ def built(project_version: str) -> Iterator[Built]:
     image = _check([str(REPO_ROOT / "scripts" / "image-build.sh")], cwd=REPO_ROOT, env=env, timeout=1500).strip()
     seconds = time.monotonic() - started
     assert image == f"localhost/syncd:{project_version}"
-    opts, ref, base = _check(
+    opts, ref, base_tag, base_digest = _check(
         [
             "bash",
             "-c",
             'source scripts/image-storage.sh && echo "${SYNCD_STORAGE_OPTS[*]}" && echo "$SYNCD_STORAGE_REF"'
-            " && scripts/image-base.sh",
+            ' && base="$(scripts/image-base.sh)" && echo "$base"'
+            ' && podman "${SYNCD_STORAGE_OPTS[@]}" image inspect --format "{{.Digest}}" "$base"',
         ],
         cwd=REPO_ROOT,
     ).splitlines()
     storage_opts = opts.split()
+    # The build was given the base as name@digest: the tag goes, the store's manifest digest comes.
+    base = f"{base_tag.rsplit(':', 1)[0]}@{base_digest}"
     container = _check(["buildah", *storage_opts, "from", "--pull-never", image]).strip()
     try:
         rootfs = Path(_check(["buildah", *storage_opts, "mount", container]).strip())
@@ -193,15 +205,15 @@ def test_dockerfile_passes_hadolint() -> None:
     assert result.stdout.strip() == ""
 
 
-def test_dockerfile_default_base_is_python_slim() -> None:
-    """Users with a registry build on python:3.11-slim; the tests pass their own BASE."""
-    assert "ARG BASE=python:3.11-slim\n" in DOCKERFILE.read_text(encoding="utf-8")
+def _config(built: Built) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(built.buildah("inspect", "--type", "image", built.image))["OCIv1"]["config"]
+    return config
 
 
 def test_image_config_labels_user_and_entrypoint(built: Built, project_version: str) -> None:
-    config = json.loads(built.buildah("inspect", "--type", "image", built.image))["OCIv1"]["config"]
+    config = _config(built)
     assert config["User"] == f"{IMAGE_UID}:{IMAGE_UID}", "numeric, so that runAsNonRoot can check it"
-    assert config["Entrypoint"] == ["syncd"]
+    assert config["Entrypoint"] == ENTRYPOINT, "tini is PID 1 and runs syncd"
     assert config["Cmd"] == ["run", "--config", CONFIG_IN_POD]
     assert "8080/tcp" in config["ExposedPorts"]
     env = dict(item.split("=", 1) for item in config["Env"])
@@ -214,6 +226,74 @@ def test_image_config_labels_user_and_entrypoint(built: Built, project_version: 
     assert labels["org.opencontainers.image.revision"] == _check(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT).strip()
     assert labels["org.opencontainers.image.base.name"] == built.base
     assert labels["org.opencontainers.image.title"] == "syncd"
+
+
+def test_the_base_is_recorded_by_the_digest_of_its_manifest(built: Built) -> None:
+    """The label names the base by digest, and that digest is the base's manifest, byte for byte."""
+    assert re.fullmatch(r"localhost/syncd-base@sha256:[0-9a-f]{64}", built.base), built.base
+    manifest = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"{built.storage_ref}{built.base}"], capture_output=True, check=True
+    ).stdout
+    assert f"sha256:{hashlib.sha256(manifest).hexdigest()}" == built.base.split("@", 1)[1]
+
+
+def test_no_file_in_the_image_is_setuid_or_setgid(built: Built) -> None:
+    """A Debian base has 11 (su, mount, passwd, chsh, ...): a way to another user, had the image any."""
+    flagged = []
+    for directory, _dirs, files in os.walk(built.rootfs):
+        for name in files:
+            path = Path(directory) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
+                flagged.append(f"{oct(mode)} {path.relative_to(built.rootfs)}")
+    assert flagged == []
+    # The programs are still there, without the bit.
+    assert (built.rootfs / "usr" / "bin" / "su").is_file()
+
+
+# Run in the image: a process whose child starts a daemon (forks, and exits at once, as a helper's
+# `--daemon` does) and returns; the daemon exits 0.2 s later. It is an orphan then, re-parented to
+# the nearest child subreaper above it, which must reap it. After 2 s, the zombies whose parent is
+# this process's parent are counted.
+ORPHAN_SCRIPT = """
+import os, time
+if os.fork() == 0:
+    if os.fork() == 0:
+        time.sleep(0.2)
+        os._exit(0)
+    os._exit(0)
+os.wait()
+time.sleep(2)
+zombies = 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+    except OSError:
+        continue
+    zombies += state == "Z" and int(ppid) == os.getppid()
+print("zombies", zombies)
+"""
+# What syncd as PID 1 would be: the reaper of every orphan (a subreaper here, where buildah gives
+# no PID namespace) that waits for its own children only.
+NO_INIT = """
+import ctypes, subprocess, sys
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+sys.exit(subprocess.run([sys.executable, "-c", sys.argv[1]]).returncode)
+"""
+
+
+def test_tini_is_the_entrypoint_and_reaps_orphans(built: Built, project_version: str) -> None:
+    assert _in_image(built, "/usr/bin/tini", "--version").stdout.startswith("tini version 0.19")
+    entrypoint = _config(built)["Entrypoint"]
+    # The entrypoint as the pod runs it (CMD replaced by `version`): tini, then syncd.
+    result = _in_image(built, *entrypoint, "version")
+    assert result.stdout.strip() == f"syncd {project_version}"
+    assert "WARN" not in result.stderr, result.stderr
+    # Without an init the orphan stays a zombie; under the entrypoint's tini it is reaped.
+    assert _in_image(built, "python3", "-c", NO_INIT, ORPHAN_SCRIPT).stdout.split() == ["zombies", "1"]
+    under_tini = [*entrypoint[:-1], "python3", "-c", ORPHAN_SCRIPT]
+    assert _in_image(built, *under_tini).stdout.split() == ["zombies", "0"]
 
 
 def test_runs_as_10001_without_package_managers_or_compilers(built: Built) -> None:
@@ -362,7 +442,8 @@ def test_run_in_the_image_answers_probes_and_metrics(
 ) -> None:
     port = free_port()
     _write_config(setup, {**setup.config, "server": {"address": f"127.0.0.1:{port}"}})
-    argv = [*_run_argv(built, setup.volumes), "syncd", "run", "--config", CONFIG_IN_POD]
+    # Through the entrypoint, as in the pod: tini runs syncd and passes it the SIGTERM.
+    argv = [*_run_argv(built, setup.volumes), *_config(built)["Entrypoint"], "run", "--config", CONFIG_IN_POD]
     argv += ["--kubeconfig", setup.kubeconfig, "--log-format", "json"]
     before = _snapshot(built.rootfs)
     log = tmp_path / "syncd-run.log"
@@ -429,13 +510,41 @@ def test_sbom_lists_exactly_the_python_packages_in_the_image(built: Built, proje
     assert sbom["bomFormat"] == "CycloneDX"
     assert sbom["metadata"]["component"]["name"] == "syncd"
     assert sbom["metadata"]["component"]["version"] == project_version
-    listed = {(c["name"].lower().replace("_", "-"), c["version"]) for c in sbom["components"]}
+    python = [c for c in sbom["components"] if c.get("purl", "").startswith("pkg:pypi/")]
+    listed = {(c["name"].lower().replace("_", "-"), c["version"]) for c in python}
     script = "import importlib.metadata as m\nfor d in m.distributions(): print(d.metadata['Name'], d.version)"
     out = _in_image(built, "python3", "-c", script).stdout
     installed = {
         (name.lower().replace("_", "-"), version) for name, version in (line.split() for line in out.splitlines())
     }
     assert installed - {("syncd", project_version)} == listed
+    assert {"kubernetes", "hvac", "pydantic"} <= {name for name, _ in listed}
+
+
+def test_sbom_lists_exactly_the_debian_packages_in_the_image(built: Built) -> None:
+    """The Debian packages too, each with a purl a scanner matches against Debian's advisories:
+    the same set dpkg-query (the host's) reads from the image's dpkg status file."""
+    sbom = json.loads(built.sbom.read_text(encoding="utf-8"))
+    components = sbom["components"]
+    assert {c.get("purl", "")[:8] for c in components if c["type"] == "library"} <= {"pkg:pypi", "pkg:deb/"}
+    [system] = [c for c in components if c["type"] == "operating-system"]
+    assert system["name"] == "debian"
+    debian = {c["name"]: c for c in components if c.get("purl", "").startswith("pkg:deb/debian/")}
+    out = _check(
+        ["dpkg-query", f"--admindir={built.rootfs / 'var' / 'lib' / 'dpkg'}", "-W", "-f",
+         "${db:Status-Status} ${Package} ${Version} ${Architecture}\\n"]
+    )  # fmt: skip
+    installed = {
+        name: (version, arch)
+        for status, name, version, arch in (line.split() for line in out.splitlines())
+        if status == "installed"
+    }
+    assert {name: (c["version"], c["purl"].split("arch=")[1].split("&")[0]) for name, c in debian.items()} == installed
+    for name in ("python3", "libc6", "tini", "ca-certificates"):
+        assert name in debian, f"{name} is not in the SBOM"
+    libc = debian["libc6"]
+    assert libc["purl"].startswith(f"pkg:deb/debian/libc6@{libc['version'].replace('+', '%2B')}?arch=")
+    assert "&distro=debian-" in libc["purl"]
 
 
 def test_once_on_a_read_only_root_filesystem(
