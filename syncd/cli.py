@@ -134,6 +134,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         return COMMANDS[args.command](args, config)
+    except ConfigError as exc:  # found only when used: a TLS pair under server.tls that does not load
+        print(f"syncd: invalid config {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KubeError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_FAILURE
