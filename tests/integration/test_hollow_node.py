@@ -1,0 +1,258 @@
+"""A kubelet whose pulls are real: Pods on the hollow node pull a private image from the registry.
+
+A cluster of this module's own: kube-apiserver with the ServiceAccount admission plugin on (as in
+every real cluster; the session stack's apiserver still runs without it), kube-controller-manager
+(its node-lifecycle-controller lifts the node's not-ready taint, its serviceaccount-controller
+makes each namespace's `default`), kube-scheduler, the harness registry (htpasswd) and a
+HollowNode: v1.34.4's kubelet over fake containers, whose image service logs in to the registry
+with the AuthConfig the kubelet hands it. Every outcome asserted on is the kubelet's own: the Pod's
+phase and container state, and the Events it writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from tests.harness.controllers import ControllerManager, Scheduler
+from tests.harness.kube import Kube
+from tests.harness.node import HollowNode
+from tests.harness.oci import Skopeo, dockerconfigjson, make_layout
+from tests.harness.registry import Registry
+from tests.kube_objects import name_of
+
+# A cold build of hollow-node (scripts/hollow-node.sh) takes minutes; `make hollow-node` ahead avoids that.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+# Every controller but those that need a cloud or a Pod network (issue 21).
+CONTROLLERS = [
+    "*",
+    "-node-ipam-controller",
+    "-cloud-node-lifecycle-controller",
+    "-node-route-controller",
+    "-service-lb-controller",
+]
+PULL_FAILED = ("ErrImagePull", "ImagePullBackOff")
+
+
+class AdmittingKube(Kube):
+    """The harness apiserver with the ServiceAccount admission plugin on (a no-op once kube.py
+    stops turning it off): Pods get their ServiceAccount, as in a real cluster."""
+
+    def apiserver_argv(self, binary: Path) -> list[str]:
+        return [arg for arg in super().apiserver_argv(binary) if arg != "--disable-admission-plugins=ServiceAccount"]
+
+
+@dataclass
+class Cluster:
+    kube: Kube
+    registry: Registry
+    node: HollowNode
+    core: client.CoreV1Api
+    skopeo: Skopeo
+    dir: Path
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    state = tmp_path_factory.mktemp("hollow")
+    kube, registry = AdmittingKube(state), Registry(state)
+    manager, scheduler = ControllerManager(kube, state, CONTROLLERS), Scheduler(kube, state)
+    node = HollowNode(kube, state, insecure_registries=[])
+    started: list[AdmittingKube | Registry | ControllerManager | Scheduler | HollowNode] = []
+    try:
+        for part in (kube, registry, manager, scheduler):
+            part.start()
+            started.append(part)
+        node.insecure_registries = [registry.host]
+        began = time.monotonic()
+        node.start()
+        started.append(node)
+        ready = time.monotonic() - began
+        node.wait_schedulable()
+        print(f"\nhollow node: Ready {ready:.1f}s after start, schedulable after {time.monotonic() - began:.1f}s")
+        api = config.new_client_from_config(config_file=str(kube.kubeconfig))
+        yield Cluster(kube, registry, node, client.CoreV1Api(api), Skopeo(state / "skopeo"), state)
+        print(f"\nhollow node: RSS {node.rss_kib() / 1024:.0f} MiB")
+        api.close()
+    finally:
+        for server in reversed(started):
+            server.stop()
+
+
+@dataclass
+class Image:
+    reference: str
+    digest: str
+
+
+@pytest.fixture
+def image(cluster: Cluster, tmp_path: Path) -> Image:
+    """A private image of this test's own, pushed with skopeo: no other test's pull can have put
+    it on the node already (where IfNotPresent would skip the pull)."""
+    layout = make_layout(tmp_path / "layout", "v1", {"hello.txt": f"hollow {uuid.uuid4()}\n".encode()})
+    registry = cluster.registry
+    authfile = tmp_path / "auth.json"
+    authfile.write_bytes(dockerconfigjson(registry.host, registry.username, registry.password))
+    reference = f"{registry.host}/syncd/hollow-{uuid.uuid4().hex[:8]}:v1"
+    pushed = cluster.skopeo.run(
+        "copy", "--authfile", str(authfile), "--dest-tls-verify=false", layout.reference, f"docker://{reference}"
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    return Image(reference, layout.digest)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> str:
+    """A new namespace, once the controller gave it its `default` ServiceAccount (admission needs it)."""
+    name = f"hollow-{uuid.uuid4().hex[:6]}"
+    cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait(lambda: "default" in {name_of(sa) for sa in cluster.core.list_namespaced_service_account(name).items})
+    return name
+
+
+def wait(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def pull_secret(cluster: Cluster, namespace: str, password: str) -> str:
+    registry = cluster.registry
+    secret = client.V1Secret(
+        metadata=client.V1ObjectMeta(name="pull"),
+        type="kubernetes.io/dockerconfigjson",
+        data={
+            ".dockerconfigjson": base64.b64encode(dockerconfigjson(registry.host, registry.username, password)).decode()
+        },
+    )
+    cluster.core.create_namespaced_secret(namespace, secret)
+    return "pull"
+
+
+def create_pod(cluster: Cluster, namespace: str, image: str, secret: str | None) -> float:
+    """Create Pod `app`; returns the monotonic time of the create."""
+    spec = client.V1PodSpec(
+        containers=[client.V1Container(name="app", image=image)],
+        image_pull_secrets=[client.V1LocalObjectReference(name=secret)] if secret else None,
+        termination_grace_period_seconds=0,
+    )
+    began = time.monotonic()
+    cluster.core.create_namespaced_pod(namespace, client.V1Pod(metadata=client.V1ObjectMeta(name="app"), spec=spec))
+    return began
+
+
+@dataclass(frozen=True)
+class PodState:
+    """What the kubelet reported of Pod `app` (read as JSON: the client's models are all Optional)."""
+
+    phase: str
+    node: str
+    service_account: str
+    waiting: str | None
+    running: bool
+    ready: bool
+    image_id: str
+
+
+def pod_state(cluster: Cluster, namespace: str) -> PodState:
+    pod: dict[str, Any] = cluster.core.api_client.sanitize_for_serialization(
+        cluster.core.read_namespaced_pod("app", namespace)
+    )
+    statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+    state = statuses[0].get("state", {})
+    return PodState(
+        phase=pod["status"].get("phase", ""),
+        node=pod["spec"].get("nodeName", ""),
+        service_account=pod["spec"].get("serviceAccountName", ""),
+        waiting=state.get("waiting", {}).get("reason"),
+        running="running" in state,
+        ready=bool(statuses[0].get("ready")),
+        image_id=statuses[0].get("imageID", ""),
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    message: str
+    host: str
+
+
+def kubelet_events(cluster: Cluster, namespace: str, reason: str) -> list[Event]:
+    """The Events with `reason` the kubelet wrote about Pod `app`."""
+    found = cluster.core.list_namespaced_event(namespace, field_selector="involvedObject.name=app")
+    events: list[dict[str, Any]] = cluster.core.api_client.sanitize_for_serialization(found)["items"]
+    return [
+        Event(e["type"], e["message"], e["source"].get("host", ""))
+        for e in events
+        if e["reason"] == reason and e["source"].get("component") == "kubelet"
+    ]
+
+
+def test_a_pull_secret_that_logs_in_runs_the_pod(cluster: Cluster, image: Image, namespace: str) -> None:
+    """The kubelet pulls with the Secret's login; the Pod runs on the hollow node with that image."""
+    began = create_pod(cluster, namespace, image.reference, pull_secret(cluster, namespace, cluster.registry.password))
+
+    def running() -> bool:
+        state = pod_state(cluster, namespace)
+        assert state.waiting not in PULL_FAILED, state
+        return state.phase == "Running"
+
+    wait(running, timeout=120, what="Pod Running")
+    print(f"\nhollow node: Pod Running {time.monotonic() - began:.1f}s after create")
+    state = pod_state(cluster, namespace)
+    assert state.node == cluster.node.name
+    assert state.service_account == "default"  # admitted by the ServiceAccount plugin
+    assert state.running
+    assert state.ready
+    assert state.image_id.endswith(image.digest)
+    pulled = kubelet_events(cluster, namespace, "Pulled")
+    assert any(image.reference in e.message for e in pulled), pulled
+
+
+def _assert_refused(cluster: Cluster, namespace: str, image: Image) -> None:
+    """The kubelet's own failure: the container waits on the pull, the Event names the 401."""
+    phases: set[str] = set()
+
+    def refused_pulls() -> list[Event]:
+        return [e for e in kubelet_events(cluster, namespace, "Failed") if image.reference in e.message]
+
+    def refused() -> bool:
+        state = pod_state(cluster, namespace)
+        phases.add(state.phase)
+        return state.waiting in PULL_FAILED and bool(refused_pulls())
+
+    wait(refused, timeout=90, what="the kubelet's pull failure")
+    event = refused_pulls()[0]
+    assert event.type == "Warning"
+    assert event.host == cluster.node.name
+    assert event.message.startswith(f'Failed to pull image "{image.reference}": ')
+    assert "401 Unauthorized" in event.message
+    assert "unauthorized: authentication required" in event.message
+    # The kubelet backs off and stays there (its retry is refused too), never Running meanwhile.
+    wait(lambda: pod_state(cluster, namespace).waiting == "ImagePullBackOff", 60, "ImagePullBackOff")
+    state = pod_state(cluster, namespace)
+    phases.add(state.phase)
+    assert phases == {"Pending"}
+    assert not state.running
+    assert not state.ready
+
+
+def test_a_wrong_password_never_runs(cluster: Cluster, image: Image, namespace: str) -> None:
+    create_pod(cluster, namespace, image.reference, pull_secret(cluster, namespace, "not-the-password-3c1e"))
+    _assert_refused(cluster, namespace, image)
+
+
+def test_no_pull_secret_never_runs(cluster: Cluster, image: Image, namespace: str) -> None:
+    create_pod(cluster, namespace, image.reference, None)
+    _assert_refused(cluster, namespace, image)
