@@ -25,7 +25,7 @@ PYTEST_WORKERS ?= -n 2 --dist loadfile
 # Everything, the 3-minute soak included (`make test PYTEST_SELECT='-m "not soak"'` leaves it out).
 PYTEST_SELECT ?=
 
-.PHONY: help deps venv envtest control-plane helm kubelet-keyring kubelet-events ecr-login-helper image lock lint test test-soak bench soak soak-report demo demo-up demo-down clean
+.PHONY: help deps venv envtest control-plane hollow-node helm kubelet-keyring kubelet-events ecr-login-helper image lock lint test test-soak bench soak soak-report demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
@@ -68,6 +68,9 @@ kubelet-events:  ## the kubelet's image-pull failure Events (k8s.io/kubernetes),
 
 control-plane:  ## kube-controller-manager (k8s.io/kubernetes), built from the Go module proxy and cached by version
 	scripts/control-plane-binaries.sh >/dev/null
+
+hollow-node:  ## the test cluster's kubelet (k8s.io/kubernetes pkg/kubemark, fake containers, real pulls), built from the Go module proxy
+	scripts/hollow-node.sh >/dev/null
 
 ecr-login-helper:  ## docker-credential-ecr-login (amazon-ecr-credential-helper), built from the Go module proxy
 	scripts/ecr-login-helper.sh >/dev/null
