@@ -3,7 +3,7 @@
 # kubelet (k8s.io/kubernetes/pkg/kubemark) with fake containers and real image pulls, the node of
 # the test cluster (tests/harness/node.py). Built from the Go module proxy with the wrapper go.mod
 # of scripts/k8s-go-mod.sh, like kube-apiserver, and cached outside the repo under the Kubernetes
-# version and the hash of main.go: worktrees with different sources each keep their own build.
+# version and the hash of main.go (and of this script): worktrees with different sources each keep their own build.
 #
 # Skipped when $HOLLOW_NODE names an executable.
 # Prints the binary's path on stdout; progress goes to stderr.
@@ -23,7 +23,8 @@ if [[ -n "${HOLLOW_NODE:-}" ]]; then
   log "HOLLOW_NODE=$HOLLOW_NODE is not an executable file; unset it to build one instead"
   exit 1
 fi
-source_sum="$(sha256sum "$SOURCE" | cut -c1-16)"
+# The build recipe below is part of what is cached, so this script is hashed with main.go.
+source_sum="$(cat "$SOURCE" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
 OUT_DIR="${SYNCD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/syncd}/hollow-node/k8s-$KUBE_VERSION-$source_sum"
 BIN="$OUT_DIR/hollow-node"
 if [[ -x "$BIN" ]]; then
@@ -43,7 +44,12 @@ log "building against k8s.io/kubernetes v$KUBE_VERSION from the Go module proxy 
 cd "$WORK"
 write_k8s_go_mod syncd.local/tools/hollow-node "$KUBE_VERSION"
 cp "$SOURCE" main.go
-go build -tags selinux,notest -trimpath -ldflags "-s -w" -o "$BIN.tmp.$$" .
+# The kubelet reports its version in the Node's status (kubectl get nodes): say v$KUBE_VERSION, not
+# component-base's placeholder v0.0.0-master.
+version_pkg=k8s.io/component-base/version
+ldflags="-s -w -X $version_pkg.gitVersion=v$KUBE_VERSION -X $version_pkg.gitMajor=${KUBE_VERSION%%.*}"
+ldflags+=" -X $version_pkg.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2) -X $version_pkg.gitTreeState=clean"
+go build -tags selinux,notest -trimpath -ldflags "$ldflags" -o "$BIN.tmp.$$" .
 mv "$BIN.tmp.$$" "$BIN"
 log "hollow-node for Kubernetes v$KUBE_VERSION in $BIN"
 echo "$BIN"

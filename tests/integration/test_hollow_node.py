@@ -79,6 +79,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         ready = time.monotonic() - began
         node.wait_schedulable()
         print(f"\nhollow node: Ready {ready:.1f}s after start, schedulable after {time.monotonic() - began:.1f}s")
+        print(f"hollow node: kubelet {(node.node() or {})['status']['nodeInfo']['kubeletVersion']}")
         api = config.new_client_from_config(config_file=str(kube.kubeconfig))
         yield Cluster(kube, registry, node, client.CoreV1Api(api), Skopeo(state / "skopeo"), state)
         print(f"\nhollow node: RSS {node.rss_kib() / 1024:.0f} MiB")
