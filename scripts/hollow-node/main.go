@@ -8,8 +8,8 @@
 // registry's own answer and the kubelet reports ErrImagePull / ImagePullBackOff.
 //
 // Usage: hollow-node --kubeconfig=FILE --name=NODE [--insecure-registry=HOST:PORT]... [--v=N]
-// Temporary state (the kubelet's root dir, the fake runtime's socket) goes under $TMPDIR and is
-// removed on SIGTERM / SIGINT.
+// The kubelet's root dir (with the fake runtime's socket) goes under $TMPDIR and is removed on
+// SIGTERM / SIGINT.
 package main
 
 import (
@@ -88,7 +88,20 @@ func run(ctx context.Context, kubeconfig, name string, insecure hostList) error 
 	}
 	// Port 0: two nodes (two test workers) on one machine must not fight over 10250.
 	flags, kc := kubemark.GetHollowKubeletConfig(&kubemark.HollowKubeletOptions{NodeName: name, MaxPods: 110})
-	defer os.RemoveAll(flags.RootDirectory)
+	// kubemark makes its root dir in /tmp whatever $TMPDIR says: move it under $TMPDIR, so that a
+	// killed node leaves its files in the test's own folder.
+	os.RemoveAll(flags.RootDirectory)
+	root, err := os.MkdirTemp("", "hollow-kubelet.")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	flags.RootDirectory, kc.StaticPodPath, kc.PodLogsDir = root, filepath.Join(root, "static-pods"), filepath.Join(root, "pod-logs")
+	for _, dir := range []string{kc.StaticPodPath, kc.PodLogsDir} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return err
+		}
+	}
 	kc.Address = "127.0.0.1" // kubemark binds 0.0.0.0; a test node has no business off loopback
 
 	// As kubemark: heartbeats unthrottled and bounded by the lease, or a busy test apiserver
@@ -101,12 +114,7 @@ func run(ctx context.Context, kubeconfig, name string, insecure hostList) error 
 		return err
 	}
 
-	socketDir, err := os.MkdirTemp("", "hollow-runtime.")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(socketDir)
-	endpoint := "unix://" + filepath.Join(socketDir, "cri.sock")
+	endpoint := "unix://" + filepath.Join(root, "cri.sock")
 	fakeRuntime := fakeremote.NewFakeRemoteRuntime()
 	if err := fakeRuntime.Start(endpoint); err != nil {
 		return fmt.Errorf("fake runtime on %s: %w", endpoint, err)
@@ -372,7 +380,7 @@ func registryErrors(body []byte) string {
 
 func manifestSize(body []byte) uint64 {
 	var manifest struct {
-		Config struct{ Size uint64 } `json:"config"`
+		Config struct{ Size uint64 }   `json:"config"`
 		Layers []struct{ Size uint64 } `json:"layers"`
 	}
 	if json.Unmarshal(body, &manifest) != nil {
