@@ -13,6 +13,7 @@ a ControllerManager running that controller (`wait_schedulable`).
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from collections.abc import Sequence
@@ -66,14 +67,18 @@ class HollowNode:
         self.server.start(self.argv(find_binary()), env={"TMPDIR": str(tmp), "HOME": str(self.dir)}, cwd=self.dir)
         self.server.wait_healthy(self.ready, timeout=timeout)
 
-    def node(self) -> dict[str, Any] | None:
+    def _node_request(self, method: str) -> requests.Response:
         assert self.kube.pki is not None
-        response = requests.get(
+        return requests.request(
+            method,
             f"{self.kube.url}/api/v1/nodes/{self.name}",
             timeout=5,
             verify=str(self.kube.pki.ca_cert),
             cert=(str(self.kube.pki.admin_cert), str(self.kube.pki.admin_key)),
         )
+
+    def node(self) -> dict[str, Any] | None:
+        response = self._node_request("GET")
         if response.status_code == 404:
             return None
         response.raise_for_status()
@@ -109,4 +114,8 @@ class HollowNode:
         raise HarnessError(f"no VmRSS for {self.server.name}")
 
     def stop(self) -> None:
+        """Stop the kubelet and delete its Node (a real kubelet leaves it, NotReady; a test cluster
+        is better off as it was before, with nowhere to schedule Pods)."""
         self.server.stop()
+        with contextlib.suppress(requests.RequestException):  # the apiserver may be gone already
+            self._node_request("DELETE")

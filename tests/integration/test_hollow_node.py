@@ -1,12 +1,12 @@
 """A kubelet whose pulls are real: Pods on the hollow node pull a private image from the registry.
 
-A cluster of this module's own: kube-apiserver with the ServiceAccount admission plugin on (as in
-every real cluster; the session stack's apiserver still runs without it), kube-controller-manager
-(its node-lifecycle-controller lifts the node's not-ready taint, its serviceaccount-controller
-makes each namespace's `default`), kube-scheduler, the harness registry (htpasswd) and a
-HollowNode: v1.34.4's kubelet over fake containers, whose image service logs in to the registry
-with the AuthConfig the kubelet hands it. Every outcome asserted on is the kubelet's own: the Pod's
-phase and container state, and the Events it writes.
+The session stack is a control plane (kube-apiserver with the ServiceAccount admission plugin on,
+kube-controller-manager, whose node-lifecycle-controller lifts the node's not-ready taint and
+whose serviceaccount-controller makes each namespace's `default`, kube-scheduler) with the
+harness registry (htpasswd). This module adds a HollowNode to it: v1.34.4's kubelet over fake
+containers, whose image service logs in to the registry with the AuthConfig the kubelet hands it.
+Every outcome asserted on is the kubelet's own: the Pod's phase and container state, and the
+Events it writes.
 """
 
 from __future__ import annotations
@@ -20,73 +20,45 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from tests.harness.controllers import ControllerManager, Scheduler
-from tests.harness.kube import Kube
+from tests.harness import Stack
 from tests.harness.node import HollowNode
 from tests.harness.oci import Skopeo, dockerconfigjson, make_layout
 from tests.harness.registry import Registry
-from tests.kube_objects import name_of
+from tests.kube_objects import default_service_account
 
 # A cold build of hollow-node (scripts/hollow-node.sh) takes minutes; `make hollow-node` ahead avoids that.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-# Every controller but those that need a cloud or a Pod network (issue 21).
-CONTROLLERS = [
-    "*",
-    "-node-ipam-controller",
-    "-cloud-node-lifecycle-controller",
-    "-node-route-controller",
-    "-service-lb-controller",
-]
 PULL_FAILED = ("ErrImagePull", "ImagePullBackOff")
-
-
-class AdmittingKube(Kube):
-    """The harness apiserver with the ServiceAccount admission plugin on (a no-op once kube.py
-    stops turning it off): Pods get their ServiceAccount, as in a real cluster."""
-
-    def apiserver_argv(self, binary: Path) -> list[str]:
-        return [arg for arg in super().apiserver_argv(binary) if arg != "--disable-admission-plugins=ServiceAccount"]
 
 
 @dataclass
 class Cluster:
-    kube: Kube
     registry: Registry
     node: HollowNode
     core: client.CoreV1Api
     skopeo: Skopeo
-    dir: Path
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(stack: Stack, kube_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The stack with a hollow node, for this module only: stop() deletes the Node again, so the
+    other modules' Pods stay unscheduled, as they were written for."""
     state = tmp_path_factory.mktemp("hollow")
-    kube, registry = AdmittingKube(state), Registry(state)
-    manager, scheduler = ControllerManager(kube, state, CONTROLLERS), Scheduler(kube, state)
-    node = HollowNode(kube, state, insecure_registries=[])
-    started: list[AdmittingKube | Registry | ControllerManager | Scheduler | HollowNode] = []
+    node = HollowNode(stack.kube, state, insecure_registries=[stack.registry.host])
+    began = time.monotonic()
+    node.start()
     try:
-        for part in (kube, registry, manager, scheduler):
-            part.start()
-            started.append(part)
-        node.insecure_registries = [registry.host]
-        began = time.monotonic()
-        node.start()
-        started.append(node)
         ready = time.monotonic() - began
         node.wait_schedulable()
         print(f"\nhollow node: Ready {ready:.1f}s after start, schedulable after {time.monotonic() - began:.1f}s")
         print(f"hollow node: kubelet {(node.node() or {})['status']['nodeInfo']['kubeletVersion']}")
-        api = config.new_client_from_config(config_file=str(kube.kubeconfig))
-        yield Cluster(kube, registry, node, client.CoreV1Api(api), Skopeo(state / "skopeo"), state)
+        yield Cluster(stack.registry, node, client.CoreV1Api(kube_api), Skopeo(state / "skopeo"))
         print(f"\nhollow node: RSS {node.rss_kib() / 1024:.0f} MiB")
-        api.close()
     finally:
-        for server in reversed(started):
-            server.stop()
+        node.stop()
 
 
 @dataclass
@@ -116,7 +88,7 @@ def namespace(cluster: Cluster) -> str:
     """A new namespace, once the controller gave it its `default` ServiceAccount (admission needs it)."""
     name = f"hollow-{uuid.uuid4().hex[:6]}"
     cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    wait(lambda: "default" in {name_of(sa) for sa in cluster.core.list_namespaced_service_account(name).items})
+    default_service_account(cluster.core, name)
     return name
 
 
