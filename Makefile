@@ -100,7 +100,7 @@ lint: venv helm
 	$(PY) -m syncd.schema --check
 	$(PY) deploy/prometheus/generate.py --check
 
-test: deps venv envtest control-plane helm kubelet-keyring kubelet-events ecr-login-helper lint
+test: deps venv envtest control-plane hollow-node helm kubelet-keyring kubelet-events ecr-login-helper lint
 	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" KUBELET_EVENTS="$(KUBELET_EVENTS)" ECR_LOGIN_HELPER="$(ECR_LOGIN_HELPER)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_SELECT) $(PYTEST_ARGS)
 
 test-soak: deps venv envtest  ## the 3-minute fixed-seed soak alone (tests/integration/test_soak.py)
@@ -119,10 +119,10 @@ soak: deps venv envtest  ## the chaos soak (issue 13): 20 min, 300 namespaces ->
 soak-report: venv  ## soak/README.md tables and soak/timeline.png from soak/results/*.json
 	$(PY) -m soak.report --results soak/results --readme soak/README.md
 
-demo: deps venv envtest
+demo: deps venv envtest control-plane hollow-node
 	KUBEBUILDER_ASSETS="$(ENVTEST)" PATH="$(CURDIR)/$(BIN):$$PATH" DEMO_DIR="$(DEMO_DIR)" scripts/demo.sh
 
-demo-up: deps venv envtest
+demo-up: deps venv envtest control-plane hollow-node
 	KUBEBUILDER_ASSETS="$(ENVTEST)" $(PY) -m tests.harness up --dir $(DEMO_DIR)
 
 demo-down: venv

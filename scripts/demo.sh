@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: a throwaway local cluster, OpenBao, credential helper and registry; syncd syncs a
-# Vault credential and a helper credential into 20 namespaces; everything stops at the end.
+# `make demo`: a throwaway local cluster (a control plane and one kubelet whose pulls are real),
+# OpenBao, credential helper and registry; syncd syncs a Vault credential and a helper credential
+# into 20 namespaces; a Deployment of a private image runs with syncd's Secret and fails without
+# it; everything stops at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO_DIR="${DEMO_DIR:-/tmp/syncd-demo}"
@@ -10,7 +12,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 rm -rf "$DEMO_DIR"
 trap 'python -m tests.harness down --dir "$DEMO_DIR" >/dev/null || true' EXIT
-step "starting a control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), OpenBao, docker-credential-pass and a registry in $DEMO_DIR"
+step "starting a control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), a kubelet node, OpenBao, docker-credential-pass and a registry in $DEMO_DIR"
 python -m tests.harness up --dir "$DEMO_DIR"
 # shellcheck disable=SC1091
 . "$DEMO_DIR/env"
@@ -86,6 +88,26 @@ step "team-01's default ServiceAccount"
 kubectl -n team-01 get serviceaccount default -o jsonpath='{.imagePullSecrets}'; echo
 step "a few lines of /metrics"
 curl -s "127.0.0.1:$PORT/metrics" | grep -E '^syncd_(sync_runs_total|source_requests_total|secret_writes_total|namespaces|leader|credential_expiry)' | head -14
+step "a Deployment of a private image from the local registry, in a new namespace: Running with syncd's Secret"
+# Tag `latest`: pulled on every Pod start (imagePullPolicy Always). With IfNotPresent an image
+# already on the node runs in any Pod, whatever its pull Secrets (so it does in real clusters).
+IMAGE=$(python -m tests.harness push-image --dir "$DEMO_DIR" --repository demo/app --tag latest)
+echo "pushed $IMAGE (private: the registry wants a login)"
+kubectl create namespace team-22 >/dev/null
+# The ServiceAccount admission plugin copies imagePullSecrets into a Pod once, at creation: wait
+# until syncd has linked its Secret to team-22's `default` ServiceAccount (about a second).
+until kubectl -n team-22 get serviceaccount default -o jsonpath='{.imagePullSecrets}' 2>/dev/null | grep -q regcred; do sleep 0.2; done
+kubectl -n team-22 create deployment app --image="$IMAGE" >/dev/null
+kubectl -n team-22 wait --for=condition=Available deployment/app --timeout=120s
+kubectl -n team-22 get pods -o wide
+
+step "the same Deployment in kube-demo, which syncd does not select: the kubelet's ImagePullBackOff"
+kubectl -n kube-demo create deployment app --image="$IMAGE" >/dev/null
+waiting_reason() { kubectl -n kube-demo get pods -o jsonpath='{.items[0].status.containerStatuses[0].state.waiting.reason}' 2>/dev/null; }
+until [ "$(waiting_reason)" = ImagePullBackOff ]; do sleep 0.5; done
+kubectl -n kube-demo get pods
+kubectl -n kube-demo get events --field-selector reason=Failed -o jsonpath='{.items[0].message}'; echo
+
 step "SIGTERM: finish in-flight writes, exit 0"
 kill -TERM $SYNCD_PID; wait $SYNCD_PID && echo "syncd exited 0"; tail -2 "$DEMO_DIR/syncd.log"
 step "done; stopping everything"

@@ -16,6 +16,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,3 +148,19 @@ class Skopeo:
             timeout=timeout,
             env=env,
         )
+
+
+def push_image(host: str, username: str, password: str, repository: str, state_dir: Path, tag: str = "v1") -> str:
+    """A new private image (one layer of its own) pushed to `host/repository:tag` with skopeo and
+    that login; returns its reference."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    layout = make_layout(state_dir / "layout", tag, {"hello.txt": f"{repository} {time.time_ns()}\n".encode()})
+    authfile = state_dir / "auth.json"
+    authfile.write_bytes(dockerconfigjson(host, username, password))
+    reference = f"{host}/{repository}:{tag}"
+    pushed = Skopeo(state_dir / "skopeo").run(
+        "copy", "--authfile", str(authfile), "--dest-tls-verify=false", layout.reference, f"docker://{reference}"
+    )
+    if pushed.returncode != 0:
+        raise HarnessError(f"skopeo could not push {reference}: {pushed.stderr[-2000:]}")
+    return reference

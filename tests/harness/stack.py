@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.harness.credhelper import CredentialHelper
 from tests.harness.kube import Kube
+from tests.harness.node import HollowNode
 from tests.harness.process import stop_pid_file
 from tests.harness.registry import Registry
 from tests.harness.vault import Vault
@@ -16,12 +17,17 @@ from tests.harness.vault import Vault
 class Stack:
     """Every server syncd talks to, started on loopback ports under one state folder."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, node: bool = False) -> None:
+        """`node`: a kubelet (tests/harness/node.py) that pulls from the registry. Off for the test
+        session: Pods some tests create only for their Events or admission must stay unscheduled,
+        so a module that needs a node adds its own."""
         self.dir = state_dir.resolve()
         self.kube = Kube(self.dir)
         self.vault = Vault(self.dir)
         self.helper = CredentialHelper(self.dir)
         self.registry = Registry(self.dir)
+        self.with_node = node
+        self.node: HollowNode | None = None  # made once the registry has its port
 
     @property
     def env_path(self) -> Path:
@@ -36,6 +42,10 @@ class Stack:
                 futures = [pool.submit(part.start) for part in (self.kube, self.vault, self.helper, self.registry)]
                 for future in futures:
                     future.result()
+            if self.with_node:
+                self.node = HollowNode(self.kube, self.dir, insecure_registries=[self.registry.host])
+                self.node.start()
+                self.node.wait_schedulable()
         except BaseException:
             self.down()
             raise
@@ -63,6 +73,8 @@ class Stack:
         # Servers started by this process stop through their Popen objects, which reaps them: a Popen
         # collected unreaped warns "subprocess N is still running" (ResourceWarning). From another
         # process there are none, and each part stops what its pid file names.
+        if self.node is not None:
+            self.node.stop()
         for part in (self.kube, self.vault, self.registry):
             part.stop()
         for pid_file in sorted((self.dir / "pids").glob("*")) if (self.dir / "pids").exists() else []:

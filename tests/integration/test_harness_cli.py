@@ -49,7 +49,15 @@ def test_up_writes_kubeconfig_and_env_and_down_leaves_no_process(tmp_path: Path)
     try:
         assert up.returncode == 0, up.stderr
         pid_files = sorted((state / "pids").iterdir())
-        expected = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "openbao", "registry"]
+        expected = [
+            "etcd",
+            "hollow-node-hollow-1",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "openbao",
+            "registry",
+        ]
         assert [p.name for p in pid_files] == expected
         pids = [int(p.read_text()) for p in pid_files]
         env_text = (state / "env").read_text()
