@@ -14,7 +14,9 @@ a ControllerManager running that controller (`wait_schedulable`).
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +29,14 @@ from tests.harness.process import HarnessError, Server
 
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "hollow-node.sh"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+TMPDIR_NOTE = "tmpdir"
+
+
+def remove_leftovers(state_dir: Path) -> None:
+    """The /tmp folders of nodes started under `state_dir` (by this process or another)."""
+    for note in state_dir.glob(f"*/{TMPDIR_NOTE}"):
+        shutil.rmtree(note.read_text().strip(), ignore_errors=True)
+        note.unlink()
 
 
 def find_binary() -> Path:
@@ -48,6 +58,7 @@ class HollowNode:
         self.insecure_registries = list(insecure_registries)
         self.dir = state_dir / name
         self.server = Server(f"hollow-node-{name}", state_dir)
+        self.tmp: Path | None = None
 
     def argv(self, binary: Path) -> list[str]:
         return [
@@ -60,10 +71,14 @@ class HollowNode:
 
     def start(self, timeout: float = 90) -> None:
         """Start the kubelet; return once its Node is Ready (it may still carry the not-ready taint)."""
-        tmp = self.dir / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        # TMPDIR: the kubelet's root dir and the fake runtime's socket. HOME: the kubelet also reads
-        # ~/.docker/config.json as node-wide pull credentials; this node must have none.
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # TMPDIR: the kubelet's root dir and the fake runtime's and pod-resources sockets. Short, under
+        # /tmp, not in the state folder: a unix socket path is at most 107 bytes, and pytest's folders
+        # under xdist went past it ("bind: invalid argument"). The node removes it on SIGTERM.
+        # HOME: the kubelet also reads ~/.docker/config.json as node-wide pull credentials; this
+        # node must have none.
+        tmp = self.tmp = Path(tempfile.mkdtemp(prefix="syncd-node-"))
+        (self.dir / TMPDIR_NOTE).write_text(str(tmp))  # for `down` from another process
         self.server.start(self.argv(find_binary()), env={"TMPDIR": str(tmp), "HOME": str(self.dir)}, cwd=self.dir)
         self.server.wait_healthy(self.ready, timeout=timeout)
 
@@ -117,5 +132,7 @@ class HollowNode:
         """Stop the kubelet and delete its Node (a real kubelet leaves it, NotReady; a test cluster
         is better off as it was before, with nowhere to schedule Pods)."""
         self.server.stop()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
         with contextlib.suppress(requests.RequestException):  # the apiserver may be gone already
             self._node_request("DELETE")

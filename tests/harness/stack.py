@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.harness.credhelper import CredentialHelper
 from tests.harness.kube import Kube
-from tests.harness.node import HollowNode
+from tests.harness.node import HollowNode, remove_leftovers
 from tests.harness.process import stop_pid_file
 from tests.harness.registry import Registry
 from tests.harness.vault import Vault
@@ -80,3 +80,4 @@ class Stack:
         for pid_file in sorted((self.dir / "pids").glob("*")) if (self.dir / "pids").exists() else []:
             stop_pid_file(pid_file)
         self.helper.stop()
+        remove_leftovers(self.dir)
