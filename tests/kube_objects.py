@@ -79,7 +79,7 @@ def issued_token(answer: client.AuthenticationV1TokenRequest) -> str:
 
 
 def default_service_account(
-    core: client.CoreV1Api, namespace: str, pull_secrets: Sequence[str] = (), timeout: float = 30
+    core: client.CoreV1Api, namespace: str, pull_secrets: Sequence[str] = (), timeout: float = 120
 ) -> client.V1ServiceAccount:
     """The `default` ServiceAccount kube-controller-manager makes in every new namespace, waited
     for; with `pull_secrets` (names) as its imagePullSecrets when given, as a user would set them."""
