@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hvac
 import pytest
 from kubernetes import client
 
@@ -26,7 +27,8 @@ from tests.harness import Stack
 from tests.harness.node import HollowNode
 from tests.harness.oci import Skopeo, dockerconfigjson, make_layout
 from tests.harness.registry import Registry
-from tests.kube_objects import default_service_account
+from tests.integration.daemon import SyncdProcess, vault_config
+from tests.kube_objects import default_service_account, pull_secret_names
 
 # A cold build of hollow-node (scripts/hollow-node.sh) takes minutes; `make hollow-node` ahead avoids that.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -59,6 +61,9 @@ def cluster(stack: Stack, kube_api: client.ApiClient, tmp_path_factory: pytest.T
         print(f"\nhollow node: RSS {node.rss_kib() / 1024:.0f} MiB")
     finally:
         node.stop()
+
+
+FAILURES = "syncd_image_pull_failures_total"
 
 
 @dataclass
@@ -229,3 +234,52 @@ def test_a_wrong_password_never_runs(cluster: Cluster, image: Image, namespace: 
 def test_no_pull_secret_never_runs(cluster: Cluster, image: Image, namespace: str) -> None:
     create_pod(cluster, namespace, image.reference, None)
     _assert_refused(cluster, namespace, image)
+
+
+def test_syncd_counts_the_pull_the_kubelet_refused_with_its_secret(
+    stack: Stack, cluster: Cluster, image: Image, namespace: str, tmp_path: Path
+) -> None:
+    """`pull_failures: true` against the kubelet's own Events (issue 21): syncd's Secret carries a
+    password the registry refuses; the Pod is admitted with it through the ServiceAccount, the
+    hollow kubelet's pull fails with the registry's 401, and syncd counts that Event as a refused
+    login of its Secret and registry."""
+    host = stack.registry.host
+    path = f"hollow/{uuid.uuid4().hex[:8]}"
+    vault = hvac.Client(url=stack.vault.address, token=stack.vault.token)
+    vault.secrets.kv.v2.create_or_update_secret(path, secret={"username": stack.registry.username, "password": "no"})
+    settings: dict[str, Any] = {
+        "instance": f"hollow-{uuid.uuid4().hex[:6]}",
+        "pull_failures": True,
+        "vault": vault_config(stack, tmp_path),
+        "credentials": [{"name": "harness", "registry": host, "vault": {"kv": 2, "path": path}}],
+        "secrets": [
+            {
+                "name": "regcred",
+                "credentials": ["harness"],
+                "namespaces": {"names": [namespace]},
+                "service_accounts": ["default"],
+            }
+        ],
+        "schedule": {"interval": "1h"},
+    }
+    daemon = SyncdProcess(settings, tmp_path / "daemon", stack.kube.kubeconfig, {})
+    daemon.start()
+    try:
+        daemon.wait_ready()
+        # The ServiceAccount admission plugin copies the link into the Pod once, at creation.
+        wait(
+            lambda: "regcred" in pull_secret_names(cluster.core.read_namespaced_service_account("default", namespace)),
+            30,
+            "syncd to link regcred to the default ServiceAccount",
+        )
+        create_pod(cluster, namespace, image.reference, None)
+        wait(
+            lambda: daemon.metric(FAILURES, secret="regcred", registry=host, reason="auth_failed") > 0,
+            90,
+            "the kubelet's refused pull counted by syncd",
+        )
+        # What syncd counted is the kubelet's own Event of the refused pull.
+        assert any("401 Unauthorized" in event.message for event in kubelet_events(cluster, namespace, "Failed"))
+        assert not pod_state(cluster, namespace).running
+    finally:
+        daemon.stop_quietly()
