@@ -161,6 +161,19 @@ class Namespaces(_Strict):
         return self
 
 
+def _secret_name(value: str) -> str:
+    if not labels.is_dns_subdomain(value):
+        raise ValueError(f"{value!r} is not a valid Secret name (lowercase RFC 1123 subdomain)")
+    return value
+
+
+def _service_account_names(value: list[str]) -> list[str]:
+    bad = [n for n in value if n != "*" and not labels.is_dns_subdomain(n)]
+    if bad:
+        raise ValueError(f"not valid ServiceAccount names: {', '.join(map(repr, bad))}")
+    return value
+
+
 class SecretSpec(_Strict):
     """One dockerconfigjson Secret, written into every selected namespace."""
 
@@ -178,17 +191,12 @@ class SecretSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not labels.is_dns_subdomain(value):
-            raise ValueError(f"{value!r} is not a valid Secret name (lowercase RFC 1123 subdomain)")
-        return value
+        return _secret_name(value)
 
     @field_validator("service_accounts")
     @classmethod
     def _service_accounts(cls, value: list[str]) -> list[str]:
-        bad = [n for n in value if n != "*" and not labels.is_dns_subdomain(n)]
-        if bad:
-            raise ValueError(f"not valid ServiceAccount names: {', '.join(map(repr, bad))}")
-        return value
+        return _service_account_names(value)
 
     @field_validator("labels")
     @classmethod
@@ -353,17 +361,12 @@ class RetiredSecret(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not labels.is_dns_subdomain(value):
-            raise ValueError(f"{value!r} is not a valid Secret name (lowercase RFC 1123 subdomain)")
-        return value
+        return _secret_name(value)
 
     @field_validator("service_accounts")
     @classmethod
     def _service_accounts(cls, value: list[str]) -> list[str]:
-        bad = [n for n in value if n != "*" and not labels.is_dns_subdomain(n)]
-        if bad:
-            raise ValueError(f"not valid ServiceAccount names: {', '.join(map(repr, bad))}")
-        return value
+        return _service_account_names(value)
 
 
 class Config(_Strict):

