@@ -97,7 +97,8 @@ lint: venv helm
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 	"$(HELM)" lint --strict deploy/helm/syncd
-	$(PY) -m syncd.schema --check
+	$(PY) -m syncd.manifests.schema --check
+	$(PY) -m syncd.manifests.crd --check
 	$(PY) deploy/prometheus/generate.py --check
 
 test: deps venv envtest control-plane hollow-node helm kubelet-keyring kubelet-events ecr-login-helper lint

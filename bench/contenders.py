@@ -25,15 +25,15 @@ import yaml
 
 from bench.population import PREFIX, run_parallel
 from bench.rawkube import MERGE_PATCH, RawKube, secret_path
-from syncd.model import (
+from syncd.core.values import (
     CREDENTIALS_ANNOTATION,
     DATA_KEY,
     HASH_ANNOTATION,
     SYNCED_AT_ANNOTATION,
     RegistryCredential,
 )
-from syncd.reconciler import Reconciler
-from syncd.render import render
+from syncd.engine.reconciler import Reconciler
+from syncd.registry.dockerconfig import render
 
 SECRET = "regcred"  # noqa: S105 - a Secret's name
 CREDENTIAL = "bench-robot"

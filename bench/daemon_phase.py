@@ -21,7 +21,7 @@ from bench.contenders import SECRET
 from bench.measure import memory_kib
 from bench.population import PREFIX, create_namespace
 from bench.rawkube import Credentials, RawKube
-from syncd.model import MANAGED_SELECTOR
+from syncd.core.values import MANAGED_SELECTOR
 from tests.integration.daemon import SyncdProcess
 
 

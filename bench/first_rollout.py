@@ -15,7 +15,7 @@ from typing import Any
 from bench.contenders import CREDENTIAL, REGISTRY, SECRET, USERNAME, Timed
 from bench.population import run_parallel
 from bench.rawkube import MERGE_PATCH, ApiError, RawKube, secret_path
-from syncd.model import (
+from syncd.core.values import (
     ADDED_PULL_SECRETS_ANNOTATION,
     DATA_KEY,
     HASH_ANNOTATION,
@@ -25,8 +25,8 @@ from syncd.model import (
     SPEC_LABEL,
     RegistryCredential,
 )
-from syncd.reconciler import Reconciler
-from syncd.render import render
+from syncd.engine.reconciler import Reconciler
+from syncd.registry.dockerconfig import render
 
 RESET_THREADS = 32
 

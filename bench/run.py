@@ -38,7 +38,7 @@ from bench import contenders, daemon_phase, first_rollout, measure, population, 
 from bench.rawkube import Credentials, RawKube
 from syncd.app import ClusterOptions, build_reconciler
 from syncd.config import load_config
-from syncd.reconciler import Reconciler
+from syncd.engine.reconciler import Reconciler
 from tests.harness import Stack
 from tests.harness.kube import find_binaries
 

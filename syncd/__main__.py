@@ -2,6 +2,6 @@
 
 import sys
 
-from syncd.cli import main
+from syncd.cli.commands import main
 
 sys.exit(main())

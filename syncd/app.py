@@ -21,21 +21,22 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from syncd.config import Config
-from syncd.daemon import Daemon, Elector, OnEvent, OnRelist, Ports
-from syncd.kube.cache import WatchCache
-from syncd.kube.cached import CachedCluster
+from syncd.daemon.routing import Loop
+from syncd.daemon.service import Daemon, Elector, OnEvent, OnRelist, Ports
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
+from syncd.kube.cached_cluster import CachedCluster
 from syncd.kube.client import WriteFence, load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.kube.leader import LeaderElector
 from syncd.kube.pull_events import pull_failure_loops
+from syncd.kube.pullsyncs import CrdMissing, PullSyncObjects
 from syncd.kube.reviews import AccessReviews
+from syncd.kube.stores import WatchCache
 from syncd.kube.watches import watch_loops
-from syncd.metrics import Metrics
-from syncd.reconciler import Reconciler
 from syncd.sources.base import Source
-from syncd.sources.registry import build_sources
-from syncd.watch import Loop
+from syncd.sources.factory import build_sources
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def _watch_loops(
     )
 
 
-def _elector(api: client.ApiClient, config: Config, on_change: Callable[[bool], None]) -> Elector | None:
+def _elector(api: client.ApiClient, identity: str, config: Config, on_change: Callable[[bool], None]) -> Elector | None:
     election = config.leader_election
     if not election.enabled:
         return None
@@ -121,7 +122,7 @@ def _elector(api: client.ApiClient, config: Config, on_change: Callable[[bool], 
         api,
         namespace=election.namespace,
         name=election.name,
-        identity=f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}",
+        identity=identity,
         lease_duration=election.lease_duration,
         on_change=on_change,
         instance=config.instance,
@@ -138,6 +139,7 @@ def build_daemon(
     sources = Sources(config)
     cache = WatchCache()
     reconciler = _reconciler(config, api, sources.current, Metrics(registry), cache)
+    identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     ports = Ports(
         reconciler=reconciler,
         metrics=reconciler.metrics,
@@ -145,9 +147,13 @@ def build_daemon(
         lifetimes=reconciler.fetcher.lifetimes,
         sources=sources.reload,
         watch_loops=partial(_watch_loops, api, cache),
-        elector=partial(_elector, api),
+        elector=partial(_elector, api, identity),
         # Unfenced: a standby replica answers scrapes too, and a review is a `create`.
         access_reviews=AccessReviews(_api(options, 4)) if config.server.metrics_auth == "kubernetes" else None,
+        status_objects=PullSyncObjects(api, config.instance),
+        condition_events=EventRecorder(api, instance=config.instance),
+        crd_missing=CrdMissing,
+        identity=identity,
     )
     daemon = Daemon(config_path, config, ports)
     # Every write asks the lease right before it is sent, not only once per run (the elector has

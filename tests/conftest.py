@@ -16,7 +16,7 @@ from tests.harness import Stack
 
 @pytest.fixture(autouse=True)
 def _no_syncd_log_handler_outlives_its_test() -> Iterator[None]:
-    """A test that runs syncd's CLI in-process gets syncd.logs.setup()'s handler on the root
+    """A test that runs syncd's CLI in-process gets syncd.core.logs.setup()'s handler on the root
     logger, writing to the stderr pytest captured for that test. Left there, every later record
     from any thread went to a closed stream ("--- Logging error --- I/O operation on closed file")."""
     yield

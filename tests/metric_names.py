@@ -13,4 +13,5 @@ SPEC_METRICS = [
     "syncd_build_info",
     "syncd_credential_verifications_total",
     "syncd_image_pull_failures_total",
+    "syncd_status_writes_total",
 ]

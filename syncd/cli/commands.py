@@ -9,15 +9,16 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from syncd import __version__, logs
+from syncd import __version__
 from syncd.app import ClusterOptions, build_cluster, build_reconciler, run_daemon, write_workers
+from syncd.cli.explain import explain
+from syncd.cli.output import explain_json, explain_table, plan_table, results_json, status_json, status_table, summary
+from syncd.cli.status import cluster_status
 from syncd.config import Config, load_config
-from syncd.errors import ConfigError, KubeError
-from syncd.explain import explain
-from syncd.model import RunResult
-from syncd.output import explain_json, explain_table, plan_table, results_json, status_json, status_table, summary
-from syncd.rbac import render_yaml
-from syncd.status import cluster_status
+from syncd.core import logs
+from syncd.core.errors import ConfigError, KubeError
+from syncd.core.values import RunResult
+from syncd.manifests.rbac import render_yaml
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

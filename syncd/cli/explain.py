@@ -1,7 +1,7 @@
 """`syncd explain`: which login the kubelet would offer for an image in a namespace, and why.
 
 Reads what the kubelet reads (the ServiceAccount's imagePullSecrets, then those Secrets) and runs
-the kubelet's own lookup rules (syncd.kubelet) over them. Says which Secret, which registry key
+the kubelet's own lookup rules (syncd.registry.kubelet) over them. Says which Secret, which registry key
 and which syncd credential (by name) come first, then the others in order; never a value.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from syncd.config import Config
-from syncd.kubelet import InvalidImage, Login, MalformedSecret, PullSecret, make_keyring, repository
+from syncd.registry.kubelet import InvalidImage, Login, MalformedSecret, PullSecret, make_keyring, repository
 
 
 class PullSecretReader(Protocol):

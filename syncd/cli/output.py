@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from syncd.explain import Explanation
-from syncd.model import Action, SyncResult
-from syncd.status import StatusRow
+from syncd.cli.explain import Explanation
+from syncd.cli.status import StatusRow
+from syncd.core.values import Action, SyncResult
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syncd.config import Config, SecretSpec
-from syncd.model import SECRET_TYPE, ExistingSecret, Ownership
-from syncd.reconciler import Cluster
+from syncd.core.values import SECRET_TYPE, ExistingSecret, Ownership
+from syncd.engine.reconciler import Cluster
 
 
 @dataclass(frozen=True)

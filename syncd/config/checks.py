@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from syncd.errors import ConfigProblem
-from syncd.registry_keys import canonical_key, key_problem
-from syncd.validation import registry_problem
+from syncd.core.errors import ConfigProblem
+from syncd.registry.credential_rules import registry_problem
+from syncd.registry.keys import canonical_key, key_problem
 
 
 def _list(value: object) -> list[Any]:

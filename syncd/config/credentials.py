@@ -2,9 +2,9 @@
 
 `Credential` is a union discriminated by that key (`vault`, `helper`, `docker_config`): each
 model holds exactly what its source needs, so an unknown or mismatched source is an error when
-the config is loaded, never at sync time. syncd.sources.registry maps each model to its Source.
+the config is loaded, never at sync time. syncd.sources.factory maps each model to its Source.
 Adding a source: a model here (and in CREDENTIAL_MODELS), a module in syncd/sources/, a line
-in syncd.sources.registry.
+in syncd.sources.factory.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class VaultSecret(_Strict):
     email_field: str | None = Field("email", description="optional; a missing field means no email")
 
 
-class _CredentialBase(_Strict):
+class CredentialBase(_Strict):
     """What every credential has, whatever its source."""
 
     source: ClassVar[str]  # its config key, and the `source` label of syncd_source_requests_total
@@ -100,7 +100,7 @@ class _CredentialBase(_Strict):
         return _positive(value) if value is not None else None
 
 
-class _OneRegistry(_CredentialBase):
+class _OneRegistry(CredentialBase):
     registry: Registry | None = Field(None, description="the registry host[:port] this login is for (required)")
 
     @field_validator("registry")
@@ -167,7 +167,7 @@ class HelperCredential(_OneRegistry, _RunsHelpers):
         return _positive(value)
 
 
-class DockerConfigCredential(_CredentialBase, _RunsHelpers):
+class DockerConfigCredential(CredentialBase, _RunsHelpers):
     """Logins for some registries, resolved from a docker config.json as docker does."""
 
     source: ClassVar[str] = "docker_config"
@@ -198,14 +198,14 @@ class DockerConfigCredential(_CredentialBase, _RunsHelpers):
         return self
 
 
-CREDENTIAL_MODELS: tuple[type[_CredentialBase], ...] = (VaultCredential, HelperCredential, DockerConfigCredential)
+CREDENTIAL_MODELS: tuple[type[CredentialBase], ...] = (VaultCredential, HelperCredential, DockerConfigCredential)
 SOURCE_KEYS = tuple(model.source for model in CREDENTIAL_MODELS)
 ONE_SOURCE = "one_source"  # the error type of an entry with no source key or several
 
 
 def source_key(raw: Any) -> str | None:
     """The source an entry names: its one source key; None when it has none or several."""
-    if isinstance(raw, _CredentialBase):
+    if isinstance(raw, CredentialBase):
         return raw.source
     if not isinstance(raw, dict):
         return None

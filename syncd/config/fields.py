@@ -9,9 +9,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 from pydantic.json_schema import WithJsonSchema
 
-from syncd import durations
-from syncd.registry_keys import key_problem
-from syncd.validation import registry_problem
+from syncd.core import durations
+from syncd.registry.credential_rules import registry_problem
+from syncd.registry.keys import key_problem
 
 _DURATION_SCHEMA: dict[str, Any] = {
     "anyOf": [

@@ -1,4 +1,4 @@
-"""The config file's JSON Schema (committed as config/schema.json by syncd.schema)."""
+"""The config file's JSON Schema (committed as config/schema.json by syncd.manifests.schema)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema
 
-from syncd import durations
 from syncd.config.models import Config
+from syncd.core import durations
 
 
 class _SchemaGenerator(GenerateJsonSchema):

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from syncd.config.checks import cross_reference_problems
 from syncd.config.messages import kind, problem
 from syncd.config.models import Config
-from syncd.errors import ConfigError, ConfigProblem
+from syncd.core.errors import ConfigError, ConfigProblem
 
 
 def parse_config(raw: object, source: str = "config") -> Config:

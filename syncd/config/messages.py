@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from syncd.config.credentials import CREDENTIAL_MODELS, ONE_SOURCE, SOURCE_KEYS
 from syncd.config.models import FIELD_PROBLEM, Config
-from syncd.errors import ConfigProblem
+from syncd.core.errors import ConfigProblem
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 

@@ -11,12 +11,12 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from syncd import labels
 from syncd.config.credentials import Credential
 from syncd.config.fields import SERVER_ADDRESS, Duration, _fullmatch, _positive, _Strict
-from syncd.kubelet import keyring_key
-from syncd.model import DEFAULT_INSTANCE
-from syncd.registry_keys import canonical_key
+from syncd.core import kube_syntax as labels
+from syncd.core.values import DEFAULT_INSTANCE
+from syncd.registry.keys import canonical_key
+from syncd.registry.kubelet import keyring_key
 
 RESERVED_PREFIXES = ("syncd.io/", "app.kubernetes.io/managed-by")
 DEFAULT_SA_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")

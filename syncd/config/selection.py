@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
 from syncd.config import Namespaces
-from syncd.labels import selector_matches
-
-
-@dataclass(frozen=True, slots=True)
-class NamespaceInfo:
-    name: str
-    terminating: bool = False
-    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
-
+from syncd.core.kube_syntax import selector_matches
+from syncd.core.values import NamespaceInfo
 
 # Served only where a spec lists it in `names`: a pattern or selector that happens to match it is
-# not enough (syncd's admission policy refuses writes there otherwise, see syncd/policy.py).
+# not enough (syncd's admission policy refuses writes there otherwise, see syncd/manifests/admission_policy.py).
 PROTECTED_NAMESPACE = "kube-system"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -36,7 +37,7 @@ class RunResult(enum.StrEnum):
 
 
 class PullFailureReason(enum.StrEnum):
-    """syncd_image_pull_failures_total `reason` (syncd.pull_failures: from the kubelet's Events)."""
+    """syncd_image_pull_failures_total `reason` (syncd.engine.pull_failures: from the kubelet's Events)."""
 
     AUTH_FAILED = "auth_failed"  # kubelet reason Failed: the registry refused the login
     SECRET_UNAVAILABLE = "secret_unavailable"  # noqa: S105 (kubelet reason FailedToRetrieveImagePullSecret)
@@ -262,3 +263,12 @@ class AccountChange:
     @property
     def action(self) -> str:
         return "link" if self.link else "unlink"
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceInfo:
+    """A namespace as selection sees it: its name, whether it is terminating, its labels."""
+
+    name: str
+    terminating: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from syncd.model import ExistingSecret, ServiceAccountRef
-from syncd.selection import NamespaceInfo
+from syncd.core.values import ExistingSecret, NamespaceInfo, ServiceAccountRef
 
 Change = Literal["ADDED", "MODIFIED", "DELETED"]
 CHANGES: tuple[Change, ...] = ("ADDED", "MODIFIED", "DELETED")
@@ -36,9 +35,15 @@ class ServiceAccountEvent:
     account: ServiceAccountRef
 
 
+# The reasons of the kubelet's image-pull Events that syncd watches (syncd.engine.pull_failures).
+FAILED_TO_PULL = "Failed"
+SECRET_UNAVAILABLE_REASON = "FailedToRetrieveImagePullSecret"  # noqa: S105 (an Event reason)
+KUBELET_REASONS = (FAILED_TO_PULL, SECRET_UNAVAILABLE_REASON)
+
+
 @dataclass(frozen=True)
 class KubeletEvent:
-    """A core/v1 Event the kubelet wrote about a Pod's image pull (syncd.pull_failures)."""
+    """A core/v1 Event the kubelet wrote about a Pod's image pull (syncd.engine.pull_failures)."""
 
     change: Change
     uid: str

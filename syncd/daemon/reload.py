@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from syncd.config import Config, load_config
-from syncd.errors import ConfigError
-from syncd.metrics import Metrics
-from syncd.model import SyncResult
+from syncd.core.errors import ConfigError
+from syncd.core.values import SyncResult
+from syncd.engine.metrics import Metrics
 from syncd.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -104,8 +104,10 @@ class Reloader:
         runs: Reschedulable,
         metrics: Metrics,
         may_write: Callable[[], bool],
+        swapped: Callable[[], None] = lambda: None,
     ) -> None:
         self.path = path
+        self.swapped = swapped  # after a good config is in: the status objects follow it
         self.config = config
         self.reconciler = reconciler
         self.sources = sources  # the sources for a new config, keeping what it did not change
@@ -138,4 +140,5 @@ class Reloader:
         if self.may_write():
             self.reconciler.prune_retired(also=removed)
             self.runs.schedule_now(after_reload=True)
+        self.swapped()
         log.info("config reloaded", extra={"specs": len(config.secrets), "removed": sorted(removed)})

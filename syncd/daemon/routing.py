@@ -1,7 +1,7 @@
 """Watch routing: which re-syncs a typed watch event asks for, and which watches a config needs.
 
 Pure decisions over the running config; the trigger queue runs what they ask for. A key is
-(spec, namespace) for one namespace, or (spec, None) for the whole spec (syncd.triggers).
+(spec, namespace) for one namespace, or (spec, None) for the whole spec (syncd.daemon.triggers).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 from syncd.config import Config
-from syncd.model import DesiredSecret, Ownership
-from syncd.selection import selects
-from syncd.triggers import Key
-from syncd.watch_events import KubeletEvent, NamespaceEvent, SecretEvent, ServiceAccountEvent, WatchEvent
+from syncd.config.selection import selects
+from syncd.core.values import DesiredSecret, Ownership
+from syncd.core.watch_events import KubeletEvent, NamespaceEvent, SecretEvent, ServiceAccountEvent, WatchEvent
+from syncd.daemon.triggers import Key
 
 
 class WatchRouter:
@@ -32,7 +32,7 @@ class WatchRouter:
         if isinstance(event, SecretEvent):
             return self._secret(event)
         if isinstance(event, KubeletEvent):
-            return []  # counted (syncd.pull_failures), never a reason to sync
+            return []  # counted (syncd.engine.pull_failures), never a reason to sync
         return self._service_account(event)
 
     def _namespace(self, event: NamespaceEvent) -> list[Key]:

@@ -16,10 +16,10 @@ from functools import partial
 from typing import Protocol
 
 from syncd.config import Config, SecretSpec
-from syncd.fetcher import Freshness
-from syncd.model import SyncResult
-from syncd.timing import Cadence
-from syncd.triggers import Key
+from syncd.core.values import SyncResult
+from syncd.daemon.triggers import Key
+from syncd.engine.fetcher import Freshness
+from syncd.engine.timing import Cadence
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Syncing(Protocol):
 
 
 class Jobs(Protocol):
-    """What runs need of the scheduler (syncd.scheduler.Scheduler)."""
+    """What runs need of the scheduler (syncd.daemon.scheduler.Scheduler)."""
 
     def schedule(self, job_id: str, at: dt.datetime, run: Callable[[], None]) -> None: ...
     def cancel(self, job_id: str) -> None: ...
@@ -55,6 +55,7 @@ class SpecRuns:
         may_write: Callable[[], bool],
         stopping: threading.Event,
         clock: Callable[[], dt.datetime] = _utcnow,
+        on_result: Callable[[SecretSpec, SyncResult, str | None], None] = lambda *_: None,
     ) -> None:
         self.reconciler = reconciler
         self.jobs = jobs
@@ -63,6 +64,7 @@ class SpecRuns:
         self.may_write = may_write
         self.clock = clock
         self.stopping = stopping  # set once: no new run starts, none is scheduled
+        self.on_result = on_result  # every result, whole spec (namespace None) or one namespace
         self.attempted: set[str] = set()  # specs whose first scheduled run has finished
         self._locks: dict[str, threading.Lock] = {}
         self._state_lock = threading.Lock()
@@ -94,6 +96,7 @@ class SpecRuns:
         freshness = Freshness.kept(started) if after_reload else Freshness.scheduled(started)
         with self._lock(name):
             result = self.reconciler.sync(spec, freshness=freshness)
+        self.on_result(spec, result, None)
         self.attempted.add(name)
         failed = bool(result.source_errors or result.failed_writes)
         at = self.cadence.next_run(spec, self.config().schedule, failed=failed, now=self.clock(), pending=pending)
@@ -109,9 +112,9 @@ class SpecRuns:
             return
         with self._lock(name):
             if namespace is None:
-                self.reconciler.sync(spec, freshness=Freshness.cached())
-            else:
-                self.reconciler.sync_namespace(spec, namespace)
+                self.on_result(spec, self.reconciler.sync(spec, freshness=Freshness.cached()), None)
+            elif (result := self.reconciler.sync_namespace(spec, namespace)) is not None:
+                self.on_result(spec, result, namespace)
 
     def _spec(self, name: str) -> SecretSpec | None:
         return next((s for s in self.config().secrets if s.name == name), None)

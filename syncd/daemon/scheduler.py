@@ -27,7 +27,7 @@ class Scheduler:
             # Not max_instances=1: APScheduler *skips* a run due while the previous instance of its job
             # is still returning, and a skipped one-shot job is gone, with nothing to schedule the next:
             # the spec was never synced again (the soak saw it after a reload rescheduled a spec just
-            # as its run ended). The per-spec lock in syncd.runs keeps runs from overlapping instead.
+            # as its run ended). The per-spec lock in syncd.daemon.runs keeps runs from overlapping instead.
             job_defaults={"max_instances": 3, "coalesce": True, "misfire_grace_time": None},
             timezone=dt.UTC,
         )

@@ -1,8 +1,8 @@
 """`syncd run`: starts the parts, answers the probes, follows leadership, stops them in order.
 
-The parts, each with one job: SpecRuns (syncd.runs: scheduled and triggered syncs, timed by
-syncd.timing.Cadence), WatchRouter and WatchSet (syncd.watch: typed watch events to re-syncs),
-Reloader (syncd.reload: swapping a changed config in). Everything that talks to the outside
+The parts, each with one job: SpecRuns (syncd.daemon.runs: scheduled and triggered syncs, timed by
+syncd.engine.timing.Cadence), WatchRouter and WatchSet (syncd.daemon.routing: typed watch events to re-syncs),
+Reloader (syncd.daemon.reload: swapping a changed config in). Everything that talks to the outside
 comes in through `Ports`, built by the composition root (syncd.app), so the daemon runs
 in-process on fakes as well.
 
@@ -23,19 +23,20 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config
-from syncd.metrics import Metrics
-from syncd.pull_failures import PullFailure, PullFailureCounter
-from syncd.reconciler import Reconciler
-from syncd.reload import ConfigWatcher, Reloader
-from syncd.runs import SpecRuns
-from syncd.scheduler import Scheduler
-from syncd.server import HttpServer
-from syncd.server.auth import AccessReviewer
+from syncd.core.watch_events import KubeletEvent, WatchEvent
+from syncd.daemon.pullsyncs import ConditionEvents, PullSyncStore, StatusPublisher
+from syncd.daemon.reload import ConfigWatcher, Reloader
+from syncd.daemon.routing import Loop, WatchRouter, WatchSet
+from syncd.daemon.runs import SpecRuns
+from syncd.daemon.scheduler import Scheduler
+from syncd.daemon.server import HttpServer
+from syncd.daemon.server.auth import AccessReviewer
+from syncd.daemon.triggers import TriggerQueue
+from syncd.engine.metrics import Metrics
+from syncd.engine.pull_failures import PullFailure, PullFailureCounter
+from syncd.engine.reconciler import Reconciler
+from syncd.engine.timing import Cadence, Lifetime
 from syncd.sources.base import Source
-from syncd.timing import Cadence, Lifetime
-from syncd.triggers import TriggerQueue
-from syncd.watch import Loop, WatchRouter, WatchSet
-from syncd.watch_events import KubeletEvent, WatchEvent
 
 log = logging.getLogger(__name__)
 OnEvent = Callable[[WatchEvent], None]
@@ -62,6 +63,10 @@ class Ports:
     watch_loops: Callable[[Config, OnEvent, OnRelist], dict[str, Loop]]
     elector: Callable[[Config, Callable[[bool], None]], Elector | None]  # None: election off
     access_reviews: AccessReviewer | None = None  # for `server.metrics_auth: kubernetes`
+    status_objects: PullSyncStore | None = None  # PullSecretSync objects; None: not published
+    condition_events: ConditionEvents | None = None
+    crd_missing: type[Exception] = LookupError  # what status_objects raises when the CRD is absent
+    identity: str = ""  # this replica, as the leader election knows it
 
 
 class Daemon:
@@ -70,6 +75,7 @@ class Daemon:
         self.reconciler = ports.reconciler
         self.stopping = threading.Event()
         self.scheduler = Scheduler(workers=max(4, len(config.secrets) + 2))
+        self.status = self._status_publisher(ports)
         self.runs = SpecRuns(
             ports.reconciler,
             self.scheduler,
@@ -77,6 +83,7 @@ class Daemon:
             config=lambda: self.config,
             may_write=self.may_write,
             stopping=self.stopping,
+            on_result=self.status.record if self.status is not None else lambda *_: None,
         )
         self.triggers = TriggerQueue(self.runs.run_triggered)
         self.router = WatchRouter(lambda: self.config, ports.reconciler.rendered)
@@ -96,11 +103,26 @@ class Daemon:
             runs=self.runs,
             metrics=self.metrics,
             may_write=self.may_write,
+            swapped=self.status.reconcile_objects if self.status is not None else lambda: None,
         )
         self.config_watcher = ConfigWatcher(config_path, self.reloader.reload)
         self.elector = ports.elector(config, self._on_leadership)
         self.server = HttpServer.from_config(
             config.server, ports.registry, healthy=self.healthy, ready=self.ready, reviewer=ports.access_reviews
+        )
+
+    def _status_publisher(self, ports: Ports) -> StatusPublisher | None:
+        if ports.status_objects is None or ports.condition_events is None:
+            return None
+        return StatusPublisher(
+            ports.status_objects,
+            config=lambda: self.config,
+            credentials=ports.reconciler.fetcher,
+            leader=ports.identity,
+            may_write=self.may_write,
+            events=ports.condition_events,
+            counter=ports.metrics,
+            crd_missing=ports.crd_missing,
         )
 
     @property
@@ -116,6 +138,8 @@ class Daemon:
         self.triggers.start()
         self.watches.start(self.config)
         self.config_watcher.start()
+        if self.status is not None:
+            self.status.start()
         if self.elector is None:
             self._on_leadership(True)
         else:
@@ -134,6 +158,8 @@ class Daemon:
         self.watches.stop()
         self.triggers.stop()
         self.scheduler.shutdown(wait=True)
+        if self.status is not None:
+            self.status.stop()
         if self.elector is not None:
             self.elector.stop(release=True)
         self.metrics.set_leader(False)
@@ -178,6 +204,10 @@ class Daemon:
             # Off the elector's thread: a long prune must not delay lease renewals.
             threading.Thread(target=self._prune_retired, name="syncd-prune-retired", daemon=True).start()
             self.runs.schedule_now()
+            if self.status is not None:
+                self.status.reconcile_objects()
+        elif self.status is not None:
+            self.status.lost_leadership()
 
     def _prune_retired(self) -> None:
         """`retired_secrets` at start (and on taking the lease), as `syncd once` prunes them."""

@@ -15,15 +15,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from syncd.config import Config
-from syncd.errors import InvalidCredential, SourceError, SyncdError
-from syncd.logs import REDACTOR
-from syncd.metrics import Metrics, Verification
-from syncd.model import FetchedCredential, RegistryCredential
+from syncd.core.errors import InvalidCredential, SourceError, SyncdError
+from syncd.core.logs import REDACTOR
+from syncd.core.token_expiry import earliest, jwt_expiry
+from syncd.core.values import FetchedCredential, RegistryCredential
+from syncd.engine.metrics import Metrics, Verification
+from syncd.engine.timing import Lifetime, refresh_at
+from syncd.registry.credential_rules import credential_problems
+from syncd.registry.login import VerificationFailed, verify_login
 from syncd.sources.base import Source
-from syncd.timing import Lifetime, refresh_at
-from syncd.token_expiry import earliest, jwt_expiry
-from syncd.validation import credential_problems
-from syncd.verify import VerificationFailed, verify_login
 
 Verifier = Callable[[str, RegistryCredential], None]
 # A credential fetched this recently by another spec's job is reused: the jobs of every spec
@@ -172,6 +172,11 @@ class CredentialFetcher:
     def cached(self, name: str) -> FetchedCredential | None:
         cached = self._cache.get(name)
         return cached.credential if cached is not None else None
+
+    def fetched_at(self, name: str) -> dt.datetime | None:
+        """When the cached answer for `name` was fetched (None: nothing cached)."""
+        cached = self._cache.get(name)
+        return cached.fetched_at if cached is not None and cached.credential is not None else None
 
     def lifetimes(self, names: Iterable[str]) -> list[Lifetime]:
         """(fetched_at, expires_at) of each cached credential that says when it expires."""

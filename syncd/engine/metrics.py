@@ -1,7 +1,7 @@
 """Every metric of SPEC §5, defined once and registered into a registry passed in.
 
 Callers record through the typed methods below, whose label values are the enums of
-syncd.model (and CallResult / Verification here), so that `start_at_zero` and `forget` name
+syncd.core.values (and CallResult / Verification here), so that `start_at_zero` and `forget` name
 exactly the series the code writes. No label ever carries a namespace name (cardinality) or a
 secret value.
 """
@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from syncd import __version__
 from syncd.config import Config
-from syncd.model import NamespaceState, PullFailureReason, RunResult, WriteOperation
+from syncd.core.values import NamespaceState, PullFailureReason, RunResult, WriteOperation
 
 
 class CallResult(enum.StrEnum):
@@ -105,6 +105,13 @@ class Metrics:
             registry=registry,
         )
         self.config_reloads = Counter("syncd_config_reloads", "Config file reloads.", ["result"], registry=registry)
+        self.status_writes = Counter(
+            "syncd_status_writes",
+            "Writes of PullSecretSync status objects by result: written, failed, or skipped_no_crd (the CRD "
+            "is not installed: status objects are off until a restart; syncing goes on).",
+            ["result"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "syncd_build_info", "Always 1; the version label says which build.", ["version"], registry=registry
         )
@@ -142,6 +149,9 @@ class Metrics:
 
     def record_pull_failure(self, secret: str, registry: str, reason: PullFailureReason, times: int) -> None:
         self.image_pull_failures.labels(secret=secret, registry=registry, reason=reason).inc(times)
+
+    def status_write(self, result: str) -> None:
+        self.status_writes.labels(result=result).inc()
 
     def set_leader(self, leading: bool) -> None:
         self.leader.set(1 if leading else 0)

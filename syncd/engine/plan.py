@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from syncd.model import (
+from syncd.core.values import (
     AccountChange,
     Action,
     DesiredSecret,

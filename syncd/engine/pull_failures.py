@@ -12,7 +12,7 @@ The kubelet (Kubernetes 1.34.4) writes two kinds of Warning Event that matter he
 client-go's recorder (tools/record/events_cache.go: EventAggregator) may prefix a message with
 `(combined from similar events): ` and counts repeats in the Event's `count`. An Event counts
 only for a spec that selects its namespace and, for a pull, whose keys serve the image (the
-kubelet's own lookup, syncd.kubelet). No namespace or Pod goes into a metric label.
+kubelet's own lookup, syncd.registry.kubelet). No namespace or Pod goes into a metric label.
 """
 
 from __future__ import annotations
@@ -24,14 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from syncd.config import Config, SecretSpec
-from syncd.kubelet import InvalidImage, Keyring, Login, repository
-from syncd.model import PullFailureReason
-from syncd.selection import NamespaceInfo, selects
-from syncd.watch_events import KubeletEvent
-
-FAILED_TO_PULL = "Failed"
-SECRET_UNAVAILABLE_REASON = "FailedToRetrieveImagePullSecret"  # noqa: S105 (an Event reason)
-KUBELET_REASONS = (FAILED_TO_PULL, SECRET_UNAVAILABLE_REASON)
+from syncd.config.selection import selects
+from syncd.core.values import NamespaceInfo, PullFailureReason
+from syncd.core.watch_events import FAILED_TO_PULL, SECRET_UNAVAILABLE_REASON, KubeletEvent
+from syncd.registry.kubelet import InvalidImage, Keyring, Login, repository
 
 _COMBINED = r"(?:\(combined from similar events\): )?"
 _PULL = re.compile(_COMBINED + r'Failed to pull image "((?:[^"\\]|\\.)*)": (.*)', re.DOTALL)

@@ -15,12 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Protocol
 
-from syncd.clock import utcnow
 from syncd.config import Config, Namespaces, SecretSpec
-from syncd.errors import KubeError, SyncdError
-from syncd.fetcher import CredentialFetcher, Freshness, Verifier
-from syncd.metrics import Metrics
-from syncd.model import (
+from syncd.config.selection import selects
+from syncd.core.clock import utcnow
+from syncd.core.errors import KubeError, SyncdError
+from syncd.core.values import (
     AccountChange,
     Action,
     ChangeOutcome,
@@ -28,6 +27,7 @@ from syncd.model import (
     EventNote,
     EventReason,
     ExistingSecret,
+    NamespaceInfo,
     NamespaceState,
     Ownership,
     PlannedChange,
@@ -36,11 +36,12 @@ from syncd.model import (
     WriteOperation,
     WriteResult,
 )
-from syncd.plan import OTHER_INSTANCE_REASON, plan_accounts, plan_namespace, plan_retired, plan_secret
-from syncd.render import render
-from syncd.selection import NamespaceInfo, selects
+from syncd.engine.fetcher import CredentialFetcher, Freshness, Verifier
+from syncd.engine.metrics import Metrics
+from syncd.engine.plan import OTHER_INSTANCE_REASON, plan_accounts, plan_namespace, plan_retired, plan_secret
+from syncd.registry.dockerconfig import render
+from syncd.registry.login import verify_login
 from syncd.sources.base import Source
-from syncd.verify import verify_login
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The cluster as the daemon reads it: planning from the watch stores, writing through the API.
 
 A scheduled sync in which nothing changed then makes no request at all: namespaces, the spec's
-managed Secrets and the ServiceAccounts come from syncd.kube.cache. Writes are unchanged and
+managed Secrets and the ServiceAccounts come from syncd.kube.stores. Writes are unchanged and
 stay safe on a store a moment behind: updates and deletes carry the resourceVersion the store
 holds (a newer one makes them a 409, re-read and retried), a create meeting an existing Secret
 re-reads it, a ServiceAccount patch is conditioned on the version seen. A kind whose watch is
@@ -16,10 +16,10 @@ from typing import cast
 from kubernetes import client
 
 from syncd.config import Namespaces
-from syncd.kube.cache import WatchCache
+from syncd.config.selection import resolve
+from syncd.core.values import ExistingSecret, NamespaceInfo, ServiceAccountRef
 from syncd.kube.cluster import KubeCluster
-from syncd.model import ExistingSecret, ServiceAccountRef
-from syncd.selection import NamespaceInfo, resolve
+from syncd.kube.stores import WatchCache
 
 # How long a sync waits for a watch's first LIST before listing for itself (50,000 namespaces
 # take seconds to list; listing them twice would cost the apiserver and our memory twice).

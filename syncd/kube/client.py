@@ -15,7 +15,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from syncd.errors import KubeError
+from syncd.core.errors import KubeError
 
 T = TypeVar("T")
 IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"

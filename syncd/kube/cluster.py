@@ -12,11 +12,19 @@ import datetime as dt
 from kubernetes import client
 
 from syncd.config import Namespaces
-from syncd.errors import KubeError
+from syncd.config.selection import resolve
+from syncd.core.errors import KubeError
+from syncd.core.values import (
+    Action,
+    DesiredSecret,
+    ExistingSecret,
+    NamespaceInfo,
+    Ownership,
+    ServiceAccountRef,
+    WriteResult,
+)
 from syncd.kube import namespaces, pullsecrets, secrets, serviceaccounts
-from syncd.kubelet import PullSecret
-from syncd.model import Action, DesiredSecret, ExistingSecret, Ownership, ServiceAccountRef, WriteResult
-from syncd.selection import NamespaceInfo, resolve
+from syncd.registry.kubelet import PullSecret
 
 MAX_CONFLICT_RETRIES = 3
 
@@ -30,7 +38,7 @@ class KubeCluster:
     def select_namespaces(self, selection: Namespaces) -> list[str]:
         """One LIST: every namespace when names or patterns are given, else only those the
         apiserver matches to the selector. Either way the items carry their labels, and
-        syncd.selection decides, by the same rule as for a watch event."""
+        syncd.config.selection decides, by the same rule as for a watch event."""
         selector = None if selection.names or selection.patterns else selection.selector
         return resolve(selection, namespaces.list_namespaces(self.core, selector))
 

@@ -12,13 +12,21 @@ import datetime as dt
 import logging
 import threading
 import uuid
+from collections.abc import Mapping
 from typing import Any, cast
 
 from kubernetes import client
 
-from syncd.errors import KubeError
+from syncd.core.errors import KubeError
+from syncd.core.values import (
+    DEFAULT_INSTANCE,
+    INSTANCE_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    EventNote,
+    EventReason,
+)
 from syncd.kube.client import send
-from syncd.model import DEFAULT_INSTANCE, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, EventNote, EventReason
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +96,37 @@ class EventRecorder:
             log.debug("could not record event: %s", exc)
             return 0
         return 1
+
+    def condition_changed(self, name: str, uid: str, condition: Mapping[str, str], now: dt.datetime) -> None:
+        """An Event on a PullSecretSync whose condition changed. Cluster-scoped objects have their
+        Events in `default`, where `kubectl describe pullsync` looks; repeats are held back as above."""
+        healthy = (condition["type"] in ("ExpiringSoon", "Degraded")) != (condition["status"] == "True")
+        reason = f"{condition['type']}{condition['status']}"
+        if not self._allowed(("", name, f"{reason}/{condition.get('reason', '')}"), now):
+            return
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        body: dict[str, Any] = {
+            "metadata": {
+                "name": f"{name}.{uuid.uuid4().hex[:16]}",
+                "namespace": "default",
+                "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, INSTANCE_LABEL: self.instance},
+            },
+            "involvedObject": {"apiVersion": "syncd.io/v1alpha1", "kind": "PullSecretSync", "name": name, "uid": uid},
+            "reason": reason,
+            "message": f"{condition['type']} is {condition['status']} ({condition.get('reason', '')}): "
+            f"{condition.get('message', '')}"[:1024],
+            "type": "Normal" if healthy else "Warning",
+            "source": {"component": "syncd"},
+            "reportingComponent": "syncd",
+            "reportingInstance": f"syncd-{self.instance}",
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            send(
+                lambda: self.core.create_namespaced_event("default", cast(Any, body), _preload_content=False),
+                what="creating Event in default",
+            )
+        except KubeError as exc:  # an Event is a courtesy
+            log.debug("could not record event: %s", exc)

@@ -34,10 +34,10 @@ from typing import Any, cast
 
 from kubernetes import client
 
-from syncd.clock import utcnow
-from syncd.errors import KubeError
+from syncd.core.clock import utcnow
+from syncd.core.errors import KubeError
+from syncd.core.values import DEFAULT_INSTANCE, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from syncd.kube.client import call, json_body
-from syncd.model import DEFAULT_INSTANCE, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 log = logging.getLogger(__name__)
 

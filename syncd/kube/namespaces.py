@@ -7,8 +7,8 @@ from typing import Any
 
 from kubernetes import client
 
+from syncd.core.values import NamespaceInfo
 from syncd.kube.lists import list_items
-from syncd.selection import NamespaceInfo
 
 
 def _info(item: dict[str, Any]) -> NamespaceInfo:

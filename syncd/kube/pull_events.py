@@ -15,10 +15,9 @@ from typing import Any
 
 from kubernetes import client
 
+from syncd.core.watch_events import KUBELET_REASONS, Change, KubeletEvent, WatchEvent
 from syncd.kube.client import call
 from syncd.kube.watches import EventHandler, WatchLoop
-from syncd.pull_failures import KUBELET_REASONS
-from syncd.watch_events import Change, KubeletEvent, WatchEvent
 
 KUBELET_SOURCE = "kubelet"  # pkg/kubelet/server/server.go: ComponentKubelet, the recorder's source
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from kubernetes import client
 
+from syncd.core.values import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SPEC_LABEL
 from syncd.kube.client import read_or_none
-from syncd.kubelet import PullSecret
-from syncd.model import INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SPEC_LABEL
+from syncd.registry.kubelet import PullSecret
 
 
 def pull_secret_names(core: client.CoreV1Api, namespace: str, service_account: str) -> list[str] | None:

@@ -12,7 +12,7 @@ from typing import Literal, TypeVar
 
 from kubernetes import client
 
-from syncd.errors import KubeError
+from syncd.core.errors import KubeError
 from syncd.kube.client import call
 
 T = TypeVar("T")

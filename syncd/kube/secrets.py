@@ -2,7 +2,7 @@
 
 Every read names the Secret: a LIST carries the field selector `metadata.name=<spec>` (and the
 managed-by label selector), a GET its name, so RBAC can grant Secrets by `resourceNames` and
-syncd never sees another Secret. Who may be updated or deleted is decided in syncd.plan.
+syncd never sees another Secret. Who may be updated or deleted is decided in syncd.engine.plan.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from typing import Any
 
 from kubernetes import client
 
-from syncd.kube.client import MERGE_PATCH, read_or_none, send, send_json
-from syncd.kube.lists import list_items
-from syncd.model import (
+from syncd.core.values import (
     CREDENTIALS_ANNOTATION,
     DATA_KEY,
     HASH_ANNOTATION,
@@ -31,7 +29,9 @@ from syncd.model import (
     DesiredSecret,
     ExistingSecret,
 )
-from syncd.render import content_hash, registries_of
+from syncd.kube.client import MERGE_PATCH, read_or_none, send, send_json
+from syncd.kube.lists import list_items
+from syncd.registry.dockerconfig import content_hash, registries_of
 
 
 def _shared(value: object) -> str | None:

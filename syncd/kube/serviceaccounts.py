@@ -13,10 +13,10 @@ from typing import Any
 
 from kubernetes import client
 
-from syncd.errors import KubeError
+from syncd.core.errors import KubeError
+from syncd.core.values import ADDED_PULL_SECRETS_ANNOTATION, ServiceAccountRef, added_entry, parse_added
 from syncd.kube.client import MERGE_PATCH, read_or_none, send_json
 from syncd.kube.lists import list_items
-from syncd.model import ADDED_PULL_SECRETS_ANNOTATION, ServiceAccountRef, added_entry, parse_added
 
 MAX_CONFLICT_RETRIES = 3
 

@@ -16,9 +16,8 @@ import threading
 import time
 from collections.abc import Iterable
 
-from syncd.model import ExistingSecret, ServiceAccountRef
-from syncd.selection import NamespaceInfo
-from syncd.watch_events import Change
+from syncd.core.values import ExistingSecret, NamespaceInfo, ServiceAccountRef
+from syncd.core.watch_events import Change
 
 Value = NamespaceInfo | ExistingSecret | ServiceAccountRef
 Key = str | tuple[str, str]

@@ -18,14 +18,9 @@ from typing import Any, cast
 
 from kubernetes import client
 
-from syncd.errors import KubeError
-from syncd.kube.cache import Value, WatchCache
-from syncd.kube.lists import WATCH_PAGE_SIZE, list_items
-from syncd.kube.namespaces import info_from
-from syncd.kube.secrets import existing_from
-from syncd.kube.serviceaccounts import ref_from
-from syncd.model import MANAGED_SELECTOR
-from syncd.watch_events import (
+from syncd.core.errors import KubeError
+from syncd.core.values import MANAGED_SELECTOR
+from syncd.core.watch_events import (
     CHANGES,
     Change,
     KubeletEvent,
@@ -34,6 +29,11 @@ from syncd.watch_events import (
     ServiceAccountEvent,
     WatchEvent,
 )
+from syncd.kube.lists import WATCH_PAGE_SIZE, list_items
+from syncd.kube.namespaces import info_from
+from syncd.kube.secrets import existing_from
+from syncd.kube.serviceaccounts import ref_from
+from syncd.kube.stores import Value, WatchCache
 
 log = logging.getLogger(__name__)
 Parser = Callable[[Change, dict[str, Any]], WatchEvent]

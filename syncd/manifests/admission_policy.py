@@ -26,8 +26,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from syncd.config import Config, SecretSpec
-from syncd.model import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SECRET_TYPE
-from syncd.selection import PROTECTED_NAMESPACE
+from syncd.config.selection import PROTECTED_NAMESPACE
+from syncd.core.values import (
+    ADDED_PULL_SECRETS_ANNOTATION,
+    INSTANCE_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    SECRET_TYPE,
+)
 
 ADMISSION = "admissionregistration.k8s.io/v1"
 BINDING_KIND = "ValidatingAdmissionPolicyBinding"

@@ -12,9 +12,10 @@ from typing import Any
 
 import yaml
 
-from syncd import policy
 from syncd.config import Config
-from syncd.model import DEFAULT_INSTANCE
+from syncd.core.values import DEFAULT_INSTANCE
+from syncd.manifests import admission_policy as policy
+from syncd.manifests import crd
 
 NAME_VERBS = ["get", "list", "watch", "patch", "delete"]
 ACCOUNT_VERBS = ["get", "list", "watch", "patch"]
@@ -25,7 +26,8 @@ HEADER = """\
 # Secrets: create (the one verb RBAC cannot limit by name), and get/list/watch/patch/delete only
 # of the names syncd writes (it lists and watches them with `fieldSelector=metadata.name=<name>`).
 # It can read no other Secret that exists; what it may create is held by the
-# ValidatingAdmissionPolicy at the end (type, labels, names, namespaces; see syncd/policy.py).
+# ValidatingAdmissionPolicy at the end (type, labels, names, namespaces; see
+# syncd/manifests/admission_policy.py).
 # Namespaces: list/watch (selection). Events: create (and list/watch with pull_failures: true, for
 # the kubelet's pull-failure Events). The Lease: a Role in leader_election.namespace, by name
 # except create. Never: update (PUT), deletecollection, any other kind.
@@ -55,10 +57,26 @@ def cluster_rules(config: Config) -> list[dict[str, Any]]:
             {"apiGroups": [""], "resources": ["serviceaccounts"], "resourceNames": accounts, "verbs": ACCOUNT_VERBS}
         )
     rules.append({"apiGroups": [""], "resources": ["events"], "verbs": ["create"]})
+    rules.extend(status_object_rules(config))
     if config.pull_failures:
         # The kubelet's pull-failure Events, every namespace (watched by reason and source).
         rules.append({"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]})
     return rules
+
+
+def status_object_rules(config: Config) -> list[dict[str, Any]]:
+    """PullSecretSync objects (syncd/manifests/crd.py): read, deleted and their status written by
+    name, current and retired specs alike; `create` and the one LIST (by label, to find the objects
+    of removed specs) cannot be limited by name."""
+
+    def names() -> list[str]:  # a list per rule: shared ones would print as YAML anchors
+        return [f"{config.instance}.{name}" for name in secret_names(config)]
+
+    return [
+        {"apiGroups": [crd.GROUP], "resources": [crd.PLURAL], "verbs": ["create", "list"]},
+        {"apiGroups": [crd.GROUP], "resources": [crd.PLURAL], "resourceNames": names(), "verbs": ["get", "delete"]},
+        {"apiGroups": [crd.GROUP], "resources": [f"{crd.PLURAL}/status"], "resourceNames": names(), "verbs": ["patch"]},
+    ]
 
 
 def lease_rules(lease: str) -> list[dict[str, Any]]:

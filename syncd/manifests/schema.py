@@ -1,8 +1,8 @@
 """Writes config/schema.json, the JSON Schema of the config file, from the code (syncd.config).
 
-python -m syncd.schema > config/schema.json     # print it
-python -m syncd.schema --write                  # write config/schema.json (or --write PATH)
-python -m syncd.schema --check                  # exit 1 when the committed file is stale
+python -m syncd.manifests.schema > config/schema.json     # print it
+python -m syncd.manifests.schema --write                  # write config/schema.json (or --write PATH)
+python -m syncd.manifests.schema --check                  # exit 1 when the committed file is stale
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from syncd.config import json_schema
 
 DEFAULT_PATH = Path("config/schema.json")
-REGENERATE = "python -m syncd.schema --write"
+REGENERATE = "python -m syncd.manifests.schema --write"
 
 
 def schema_text() -> str:
@@ -25,7 +25,7 @@ def schema_text() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m syncd.schema", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m syncd.manifests.schema", description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--write", nargs="?", const=DEFAULT_PATH, type=Path, metavar="PATH", help=f"default {DEFAULT_PATH}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from syncd.model import RegistryCredential
+from syncd.core.values import RegistryCredential
 
 # Patterns are applied with fullmatch: `$` would also accept a trailing newline.
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?")

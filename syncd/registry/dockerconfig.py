@@ -14,9 +14,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from syncd.errors import SyncdError
-from syncd.model import RegistryCredential
-from syncd.registry_keys import canonical_key
+from syncd.core.errors import SyncdError
+from syncd.core.values import RegistryCredential
+from syncd.registry.keys import canonical_key
 
 _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -56,7 +56,7 @@ def content_hash(content: bytes) -> str:
 
 def render(credentials: Iterable[RegistryCredential]) -> RenderedConfig:
     """One `.dockerconfigjson` holding every credential under its registry's canonical key
-    (syncd.registry_keys: the key the kubelet offers for every image of that registry), in sorted order."""
+    (syncd.registry.keys: the key the kubelet offers for every image of that registry), in sorted order."""
     auths: dict[str, dict[str, str]] = {}
     for credential in credentials:
         key = canonical_key(credential.registry)

@@ -20,7 +20,7 @@ when any other key of the Pod's Secrets matches. So Docker Hub is written as `do
 
 from __future__ import annotations
 
-from syncd.validation import DOCKER_HUB_HOSTS
+from syncd.registry.credential_rules import DOCKER_HUB_HOSTS
 
 DOCKER_HUB_KEY = "docker.io"
 _GLOB_CHARS = frozenset("*?[]")

@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from syncd.errors import SyncdError
+from syncd.core.errors import SyncdError
 
 DOCKER_HUB_HOST = "index.docker.io"  # keyring.go defaultRegistryHost
 DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"

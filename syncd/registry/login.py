@@ -38,10 +38,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from syncd import __version__
-from syncd.errors import InvalidCredential, SourceError, SourceUnavailable
-from syncd.model import RegistryCredential
-from syncd.safe_json import loads_or_invalid
-from syncd.validation import DOCKER_HUB_HOSTS
+from syncd.core.errors import InvalidCredential, SourceError, SourceUnavailable
+from syncd.core.safe_json import loads_or_invalid
+from syncd.core.values import RegistryCredential
+from syncd.registry.credential_rules import DOCKER_HUB_HOSTS
 
 DOCKER_HUB_API = "https://registry-1.docker.io"  # what `index.docker.io/v1/` logins are checked against
 MAX_REDIRECTS = 5

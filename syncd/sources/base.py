@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Protocol, TypeVar
 
 from syncd.config import Credential
-from syncd.model import FetchedCredential
+from syncd.core.values import FetchedCredential
 
 CredentialT_contra = TypeVar("CredentialT_contra", contravariant=True)
 

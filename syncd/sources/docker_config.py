@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syncd.clock import utcnow
 from syncd.config import DockerConfigCredential
-from syncd.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
-from syncd.model import FetchedCredential, RegistryCredential
-from syncd.safe_json import INVALID, loads_or_invalid
+from syncd.core.clock import utcnow
+from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
+from syncd.core.safe_json import INVALID, loads_or_invalid
+from syncd.core.values import FetchedCredential, RegistryCredential
+from syncd.registry.credential_rules import DOCKER_HUB_HOSTS
 from syncd.sources.base import expiry
 from syncd.sources.helper import TOKEN_USERNAME, run_helper
-from syncd.validation import DOCKER_HUB_HOSTS
 
 DOCKER_HUB = "https://index.docker.io/v1/"  # the key docker uses for Docker Hub, in auths and with helpers
 _SECTIONS: dict[str, type] = {"auths": dict, "credHelpers": dict, "credsStore": str}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.config import CREDENTIAL_MODELS, Config, DockerConfigCredential, HelperCredential, VaultCredential
-from syncd.config.credentials import _CredentialBase
+from syncd.config.credentials import CredentialBase
 from syncd.sources.base import Source
 from syncd.sources.docker_config import DockerConfigSource
 from syncd.sources.helper import HelperSource
@@ -21,7 +21,7 @@ from syncd.sources.vault import VaultSource
 
 @dataclass(frozen=True)
 class SourceKind:
-    model: type[_CredentialBase]
+    model: type[CredentialBase]
     build: Callable[[Config], Source[Any]]  # called once per process (a Vault login is shared)
 
 
@@ -43,7 +43,7 @@ def _check() -> None:
     expected = {model.source: model for model in CREDENTIAL_MODELS}
     if filed != expected:
         raise ImportError(
-            f"syncd.sources.registry {sorted(filed)} does not match the credential models {sorted(expected)}"
+            f"syncd.sources.factory {sorted(filed)} does not match the credential models {sorted(expected)}"
         )
 
 

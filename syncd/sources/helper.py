@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from syncd.clock import utcnow
 from syncd.config import HelperCredential
 from syncd.config.fields import is_helper_name
-from syncd.errors import CredentialNotFound, InvalidCredential, SourceUnavailable
-from syncd.model import FetchedCredential, RegistryCredential
-from syncd.safe_json import INVALID, loads_or_invalid
+from syncd.core.clock import utcnow
+from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceUnavailable
+from syncd.core.safe_json import INVALID, loads_or_invalid
+from syncd.core.values import FetchedCredential, RegistryCredential
 from syncd.sources.base import expiry
 from syncd.sources.helper_env import helper_environment
 

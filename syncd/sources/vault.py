@@ -27,10 +27,10 @@ import hvac
 import hvac.exceptions
 import requests
 
-from syncd.clock import utcnow
 from syncd.config import VaultConfig, VaultCredential, VaultSecret
-from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
-from syncd.model import FetchedCredential, RegistryCredential
+from syncd.core.clock import utcnow
+from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
+from syncd.core.values import FetchedCredential, RegistryCredential
 from syncd.sources.base import expiry
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from syncd.cli import main
+from syncd.cli.commands import main
 from tests.harness import Stack
 from tests.integration import faults, soak_background
 from tests.integration.daemon import Start, SyncdProcess

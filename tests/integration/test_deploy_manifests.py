@@ -26,10 +26,10 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from syncd import rbac
-from syncd.cli import main
+from syncd.cli.commands import main
 from syncd.config import load_config, parse_config
 from syncd.kube.leader import LeaderElector
+from syncd.manifests import rbac
 from tests.harness import Stack
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
 from tests.kube_objects import default_service_account, labels_of, lease_spec, pull_secret_names

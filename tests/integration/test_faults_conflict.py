@@ -21,17 +21,17 @@ import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
+from syncd.cli.output import summary
 from syncd.config import load_config
-from syncd.errors import KubeError
+from syncd.core.errors import KubeError
+from syncd.core.values import Action, DesiredSecret, RegistryCredential, WriteResult
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
 from syncd.kube import secrets
 from syncd.kube.client import load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
-from syncd.metrics import Metrics
-from syncd.model import Action, DesiredSecret, RegistryCredential, WriteResult
-from syncd.output import summary
-from syncd.reconciler import Reconciler
-from syncd.render import render
+from syncd.registry.dockerconfig import render
 from syncd.sources.docker_config import DockerConfigSource
 from tests.harness import Stack
 from tests.integration.faults import (

@@ -31,8 +31,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from syncd.app import ClusterOptions, build_reconciler
 from syncd.config import load_config
-from syncd.errors import SourceError
-from syncd.sources.registry import build_sources
+from syncd.core.errors import SourceError
+from syncd.sources.factory import build_sources
 from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig
 from tests.integration.daemon import Start, has_secret

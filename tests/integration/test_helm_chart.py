@@ -24,9 +24,10 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from syncd import policy, rbac
-from syncd.cli import main
+from syncd.cli.commands import main
 from syncd.config import parse_config
+from syncd.manifests import admission_policy as policy
+from syncd.manifests import rbac
 from tests.harness import Stack
 
 # The first test may build helm (about 3 minutes, longer with a cold Go module cache):

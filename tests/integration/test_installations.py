@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from syncd.model import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL
+from syncd.core.values import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL
 from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig, plan_rows
 from tests.integration.daemon import Start, base_config, has_secret, wait_for

@@ -18,11 +18,11 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
-from syncd.errors import KubeError
+from syncd.core.errors import KubeError
+from syncd.core.values import DesiredSecret, RegistryCredential
 from syncd.kube import secrets, serviceaccounts
 from syncd.kube.client import WriteFence, load_api_client
-from syncd.model import DesiredSecret, RegistryCredential
-from syncd.render import render
+from syncd.registry.dockerconfig import render
 from tests.harness import Stack
 from tests.kube_objects import (
     annotations_of,

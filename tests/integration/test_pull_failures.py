@@ -18,8 +18,8 @@ import hvac
 import pytest
 from kubernetes import client
 
-from syncd import rbac
 from syncd.config import Config, parse_config
+from syncd.manifests import rbac
 from tests.harness import Stack
 from tests.harness.kubelet_events import FailedPull, MissingSecrets, write_events
 from tests.harness.oci import Skopeo

@@ -19,10 +19,10 @@ import yaml
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
+from syncd.daemon.server import HttpServer
+from syncd.daemon.server.auth import MetricsGuard
+from syncd.engine.metrics import Metrics
 from syncd.kube.reviews import AccessReviews
-from syncd.metrics import Metrics
-from syncd.server import HttpServer
-from syncd.server.auth import MetricsGuard
 from tests.harness import Stack, pki
 from tests.integration.daemon import SyncdProcess, base_config, wait_for
 from tests.integration.test_helm_chart import find, render

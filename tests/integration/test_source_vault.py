@@ -29,9 +29,9 @@ import requests
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from syncd.clock import utcnow
 from syncd.config import VaultConfig, VaultCredential
-from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
+from syncd.core.clock import utcnow
+from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.sources.vault import VaultSession, VaultSource
 from tests.harness import Stack
 from tests.harness.process import Server, free_port

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from syncd.config import DockerConfigCredential, HelperCredential
-from syncd.errors import CredentialNotFound
+from syncd.core.errors import CredentialNotFound
 from syncd.sources.docker_config import DockerConfigSource
 from syncd.sources.helper import HelperSource
 from tests.harness import Stack

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd.errors import SourceUnavailable
-from syncd.model import RegistryCredential
-from syncd.verify import VerificationFailed, verify_login
+from syncd.core.errors import SourceUnavailable
+from syncd.core.values import RegistryCredential
+from syncd.registry.login import VerificationFailed, verify_login
 from tests.harness import Stack
 from tests.harness.registry import Registry
 

@@ -1,4 +1,4 @@
-"""The daemon's watch stores (syncd.kube.cache) against the real apiserver, through a TCP proxy
+"""The daemon's watch stores (syncd.kube.stores) against the real apiserver, through a TCP proxy
 that can fail the watches' connections: a Secret deleted while its watch was down is repaired,
 whether the watch was seen to fail (syncs read with a LIST meanwhile) or failed silently and lost
 the event (the periodic re-list repairs the store, and the re-sync it triggers the Secret)."""
@@ -16,14 +16,14 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry
 
 from syncd.config import parse_config
-from syncd.fetcher import Freshness
-from syncd.kube.cache import WatchCache
-from syncd.kube.cached import CachedCluster
+from syncd.core.values import Action
+from syncd.engine.fetcher import Freshness
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
+from syncd.kube.cached_cluster import CachedCluster
 from syncd.kube.client import load_api_client
+from syncd.kube.stores import WatchCache
 from syncd.kube.watches import WatchLoop, watch_loops
-from syncd.metrics import Metrics
-from syncd.model import Action
-from syncd.reconciler import Reconciler
 from tests.harness import Stack
 from tests.integration.daemon import has_secret, new_namespace, wait_for
 from tests.integration.tcp_proxy import TcpProxy

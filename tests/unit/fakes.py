@@ -6,20 +6,21 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 
 from syncd.config import Credential, Namespaces
-from syncd.errors import CredentialNotFound, KubeError, SourceUnavailable
-from syncd.model import (
+from syncd.config.selection import selects
+from syncd.core.errors import CredentialNotFound, KubeError, SourceUnavailable
+from syncd.core.values import (
     Action,
     DesiredSecret,
     ExistingSecret,
     FetchedCredential,
+    NamespaceInfo,
     Ownership,
     RegistryCredential,
     ServiceAccountRef,
     WriteResult,
     added_entry,
 )
-from syncd.reconciler import Cluster
-from syncd.selection import NamespaceInfo, selects
+from syncd.engine.reconciler import Cluster
 from syncd.sources.base import Source
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from syncd.cli import main
+from syncd.cli.commands import main
 
 
 def _free_port() -> int:

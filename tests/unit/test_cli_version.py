@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from syncd import __version__
-from syncd.cli import main
+from syncd.cli.commands import main
 
 
 def test_version_command_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncd.cli import main
+from syncd.cli.commands import main
 from syncd.config import Config, HelperCredential, VaultCredential, load_config, parse_config
-from syncd.errors import ConfigError
+from syncd.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "syncd.example.yaml"
 DEFAULT_API_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")

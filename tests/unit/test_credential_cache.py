@@ -8,10 +8,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, Credential, parse_config
-from syncd.errors import SourceUnavailable
-from syncd.fetcher import SHARED_FETCH_WINDOW, CredentialFetcher, Freshness, NotFetchedYet
-from syncd.metrics import Metrics
-from syncd.model import FetchedCredential, RegistryCredential
+from syncd.core.errors import SourceUnavailable
+from syncd.core.values import FetchedCredential, RegistryCredential
+from syncd.engine.fetcher import SHARED_FETCH_WINDOW, CredentialFetcher, Freshness, NotFetchedYet
+from syncd.engine.metrics import Metrics
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)

@@ -15,12 +15,12 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, parse_config
-from syncd.daemon import Daemon, OnEvent, OnRelist, Ports
-from syncd.metrics import Metrics
-from syncd.reconciler import Reconciler
-from syncd.selection import NamespaceInfo
-from syncd.watch import Loop
-from syncd.watch_events import NamespaceEvent
+from syncd.core.values import NamespaceInfo
+from syncd.core.watch_events import NamespaceEvent
+from syncd.daemon.routing import Loop
+from syncd.daemon.service import Daemon, OnEvent, OnRelist, Ports
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
 from tests.harness.process import free_port
 from tests.unit.fakes import FakeCluster, FakeSource
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import requests
 from prometheus_client import CollectorRegistry
 
-from syncd.metrics import Metrics
-from syncd.reload import ConfigWatcher
-from syncd.server import HttpServer
-from syncd.triggers import TriggerQueue
+from syncd.daemon.reload import ConfigWatcher
+from syncd.daemon.server import HttpServer
+from syncd.daemon.triggers import TriggerQueue
+from syncd.engine.metrics import Metrics
 
 
 def wait_until(condition: object, timeout: float = 5) -> None:

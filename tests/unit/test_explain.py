@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from syncd.cli.explain import Offer, explain
 from syncd.config import Config, parse_config
-from syncd.explain import Offer, explain
-from syncd.kubelet import DOCKERCONFIGJSON, PullSecret
-from syncd.model import RegistryCredential
-from syncd.render import render
+from syncd.core.values import RegistryCredential
+from syncd.registry.dockerconfig import render
+from syncd.registry.kubelet import DOCKERCONFIGJSON, PullSecret
 
 
 @dataclass

@@ -10,12 +10,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, Credential, parse_config
-from syncd.errors import InvalidCredential
-from syncd.fetcher import CredentialFetcher, Freshness
-from syncd.logs import MASK, REDACTOR, Redactor, install_redaction
-from syncd.metrics import Metrics
-from syncd.model import FetchedCredential, RegistryCredential
-from syncd.reconciler import Reconciler
+from syncd.core.errors import InvalidCredential
+from syncd.core.logs import MASK, REDACTOR, Redactor, install_redaction
+from syncd.core.values import FetchedCredential, RegistryCredential
+from syncd.engine.fetcher import CredentialFetcher, Freshness
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
 from tests.unit.fakes import FakeCluster
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -7,8 +7,8 @@ import datetime as dt
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, parse_config
-from syncd.metrics import Metrics, Verification
-from syncd.model import NamespaceState, RunResult, WriteOperation
+from syncd.core.values import NamespaceState, RunResult, WriteOperation
+from syncd.engine.metrics import Metrics, Verification
 
 
 def _config(*specs: str) -> Config:

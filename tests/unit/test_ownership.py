@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from syncd.model import Action, DesiredSecret, ExistingSecret, Ownership, ServiceAccountRef
-from syncd.plan import plan_accounts, plan_namespace, plan_retired, plan_secret
+from syncd.core.values import Action, DesiredSecret, ExistingSecret, Ownership, ServiceAccountRef
+from syncd.engine.plan import plan_accounts, plan_namespace, plan_retired, plan_secret
 
 MINE = DesiredSecret("regcred", b"{}", "sha256:new", ("a",), prune=True, instance="platform")
 

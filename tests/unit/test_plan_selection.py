@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from syncd.config import Namespaces
-from syncd.model import Action, DesiredSecret, ExistingSecret
-from syncd.plan import plan_retired, plan_secret
-from syncd.selection import NamespaceInfo, resolve, selects
+from syncd.config.selection import resolve, selects
+from syncd.core.values import Action, DesiredSecret, ExistingSecret, NamespaceInfo
+from syncd.engine.plan import plan_retired, plan_secret
 
 DESIRED = DesiredSecret("regcred", b"{}", "sha256:new", ("a",), prune=True)
 

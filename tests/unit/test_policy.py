@@ -1,4 +1,4 @@
-"""syncd/policy.py: the globs it hands CEL match what syncd's selection matches, and kube-system
+"""syncd/manifests/admission_policy.py: the globs it hands CEL match what syncd's selection matches, and kube-system
 is served only where a spec names it. The policy itself is tested on the real apiserver
 (tests/integration/test_write_policy.py)."""
 
@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syncd.config import Namespaces, SecretSpec
-from syncd.policy import glob_regex, namespace_allowed
-from syncd.selection import NamespaceInfo, selects
+from syncd.config.selection import selects
+from syncd.core.values import NamespaceInfo
+from syncd.manifests.admission_policy import glob_regex, namespace_allowed
 
 NAME_CHARS = "abk-19"
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from syncd.metrics import Metrics
+from syncd.engine.metrics import Metrics
 from tests.metric_names import SPEC_METRICS
 
 ROOT = Path(__file__).resolve().parents[2]

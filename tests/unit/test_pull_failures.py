@@ -1,4 +1,4 @@
-"""Which kubelet Events count as failed pulls for syncd's Secrets, and how often (syncd.pull_failures).
+"""Which kubelet Events count as failed pulls for syncd's Secrets, and how often (syncd.engine.pull_failures).
 
 The messages are the kubelet's formats (Kubernetes 1.34.4) around runtime errors quoted from
 containerd v2.1 and CRI-O (containers/image v5); tests/integration/test_pull_failures.py has the
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from syncd import rbac
 from syncd.config import Config, parse_config
-from syncd.model import PullFailureReason
-from syncd.pull_failures import (
+from syncd.core.values import NamespaceInfo, PullFailureReason
+from syncd.core.watch_events import Change, KubeletEvent
+from syncd.engine.pull_failures import (
     Occurrences,
     PullFailure,
     PullFailureCounter,
@@ -20,8 +20,7 @@ from syncd.pull_failures import (
     failed_image,
     unavailable_secrets,
 )
-from syncd.selection import NamespaceInfo
-from syncd.watch_events import Change, KubeletEvent
+from syncd.manifests import rbac
 
 CONFIG: Config = parse_config(
     {
@@ -42,7 +41,7 @@ AWS = NamespaceInfo("payments", labels={"aws": "yes"})
 OTHER = NamespaceInfo("other")
 ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 
-# Runtime errors, as the runtimes word them (see AUTH_MARKERS in syncd/pull_failures.py).
+# Runtime errors, as the runtimes word them (see AUTH_MARKERS in syncd/engine/pull_failures.py).
 CONTAINERD_401 = (
     'rpc error: code = Unknown desc = failed to pull and unpack image "docker.io/library/nginx:latest": '
     'failed to resolve reference "docker.io/library/nginx:latest": failed to authorize: failed to fetch '

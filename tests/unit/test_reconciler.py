@@ -9,10 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, parse_config
-from syncd.fetcher import Freshness
-from syncd.metrics import Metrics
-from syncd.model import Action, ExistingSecret
-from syncd.reconciler import Reconciler
+from syncd.core.values import Action, ExistingSecret
+from syncd.engine.fetcher import Freshness
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
 from tests.unit.fakes import FakeCluster, FakeSource
 
 

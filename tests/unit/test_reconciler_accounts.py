@@ -16,10 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, Namespaces, parse_config
-from syncd.errors import KubeError
-from syncd.metrics import Metrics
-from syncd.model import Action, DesiredSecret, ExistingSecret, ServiceAccountRef, WriteResult
-from syncd.reconciler import Reconciler
+from syncd.core.errors import KubeError
+from syncd.core.values import Action, DesiredSecret, ExistingSecret, ServiceAccountRef, WriteResult
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
 from tests.unit.fakes import FakeCluster, FakeSource
 
 TEAMS = ["team-1", "team-2", "team-3", "team-4"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from syncd.config import parse_config
-from syncd.errors import ConfigError
-from syncd.kubelet import DOCKERCONFIGJSON, PullSecret, offered
-from syncd.model import RegistryCredential
-from syncd.registry_keys import DOCKER_HUB_KEY, canonical_key, key_problem
-from syncd.render import render
+from syncd.core.errors import ConfigError
+from syncd.core.values import RegistryCredential
+from syncd.registry.dockerconfig import render
+from syncd.registry.keys import DOCKER_HUB_KEY, canonical_key, key_problem
+from syncd.registry.kubelet import DOCKERCONFIGJSON, PullSecret, offered
 
 HUB_IMAGES = ["nginx", "nginx:1.27", "library/nginx:1.27", "docker.io/library/nginx", "index.docker.io/acme/api:2"]
 CASES = [

@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 
 from syncd.app import Sources
 from syncd.config import Config, parse_config
-from syncd.metrics import Metrics
-from syncd.model import SyncResult
-from syncd.reconciler import Reconciler
-from syncd.reload import Reloader
+from syncd.core.values import SyncResult
+from syncd.daemon.reload import Reloader
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
 from syncd.sources.base import Source
 from syncd.sources.vault import VaultSource
 from tests.unit.fakes import FakeCluster, FakeSource

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.model import RegistryCredential
-from syncd.registry_keys import canonical_key
-from syncd.render import DuplicateRegistry, content_hash, registries_of, render
+from syncd.core.values import RegistryCredential
+from syncd.registry.dockerconfig import DuplicateRegistry, content_hash, registries_of, render
+from syncd.registry.keys import canonical_key
 
 
 def _kubectl() -> str:
@@ -82,7 +82,7 @@ SINGLE = {
 
 @pytest.mark.parametrize("credential", SINGLE.values(), ids=SINGLE.keys())
 def test_render_is_byte_identical_to_kubectl(credential: RegistryCredential) -> None:
-    """Given the canonical server (syncd.registry_keys): what `--docker-server=<key>` writes."""
+    """Given the canonical server (syncd.registry.keys): what `--docker-server=<key>` writes."""
     assert render([credential]).content == kubectl_dockerconfigjson(_canonical(credential))
 
 

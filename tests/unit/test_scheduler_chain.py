@@ -12,7 +12,7 @@ import datetime as dt
 import threading
 import time
 
-from syncd.scheduler import Scheduler
+from syncd.daemon.scheduler import Scheduler
 
 
 def test_a_run_due_while_the_previous_run_of_its_job_is_still_returning_runs() -> None:

@@ -10,8 +10,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from syncd import schema
 from syncd.config import json_schema
+from syncd.manifests import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "config" / "schema.json"
@@ -22,7 +22,7 @@ def test_the_committed_schema_is_what_the_code_generates() -> None:
     committed = COMMITTED.read_text(encoding="utf-8") if COMMITTED.exists() else ""
     assert committed == schema.schema_text(), (
         f"{COMMITTED.relative_to(ROOT)} is stale: regenerate it with `{schema.REGENERATE}` "
-        "(or `python -m syncd.schema > config/schema.json`) and commit it"
+        "(or `python -m syncd.manifests.schema > config/schema.json`) and commit it"
     )
 
 
@@ -54,7 +54,7 @@ def test_check_fails_on_a_stale_file_and_names_the_command(tmp_path: Path, capsy
     target = tmp_path / "schema.json"
     target.write_text("{}\n")
     assert schema.main(["--check", str(target)]) == 1
-    assert "python -m syncd.schema --write" in capsys.readouterr().err
+    assert "python -m syncd.manifests.schema --write" in capsys.readouterr().err
     schema.main(["--write", str(target)])
     assert schema.main(["--check", str(target)]) == 0
 

@@ -18,10 +18,10 @@ import requests
 from prometheus_client import CollectorRegistry
 
 from syncd.config.models import Server, ServerTls
-from syncd.errors import ConfigError, KubeError
-from syncd.metrics import Metrics
-from syncd.server import HttpServer, Limits, TlsFiles
-from syncd.server.auth import Access, MetricsGuard
+from syncd.core.errors import ConfigError, KubeError
+from syncd.daemon.server import HttpServer, Limits, TlsFiles
+from syncd.daemon.server.auth import Access, MetricsGuard
+from syncd.engine.metrics import Metrics
 from tests.harness import pki
 
 TOKEN = "eyJhbGciOi.not-a-real-token.but-secret-all-the-same"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from syncd.config import DockerConfigCredential
-from syncd.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
-from syncd.model import FetchedCredential
+from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
+from syncd.core.values import FetchedCredential
 from syncd.sources.docker_config import DockerConfigSource
 from tests.unit.test_source_helper import write_helper
 

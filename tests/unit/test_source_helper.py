@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from syncd.config import DockerConfigCredential, HelperCredential, parse_config
-from syncd.errors import ConfigError, CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
+from syncd.core.errors import ConfigError, CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
 from syncd.sources.docker_config import DockerConfigSource
 from syncd.sources.helper import HelperSource, run_helper
 from syncd.sources.helper_env import helper_environment, passed_by_default

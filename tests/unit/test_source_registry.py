@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from syncd.config import CREDENTIAL_MODELS, DockerConfigCredential, HelperCredential, parse_config, parse_credential
-from syncd.errors import ConfigError
+from syncd.core.errors import ConfigError
 from syncd.sources.docker_config import DockerConfigSource
+from syncd.sources.factory import SOURCES, build_sources
 from syncd.sources.helper import HelperSource
-from syncd.sources.registry import SOURCES, build_sources
 
 
 def test_every_credential_model_has_its_source_under_its_own_key() -> None:

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from syncd.config import VaultConfig, VaultCredential
-from syncd.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
+from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.sources.vault import VaultSession, VaultSource
 
 START = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)

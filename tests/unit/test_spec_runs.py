@@ -10,10 +10,10 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, SecretSpec, parse_config
-from syncd.metrics import Metrics
-from syncd.reconciler import Reconciler
-from syncd.runs import SpecRuns
-from syncd.timing import MIN_DELAY, Cadence, refresh_at
+from syncd.daemon.runs import SpecRuns
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
+from syncd.engine.timing import MIN_DELAY, Cadence, refresh_at
 from tests.unit.fakes import FakeCluster, FakeSource
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

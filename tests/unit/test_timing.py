@@ -4,7 +4,7 @@ import datetime as dt
 import random
 
 from syncd.config import Schedule
-from syncd.timing import backoff, next_run, refresh_at
+from syncd.engine.timing import backoff, next_run, refresh_at
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)

@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from syncd.config import parse_config
-from syncd.fetcher import Freshness
-from syncd.metrics import Metrics
-from syncd.model import RunResult
-from syncd.reconciler import Reconciler
-from syncd.token_expiry import earliest, jwt_expiry
+from syncd.core.token_expiry import earliest, jwt_expiry
+from syncd.core.values import RunResult
+from syncd.engine.fetcher import Freshness
+from syncd.engine.metrics import Metrics
+from syncd.engine.reconciler import Reconciler
 from tests.unit.fakes import FakeCluster, FakeSource
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)

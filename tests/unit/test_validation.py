@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.model import RegistryCredential
-from syncd.validation import credential_problems, registry_problem
+from syncd.core.values import RegistryCredential
+from syncd.registry.credential_rules import credential_problems, registry_problem
 
 SENTINEL = "Sentinel-8c1f"  # a part of every bad value below, so that an echoed value is caught
 

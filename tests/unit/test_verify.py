@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from syncd.errors import InvalidCredential, SourceError, SourceUnavailable
-from syncd.model import RegistryCredential
-from syncd.verify import (
+from syncd.core.errors import InvalidCredential, SourceError, SourceUnavailable
+from syncd.core.values import RegistryCredential
+from syncd.registry.login import (
     DOCKER_HUB_API,
     Challenge,
     VerificationFailed,
@@ -275,7 +275,7 @@ def test_challenge_without_realm_is_unavailable(fake: FakeRegistry) -> None:
 
 def test_http_realm_for_an_https_registry_gets_no_credentials() -> None:
     """The realm is checked before any request: no login is sent in cleartext to a remote host."""
-    from syncd.verify import _Call, _token_url  # noqa: PLC0415 - the guard has no observable request
+    from syncd.registry.login import _Call, _token_url  # noqa: PLC0415 - the guard has no observable request
 
     call = _Call("ghcr", "ghcr.io", time.monotonic() + 5, 5, ssl.create_default_context())
     challenge = Challenge("bearer", {"realm": "http://auth.example/token"})

@@ -1,4 +1,4 @@
-"""syncd.kube.cache and syncd.kube.cached: the stores planning reads, and when it reads the API instead.
+"""syncd.kube.stores and syncd.kube.cached_cluster: the stores planning reads, and when it reads the API instead.
 
 The API client points at a port nothing listens on: a read that reaches the API fails with a
 KubeError, so a test passing proves the answer came from the store (or, where expected, did not).
@@ -12,11 +12,10 @@ import pytest
 from kubernetes import client
 
 from syncd.config import Namespaces
-from syncd.errors import KubeError
-from syncd.kube.cache import WatchCache
-from syncd.kube.cached import CachedCluster
-from syncd.model import ExistingSecret, ServiceAccountRef
-from syncd.selection import NamespaceInfo
+from syncd.core.errors import KubeError
+from syncd.core.values import ExistingSecret, NamespaceInfo, ServiceAccountRef
+from syncd.kube.cached_cluster import CachedCluster
+from syncd.kube.stores import WatchCache
 
 
 def _secret(namespace: str, spec: str | None = "regcred", version: str = "1") -> ExistingSecret:

@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from syncd.config import Config, parse_config
+from syncd.core.values import DesiredSecret, ExistingSecret, NamespaceInfo, ServiceAccountRef
+from syncd.core.watch_events import NamespaceEvent, SecretEvent, ServiceAccountEvent, WatchEvent
+from syncd.daemon.routing import WatchRouter, WatchSet
 from syncd.kube.watches import Gone, WatchLoop, namespace_event, secret_event, service_account_event
-from syncd.model import DesiredSecret, ExistingSecret, ServiceAccountRef
-from syncd.selection import NamespaceInfo
-from syncd.watch import WatchRouter, WatchSet
-from syncd.watch_events import NamespaceEvent, SecretEvent, ServiceAccountEvent, WatchEvent
 
 CONFIG = parse_config(
     {

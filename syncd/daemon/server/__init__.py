@@ -1,15 +1,15 @@
 """/metrics, /healthz and /readyz, on a server built to keep the probes answering under a flood.
 
 Design (issue 27): one asyncio event loop in one thread holds every connection, so an idle or
-slow connection costs a socket and a few kilobytes, never a thread (syncd.server.serve). At
+slow connection costs a socket and a few kilobytes, never a thread (syncd.daemon.server.serve). At
 most `max_connections` are open; past that, a new connection displaces the one that has waited
 longest for a request, so a flood of idle or slowloris connections churns through itself while
-a probe, which sends its request on connecting, gets in (syncd.server.connections). A request
+a probe, which sends its request on connecting, gets in (syncd.daemon.server.connections). A request
 must arrive whole within `read_timeout`; headers are bounded by bytes and count, bodies by
-`max_body_bytes` (413) (syncd.server.http). Blocking work runs on threads: one reserved for the
+`max_body_bytes` (413) (syncd.daemon.server.http). Blocking work runs on threads: one reserved for the
 probes, a bounded few for /metrics and token reviews, which answer 503 when full rather than
-queue (syncd.server.lanes). Optional TLS re-reads rotated certificates (syncd.server.tls);
-optional bearer-token checks of /metrics ask the Kubernetes API (syncd.server.auth). The
+queue (syncd.daemon.server.lanes). Optional TLS re-reads rotated certificates (syncd.daemon.server.tls);
+optional bearer-token checks of /metrics ask the Kubernetes API (syncd.daemon.server.auth). The
 process's thread count is fixed whatever the clients do.
 
 prometheus_client's own WSGI app renders /metrics, so content negotiation (OpenMetrics, gzip,
@@ -30,12 +30,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from syncd.config.models import Server as ServerConfig
-from syncd.errors import ConfigError, ConfigProblem, KubeError
-from syncd.server.auth import AccessReviewer, MetricsGuard, bearer_token
-from syncd.server.http import Request, Response
-from syncd.server.lanes import Busy, Lanes
-from syncd.server.serve import Limits, Serving
-from syncd.server.tls import ServingTls, TlsFiles, tls_error
+from syncd.core.errors import ConfigError, ConfigProblem, KubeError
+from syncd.daemon.server.auth import AccessReviewer, MetricsGuard, bearer_token
+from syncd.daemon.server.http import Request, Response
+from syncd.daemon.server.lanes import Busy, Lanes
+from syncd.daemon.server.serve import Limits, Serving
+from syncd.daemon.server.tls import ServingTls, TlsFiles, tls_error
 
 __all__ = ["HttpServer", "Limits", "TlsFiles"]
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from syncd.server.connections import Connections
-from syncd.server.http import HttpError, Request, Response, body_length, encode, parse_head, read_head
-from syncd.server.tls import ServingTls
+from syncd.daemon.server.connections import Connections
+from syncd.daemon.server.http import HttpError, Request, Response, body_length, encode, parse_head, read_head
+from syncd.daemon.server.tls import ServingTls
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]

@@ -1,0 +1,1 @@
+"""The `syncd` command: argument parsing, subcommands and their output."""

@@ -1,0 +1,1 @@
+"""`syncd run`: scheduling, runs and retries, watch routing, reload, the HTTP server."""

@@ -1,0 +1,245 @@
+"""Publishing each spec's state to its PullSecretSync object (syncd/engine/pullsync_status.py).
+
+Runs report every sync result here; a thread of its own coalesces them (a burst of namespace syncs
+becomes one write per spec at most every `COALESCE` seconds) and writes, as the leader only, a
+status that changed. An idle daemon writes nothing: a status that differs only in its volatile
+timestamps waits for `relist_interval`. A cluster without the CRD keeps syncing: the objects are
+skipped with one warning and counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from syncd.config import Config, SecretSpec
+from syncd.core.errors import KubeError
+from syncd.core.values import FetchedCredential, SyncResult
+from syncd.engine.pullsync_status import (
+    CredentialFacts,
+    Identity,
+    SpecLedger,
+    carry_transitions,
+    facts_of,
+    needs_write,
+    object_name,
+    status_of,
+    transitions,
+)
+
+log = logging.getLogger(__name__)
+COALESCE = 1.0  # seconds between two writes of one object while a burst lasts
+
+
+class PullSyncStore(Protocol):
+    def read(self, name: str) -> dict[str, Any] | None: ...
+    def create(self, name: str, secret: str) -> dict[str, Any]: ...
+    def patch_status(self, name: str, patch: dict[str, Any]) -> None: ...
+    def delete(self, name: str) -> None: ...
+    def names(self) -> list[str]: ...
+
+
+class ConditionEvents(Protocol):
+    def condition_changed(self, name: str, uid: str, condition: Mapping[str, str], now: dt.datetime) -> None: ...
+
+
+class CachedCredentials(Protocol):
+    """What the status needs of the fetcher: names, kinds, registries and times, never values."""
+
+    def cached(self, name: str) -> FetchedCredential | None: ...
+    def fetched_at(self, name: str) -> dt.datetime | None: ...
+
+
+def credential_facts(credentials: CachedCredentials, names: Iterable[str]) -> dict[str, CredentialFacts]:
+    found = {}
+    for name in names:
+        cached = credentials.cached(name)
+        if cached is not None:
+            registries = tuple(sorted({entry.registry for entry in cached.entries}))
+            found[name] = CredentialFacts(
+                name, cached.source, registries, cached.expires_at, credentials.fetched_at(name)
+            )
+    return found
+
+
+def config_hash(config: Config) -> str:
+    """Which config the status is of: a digest of the loaded config (it holds no secret values)."""
+    return "sha256:" + hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+
+
+class WriteCounter(Protocol):
+    def status_write(self, result: str) -> None: ...
+
+
+@dataclass
+class _Written:
+    status: dict[str, Any]
+    at: dt.datetime
+    uid: str
+    generation: int
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) from `old` to `new`: removed keys become null."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif value != before:
+            patch[key] = value
+    return patch
+
+
+class StatusPublisher:
+    def __init__(
+        self,
+        store: PullSyncStore,
+        *,
+        config: Callable[[], Config],
+        credentials: CachedCredentials,
+        leader: str,
+        may_write: Callable[[], bool],
+        events: ConditionEvents,
+        counter: WriteCounter,
+        crd_missing: type[Exception],
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.store, self.config, self.credentials, self.leader = store, config, credentials, leader
+        self.may_write, self.events, self.counter = may_write, events, counter
+        self.crd_missing, self.clock = crd_missing, clock
+        self.ledgers: dict[str, SpecLedger] = {}
+        self.written: dict[str, _Written] = {}
+        self.disabled = False
+        self._dirty: set[str] = set()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # --- fed by the runs ---------------------------------------------------------------------
+    def record(self, spec: SecretSpec, result: SyncResult, namespace: str | None) -> None:
+        ledger = self.ledgers.setdefault(spec.name, SpecLedger(spec.name))
+        ledger.record(result, self.clock(), namespace=namespace)
+        self.touch([spec.name])
+
+    def touch(self, names: Iterable[str]) -> None:
+        with self._wake:
+            self._dirty.update(names)
+            self._wake.notify()
+
+    # --- the thread ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="pullsync-status", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._dirty and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+            # Let the rest of a burst arrive: one write per object per COALESCE seconds at most.
+            with self._wake:
+                self._wake.wait(timeout=COALESCE)
+                dirty, self._dirty = self._dirty, set()
+            self.flush(dirty)
+
+    def flush(self, names: Iterable[str]) -> None:
+        """Write the status of these specs where it changed (leader only)."""
+        if self.disabled or not self.may_write():
+            return
+        specs = {spec.name: spec for spec in self.config().secrets}
+        for name in sorted(names):
+            spec = specs.get(name)
+            if spec is None:
+                continue
+            try:
+                self._publish(spec)
+            except self.crd_missing as exc:
+                self._disable(exc)
+                return
+            except KubeError as exc:
+                self.counter.status_write("failed")
+                log.warning("could not write the status of PullSecretSync %s: %s", name, exc)
+
+    def _disable(self, exc: Exception) -> None:
+        self.disabled = True
+        self.counter.status_write("skipped_no_crd")
+        log.warning("PullSecretSync status objects are off until syncd restarts: %s", exc)
+
+    def _current(self, spec: SecretSpec, name: str) -> _Written:
+        known = self.written.get(name)
+        if known is not None:
+            return known
+        found = self.store.read(name) or self.store.create(name, spec.name)
+        meta = found.get("metadata", {})
+        written = _Written(
+            dict(found.get("status") or {}), _epoch(), str(meta.get("uid", "")), int(meta.get("generation", 1))
+        )
+        self.written[name] = written
+        return written
+
+    def _publish(self, spec: SecretSpec) -> None:
+        config, now = self.config(), self.clock()
+        name = object_name(config.instance, spec.name)
+        current = self._current(spec, name)
+        ledger = self.ledgers.setdefault(spec.name, SpecLedger(spec.name))
+        identity = Identity(config.instance, self.leader, config_hash(config), config.schedule.refresh_before_expiry)
+        described = credential_facts(self.credentials, spec.credentials)
+        new = status_of(ledger, facts_of(spec.credentials, described), identity, now, generation=current.generation)
+        new = carry_transitions(new, current.status, now)
+        if not needs_write(new, current.status, now - current.at, config.schedule.relist_interval):
+            return
+        patch = merge_patch(current.status, new)
+        if patch:
+            self.store.patch_status(name, patch)
+            self.counter.status_write("written")
+        changed = transitions(new, current.status) if current.status else []
+        self.written[name] = _Written(new, now, current.uid, current.generation)
+        for condition in changed:
+            self.events.condition_changed(name, current.uid, condition, now)
+
+    # --- config changes and leadership -------------------------------------------------------
+    def reconcile_objects(self) -> None:
+        """As a new leader or after a reload: delete this instance's objects of specs no longer in
+        the config, and write every spec's status (one LIST, then by name)."""
+        if self.disabled or not self.may_write():
+            return
+        config = self.config()
+        keep = {object_name(config.instance, spec.name) for spec in config.secrets}
+        try:
+            for name in self.store.names():
+                if name not in keep:
+                    self.store.delete(name)
+                    self.written.pop(name, None)
+                    log.info("deleted PullSecretSync %s: its spec left the config", name)
+        except self.crd_missing as exc:
+            self._disable(exc)
+            return
+        except KubeError as exc:
+            log.warning("could not list PullSecretSyncs: %s", exc)
+        self.ledgers = {k: v for k, v in self.ledgers.items() if k in {s.name for s in config.secrets}}
+        self.touch(spec.name for spec in config.secrets)
+
+    def lost_leadership(self) -> None:
+        """A standby forgets what it wrote: the next leader may have written since."""
+        self.written.clear()
+
+
+def _epoch() -> dt.datetime:
+    return dt.datetime.min.replace(tzinfo=dt.UTC)

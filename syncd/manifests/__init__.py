@@ -1,0 +1,1 @@
+"""What syncd generates for a config: RBAC, admission policies, the config's JSON schema."""
