@@ -14,6 +14,8 @@ from typing import Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from syncd.manifests import crd
+
 
 class HasMetadata(Protocol):
     @property
@@ -96,3 +98,22 @@ def default_service_account(
         return account
     body = {"imagePullSecrets": [{"name": name} for name in pull_secrets]}
     return core.patch_namespaced_service_account("default", namespace, body)
+
+
+def install_pullsync_crd(api: client.ApiClient, timeout: float = 60.0) -> None:
+    """The PullSecretSync CRD, as the Helm chart and Kustomize base install it; waits until served."""
+    extensions = client.ApiextensionsV1Api(api)
+    try:
+        extensions.create_custom_resource_definition(crd.definition())
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    deadline = time.monotonic() + timeout
+    name = f"{crd.PLURAL}.{crd.GROUP}"
+    while time.monotonic() < deadline:
+        status = extensions.read_custom_resource_definition(name).status
+        conditions = (status.conditions if status is not None else None) or []
+        if any(c.type == "Established" and c.status == "True" for c in conditions):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"CRD {name} not established after {timeout:.0f} s")

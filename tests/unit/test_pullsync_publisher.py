@@ -11,7 +11,7 @@ from syncd.core.errors import KubeError
 from syncd.core.values import Action, ChangeOutcome, FetchedCredential, PlannedChange, RegistryCredential, SyncResult
 from syncd.daemon.pullsyncs import StatusPublisher, merge_patch
 
-PASSWORD = "s3cr3t-pullsync-password"  # noqa: S105 (a test value that must never reach a status)
+PASSWORD = "s3cr3t-pullsync-password"  # a test value that must never reach a status
 
 
 class NoCrd(KubeError):

@@ -131,7 +131,9 @@ def test_transition_times_move_only_when_a_condition_flips() -> None:
     first = carry_transitions(status_of(ledger, fresh(), IDENTITY, NOW, generation=1), None, NOW)
     later = NOW + HOUR
     again = carry_transitions(status_of(ledger, fresh(), IDENTITY, later, generation=1), first, later)
-    assert [c["lastTransitionTime"] for c in again["conditions"]] == [c["lastTransitionTime"] for c in first["conditions"]]
+    assert [c["lastTransitionTime"] for c in again["conditions"]] == [
+        c["lastTransitionTime"] for c in first["conditions"]
+    ]
     assert transitions(again, first) == []
     ledger.record(synced(source_errors=["credential hub: denied"]), later)
     flipped = carry_transitions(status_of(ledger, fresh(), IDENTITY, later, generation=1), again, later)
@@ -167,3 +169,21 @@ def test_dry_runs_change_nothing() -> None:
     ledger.record(SyncResult("regcred", outcomes=[outcome("a", Action.CREATE)], dry_run=True), NOW)
     assert ledger.counts()["selected"] == 0
     assert ledger.last_sync is None
+
+
+def test_a_login_handed_out_again_with_the_same_expiry_is_overdue_from_when_it_was_first_held() -> None:
+    ledger = SpecLedger("regcred")
+    ledger.record(synced(outcome("a")), NOW)
+    # Fetched again a minute ago (a stored token: the same expiry), first held 10 h ago, 12 h life.
+    again = [
+        CredentialFacts("hub", "vault", ("docker.io",), NOW + 2 * HOUR, NOW - dt.timedelta(minutes=1), NOW - 10 * HOUR)
+    ]
+    assert conditions(status_of(ledger, again, IDENTITY, NOW, generation=1))["ExpiringSoon"] == (
+        "True",
+        "RefreshOverdue",
+    )
+    renewed = [CredentialFacts("hub", "vault", ("docker.io",), NOW + 12 * HOUR, NOW, NOW)]
+    assert conditions(status_of(ledger, renewed, IDENTITY, NOW, generation=1))["ExpiringSoon"] == (
+        "False",
+        "NotExpiring",
+    )
