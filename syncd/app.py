@@ -73,6 +73,12 @@ def build_cluster(options: ClusterOptions, workers: int) -> KubeCluster:
     return KubeCluster(_api(options, workers + 4))
 
 
+def read_status_objects(options: ClusterOptions, instance: str | None) -> list[dict[str, Any]]:
+    """`status --from-cluster`: the PullSecretSync objects, of one instance or of all."""
+    objects = PullSyncObjects(_api(options, 2), instance or "")
+    return objects.objects(every_instance=instance is None)
+
+
 def _reconciler(
     config: Config,
     api: client.ApiClient,

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from syncd.cli.commands import main
 from tests.harness.vault import Vault
 from tests.integration.daemon import Start, SyncdProcess, new_namespace, wait_for
 from tests.integration.faults import private_vault  # noqa: F401 - a fixture
@@ -75,6 +76,15 @@ def _events(core_v1: client.CoreV1Api, name: str) -> list[client.CoreV1Event]:
     return list(found)
 
 
+def _status_from_cluster(kubeconfig: Path, instance: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """`syncd status --from-cluster`: no config file, only the objects."""
+    capsys.readouterr()
+    code = main(
+        ["status", "--from-cluster", "--instance", instance, "--kubeconfig", str(kubeconfig), "--output", "json"]
+    )
+    return code, capsys.readouterr().out
+
+
 def _writes(syncd: SyncdProcess) -> float:
     return syncd.metric("syncd_status_writes_total", result="written")
 
@@ -88,6 +98,7 @@ def test_kubectl_shows_ready_then_source_trouble_then_recovery(
     tmp_path: Path,
     start_syncd: Start,
     stack: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     vault = hvac.Client(url=private_vault.address, token=private_vault.token)
     password = "pullsync-robot-password-1"
@@ -110,6 +121,11 @@ def test_kubectl_shows_ready_then_source_trouble_then_recovery(
     assert status["instance"] == instance
     assert status["credentials"][0]["name"] == "robot"
     assert password not in json.dumps(_object(custom, name))
+    code, out = _status_from_cluster(kubeconfig, instance, capsys)
+    assert code == 0, out
+    [row] = json.loads(out)
+    assert (row["name"], row["ready"], row["in_sync"], row["selected"]) == (name, "True", 2, 2)
+    assert password not in out
 
     # Idle: syncs every 2 s that change nothing write no status.
     writes = _writes(syncd)
@@ -128,6 +144,9 @@ def test_kubectl_shows_ready_then_source_trouble_then_recovery(
     wait_for(lambda: any(e.reason == "ReadyFalse" for e in _events(core_v1, name)), 10, "a ReadyFalse Event")
     described = kubectl("describe", "pullsync", name, kubeconfig=kubeconfig)
     assert "ReadyFalse" in described.stdout, described.stdout[-2000:]
+    code, out = _status_from_cluster(kubeconfig, instance, capsys)
+    assert code == 1
+    assert json.loads(out)[0]["reason"] == "SourceError"
 
     # Back (a dev server restarts empty: the data too): Ready again, with an Event.
     private_vault.start()
