@@ -20,7 +20,7 @@ from syncd.core.values import (
     WriteResult,
     added_entry,
 )
-from syncd.engine.reconciler import Cluster
+from syncd.engine.ports import Cluster
 from syncd.sources.base import Source
 
 
