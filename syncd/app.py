@@ -28,8 +28,8 @@ from syncd.engine.reconciler import Reconciler
 from syncd.kube.cached_cluster import CachedCluster
 from syncd.kube.client import WriteFence, load_api_client
 from syncd.kube.cluster import KubeCluster
+from syncd.kube.elector import LeaderElector
 from syncd.kube.events import EventRecorder
-from syncd.kube.leader import LeaderElector
 from syncd.kube.pull_events import pull_failure_loops
 from syncd.kube.pullsyncs import CrdMissing, PullSyncObjects
 from syncd.kube.reviews import AccessReviews

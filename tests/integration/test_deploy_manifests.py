@@ -26,7 +26,7 @@ from kubernetes.client.exceptions import ApiException
 
 from syncd.cli.commands import main
 from syncd.config import load_config, parse_config
-from syncd.kube.leader import LeaderElector
+from syncd.kube.elector import LeaderElector
 from syncd.manifests import rbac
 from tests.harness import Stack
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
