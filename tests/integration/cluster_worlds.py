@@ -316,6 +316,11 @@ def syncd_api(stack: Stack) -> client.ApiClient:
     return load_api_client(kubeconfig=str(stack.kube.kubeconfig), context=None, pool_size=8)
 
 
+def syncd_api_of(request: pytest.FixtureRequest) -> client.ApiClient:
+    """syncd's own client of the session's apiserver (the `stack` fixture)."""
+    return syncd_api(request.getfixturevalue("stack"))
+
+
 def start_watches_on(stack: Stack) -> Watches:
     return start_watches(syncd_api(stack))
 
