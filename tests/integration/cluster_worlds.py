@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, cast
@@ -224,7 +224,7 @@ def _value_of(event: WatchEvent) -> object:
     return event.account
 
 
-def _ours(values: Iterator[object] | list[object], prefix: str) -> list[tuple[str, object]]:
+def _ours(values: Iterable[object], prefix: str) -> list[tuple[str, object]]:
     return sorted((c for c in map(_comparable, values) if c[0].startswith(prefix)), key=repr)
 
 
@@ -238,7 +238,7 @@ class Watches:
     def stored(self, kind: str, prefix: str) -> list[tuple[str, object]] | None:
         """This test's part of a store; None while the store is not live (reads would LIST)."""
         values = self.cache.values(kind)
-        return None if values is None else _ours(list(values), prefix)
+        return None if values is None else _ours(values, prefix)
 
     def listed(self, kind: str, prefix: str) -> list[tuple[str, object]]:
         """This test's part of what the store's own LIST returns now."""
