@@ -91,6 +91,19 @@ class WriteResult:
     action: Action
     changed: bool
     owner: str | None = None
+    reason: str = ""  # why a conflict, where the owner does not say it
+
+
+# A Secret's type is immutable: adopting one of another type would leave it unusable as a pull
+# Secret (the kubelet reads only dockerconfigjson ones here) and rewritten on every sync.
+WRONG_TYPE_REASON = "a Secret of that name of type {} exists; adopting it cannot make it a pull Secret (delete it)"
+
+
+def adoption_refused(existing_type: str | None) -> WriteResult | None:
+    """The conflict an adoption of a Secret of another type ends in, None when it may be adopted."""
+    if existing_type == SECRET_TYPE:
+        return None
+    return WriteResult(Action.CONFLICT, changed=False, reason=WRONG_TYPE_REASON.format(existing_type or "(none)"))
 
 
 @dataclass(frozen=True)

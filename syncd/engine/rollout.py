@@ -27,6 +27,7 @@ from syncd.core.values import (
     SyncResult,
     WriteOperation,
     WriteResult,
+    adoption_refused,
 )
 from syncd.engine.links import AccountLinks
 from syncd.engine.metrics import Metrics
@@ -118,6 +119,9 @@ class Rollout:
         if existing is not None and existing.ownership(self.config().instance) is Ownership.OTHER_INSTANCE:
             return ChangeOutcome(_with(change, Action.CONFLICT, OTHER_INSTANCE_REASON.format(existing.instance)))
         if existing is not None and not existing.managed:
+            refused = adoption_refused(existing.secret_type) if spec.on_conflict == "adopt" else None
+            if refused is not None:
+                return ChangeOutcome(_with(change, Action.CONFLICT, refused.reason))
             action = Action.ADOPT if spec.on_conflict == "adopt" else Action.CONFLICT
             return ChangeOutcome(_with(change, action, _reason(action, change.reason)))
         return ChangeOutcome(change)
@@ -135,7 +139,9 @@ class Rollout:
         if final.action is not Action.CONFLICT and final.changed:
             real_operation = WriteOperation.CREATE if final.action is Action.CREATE else operation
             self.metrics.record_write(spec.name, real_operation, ok=True)
-        reason = OTHER_INSTANCE_REASON.format(final.owner) if final.owner else _reason(final.action, change.reason)
+        reason = final.reason or (
+            OTHER_INSTANCE_REASON.format(final.owner) if final.owner else _reason(final.action, change.reason)
+        )
         return ChangeOutcome(_with(change, final.action, reason))
 
     def _do(self, spec: SecretSpec, desired: DesiredSecret, change: PlannedChange) -> WriteResult:

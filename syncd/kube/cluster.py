@@ -22,6 +22,7 @@ from syncd.core.values import (
     Ownership,
     ServiceAccountRef,
     WriteResult,
+    adoption_refused,
 )
 from syncd.kube import namespaces, pullsecrets, secrets, serviceaccounts
 from syncd.registry.kubelet import PullSecret
@@ -92,6 +93,8 @@ class KubeCluster:
             return WriteResult(Action.CONFLICT, changed=False, owner=existing.instance)
         if ownership is Ownership.UNMANAGED and not adopt:
             return WriteResult(Action.CONFLICT, changed=False)
+        if ownership is Ownership.UNMANAGED and (refused := adoption_refused(existing.secret_type)) is not None:
+            return refused
         if existing.matches(desired):
             return WriteResult(Action.UNCHANGED, changed=False)
         secrets.update(self.core, namespace, desired, now, existing.resource_version)

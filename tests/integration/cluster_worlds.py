@@ -81,10 +81,12 @@ def desired(login: str = "pw-1", *, instance: str, name: str = SECRET) -> Desire
     )
 
 
-def secret_item(namespace: str, name: str, labels: dict[str, str], data: dict[str, bytes]) -> dict[str, Any]:
+def secret_item(
+    namespace: str, name: str, labels: dict[str, str], data: dict[str, bytes], kind: str = "Opaque"
+) -> dict[str, Any]:
     """A Secret as someone else writes it (and as a LIST returns it, less the server's fields)."""
     encoded = {key: base64.b64encode(value).decode() for key, value in data.items()}
-    return {"metadata": {"namespace": namespace, "name": name, "labels": labels}, "type": "Opaque", "data": encoded}
+    return {"metadata": {"namespace": namespace, "name": name, "labels": labels}, "type": kind, "data": encoded}
 
 
 class World(Protocol):
@@ -97,7 +99,9 @@ class World(Protocol):
     def cluster(self) -> Cluster: ...
 
     def namespace(self, suffix: str, labels: dict[str, str] | None = None, *, terminating: bool = False) -> str: ...
-    def foreign_secret(self, namespace: str, name: str, labels: dict[str, str], data: dict[str, bytes]) -> None: ...
+    def foreign_secret(
+        self, namespace: str, name: str, labels: dict[str, str], data: dict[str, bytes], kind: str = "Opaque"
+    ) -> None: ...
     def account(self, namespace: str, name: str, pull_secrets: tuple[str, ...] = ()) -> None: ...
     def stored_pull_secrets(self, namespace: str, name: str) -> list[str]: ...
     def state(self) -> dict[str, Any]: ...
@@ -126,9 +130,11 @@ class FakeWorld:
             self.fake.terminating.add(name)
         return name
 
-    def foreign_secret(self, namespace: str, name: str, labels: dict[str, str], data: dict[str, bytes]) -> None:
+    def foreign_secret(
+        self, namespace: str, name: str, labels: dict[str, str], data: dict[str, bytes], kind: str = "Opaque"
+    ) -> None:
         self.fake.version += 1
-        found = existing_from(secret_item(namespace, name, labels, data))  # parsed as the adapter parses it
+        found = existing_from(secret_item(namespace, name, labels, data, kind))  # parsed as the adapter parses it
         self.fake.secrets[(namespace, name)] = replace(found, resource_version=str(self.fake.version))
 
     def account(self, namespace: str, name: str, pull_secrets: tuple[str, ...] = ()) -> None:
@@ -167,8 +173,10 @@ class KubeWorld:
             self.core.delete_namespace(name)  # the finalizer keeps it there, Terminating
         return name
 
-    def foreign_secret(self, namespace: str, name: str, labels: dict[str, str], data: dict[str, bytes]) -> None:
-        self.core.create_namespaced_secret(namespace, cast(Any, secret_item(namespace, name, labels, data)))
+    def foreign_secret(
+        self, namespace: str, name: str, labels: dict[str, str], data: dict[str, bytes], kind: str = "Opaque"
+    ) -> None:
+        self.core.create_namespaced_secret(namespace, cast(Any, secret_item(namespace, name, labels, data, kind)))
 
     def account(self, namespace: str, name: str, pull_secrets: tuple[str, ...] = ()) -> None:
         if name == "default":  # the controller-manager's; a user sets its imagePullSecrets

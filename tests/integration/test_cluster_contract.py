@@ -20,7 +20,9 @@ from syncd.core.errors import KubeError
 from syncd.core.values import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    SECRET_TYPE,
     SPEC_LABEL,
+    WRONG_TYPE_REASON,
     Action,
     ExistingSecret,
     NamespaceInfo,
@@ -210,8 +212,10 @@ def test_create_writes_and_a_second_create_resolves_to_what_is_there(world: Worl
 
 def test_create_over_another_installations_or_a_foreign_secret_is_a_conflict_unless_adopting(world: World) -> None:
     theirs, foreign, legacy = world.namespace("t"), world.namespace("f"), world.namespace("l")
+    opaque = world.namespace("o")
     world.cluster.create(theirs, desired(instance=THEIRS), adopt=False, now=NOW)
-    world.foreign_secret(foreign, SECRET, {}, {"token": b"x"})
+    world.foreign_secret(foreign, SECRET, {}, {".dockerconfigjson": b"{}"}, kind=SECRET_TYPE)
+    world.foreign_secret(opaque, SECRET, {}, {"token": b"x"})
     world.foreign_secret(legacy, SECRET, MANAGED, {})
 
     for adopt in (False, True):  # another installation's Secret is never taken
@@ -221,10 +225,17 @@ def test_create_over_another_installations_or_a_foreign_secret_is_a_conflict_unl
         Action.CONFLICT, changed=False
     )
     assert world.cluster.create(foreign, desired(instance=OURS), adopt=True, now=NOW) == WriteResult(Action.ADOPT, True)
-    # Adopted by a merge patch, which cannot change a Secret's type (immutable): an Opaque Secret
-    # stays Opaque, which the kubelet does not read as a pull secret, and never `matches` again.
     adopted = _listed([cast(ExistingSecret, world.cluster.read_secret(foreign, SECRET))], world)
-    assert adopted == [replace(_written(foreign, OURS), secret_type="Opaque")]
+    assert adopted == [_written(foreign, OURS)]
+    # A Secret's type is immutable: an Opaque one adopted would stay Opaque (no pull Secret to the
+    # kubelet) and be rewritten every sync, so adopting it is refused as a conflict that says why.
+    refused = world.cluster.create(opaque, desired(instance=OURS), adopt=True, now=NOW)
+    assert (refused.action, refused.changed, refused.reason) == (
+        Action.CONFLICT,
+        False,
+        WRONG_TYPE_REASON.format("Opaque"),
+    )
+    assert cast(ExistingSecret, world.cluster.read_secret(opaque, SECRET)).managed is False
     # 0.1.0's Secret (managed, no instance) is taken over by an update, adopt or not.
     assert world.cluster.create(legacy, desired(instance=OURS), adopt=False, now=NOW) == WriteResult(
         Action.UPDATE, True

@@ -21,6 +21,7 @@ from syncd.core.values import (
     ServiceAccountRef,
     WriteResult,
     added_entry,
+    adoption_refused,
 )
 from syncd.engine.ports import Cluster
 from syncd.registry.dockerconfig import content_hash, registries_of
@@ -150,6 +151,8 @@ class FakeCluster:
             return WriteResult(Action.CONFLICT, changed=False, owner=existing.instance)
         if ownership is Ownership.UNMANAGED and not adopt:
             return WriteResult(Action.CONFLICT, changed=False)
+        if ownership is Ownership.UNMANAGED and (refused := adoption_refused(existing.secret_type)) is not None:
+            return refused
         if existing.matches(desired):
             return WriteResult(Action.UNCHANGED, changed=False)
         self._write("update", namespace, desired, now)

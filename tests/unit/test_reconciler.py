@@ -249,3 +249,17 @@ def test_a_sync_from_cached_credentials_does_not_move_last_success(
     after = value("syncd_last_success_timestamp_seconds", {"secret": "pull"})
     assert after is not None
     assert after > first
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_adopting_a_secret_of_another_type_is_refused_as_a_conflict_that_says_why(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry, dry_run: bool
+) -> None:
+    cluster.secrets[("team-1", "pull")] = ExistingSecret("team-1", "pull", "7", managed=False, secret_type="Opaque")
+    cfg = config(on_conflict="adopt")
+    [result, _] = reconciler(cfg, source, cluster, registry).sync_all(dry_run=dry_run)
+    outcome = next(o for o in result.outcomes if o.change.namespace == "team-1")
+    assert outcome.change.action is Action.CONFLICT
+    assert "of type Opaque exists; adopting it cannot make it a pull Secret" in outcome.change.reason
+    assert cluster.secrets[("team-1", "pull")].secret_type == "Opaque"
+    assert not cluster.secrets[("team-1", "pull")].managed
