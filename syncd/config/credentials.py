@@ -63,8 +63,32 @@ class VaultSecret(_Strict):
     mount: str = Field("secret", min_length=1, description="secrets engine mount path")
     path: str = Field(min_length=1, description="path of the secret below the mount")
     username_field: str = Field("username", min_length=1)
+    username: str | None = Field(
+        None,
+        min_length=1,
+        description="a constant username instead of username_field, for engines that return only a token "
+        "(Vault's GCP engine: `oauth2accesstoken`)",
+    )
     password_field: str = Field("password", min_length=1)
     email_field: str | None = Field("email", description="optional; a missing field means no email")
+    expires_at_field: str | None = Field(
+        None,
+        min_length=1,
+        description="a field holding when the login expires: epoch seconds or RFC 3339 (GCP engine: "
+        "`expires_at_seconds`); the earliest of it, ttl_field, the lease, `lifetime` and a JWT's exp wins",
+    )
+    ttl_field: str | None = Field(
+        None,
+        min_length=1,
+        description="a field holding how long the login is valid from the read, in seconds or as a duration "
+        "(GCP engine: `token_ttl`)",
+    )
+
+    @model_validator(mode="after")
+    def _one_username(self) -> VaultSecret:
+        if self.username is not None and "username_field" in self.model_fields_set:
+            raise ValueError("give username (a constant) or username_field (a field to read), not both")
+        return self
 
 
 class CredentialBase(_Strict):

@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -29,7 +30,9 @@ import requests
 
 from syncd.config import VaultConfig, VaultCredential, VaultSecret
 from syncd.core.clock import utcnow
+from syncd.core.durations import parse_duration
 from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
+from syncd.core.token_expiry import earliest
 from syncd.core.values import FetchedCredential, RegistryCredential
 from syncd.sources.base import expiry
 
@@ -243,7 +246,10 @@ class VaultSource:
         answer = self.session.call(credential.name, place, lambda client: _read(client, secret))
         data, lease = _secret_data(credential.name, place, secret, answer)
         entry = _registry_login(credential.name, registry, secret, place, data)
-        expires_at = expiry(credential, now=self.session.now(), lease=lease)
+        now = self.session.now()
+        expires_at = earliest(
+            expiry(credential, now=now, lease=lease), _field_expiry(credential.name, place, secret, data, now)
+        )
         log.debug("fetched credential %s from Vault %s", credential.name, place)
         return FetchedCredential(credential.name, source=self.kind, entries=(entry,), expires_at=expires_at)
 
@@ -284,10 +290,71 @@ def _secret_data(
 def _registry_login(
     name: str, registry: str, secret: VaultSecret, place: str, data: Mapping[str, Any]
 ) -> RegistryCredential:
-    username = _field(name, place, data, secret.username_field, required=True)
+    username = secret.username or _field(name, place, data, secret.username_field, required=True)
     password = _field(name, place, data, secret.password_field, required=True)
     email = _field(name, place, data, secret.email_field, required=False) if secret.email_field else ""
     return RegistryCredential(registry=registry, username=username, password=password, email=email)
+
+
+def _field_expiry(
+    name: str, place: str, secret: VaultSecret, data: Mapping[str, Any], now: dt.datetime
+) -> dt.datetime | None:
+    """The earliest of `expires_at_field` and now + `ttl_field`, where configured (each required then)."""
+    found = []
+    if secret.expires_at_field is not None:
+        found.append(_moment(name, place, secret.expires_at_field, data.get(secret.expires_at_field)))
+    if secret.ttl_field is not None:
+        found.append(now + _span(name, place, secret.ttl_field, data.get(secret.ttl_field)))
+    return earliest(*found)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return None
+
+
+_NUMBER = re.compile(r"\d+(\.\d+)?")
+
+
+def _moment(name: str, place: str, field: str, value: object) -> dt.datetime:
+    """Epoch seconds (a number, or digits in a string) or an RFC 3339 time with its offset."""
+    if value is None:
+        raise InvalidCredential(name, f"expiry field {field!r} is missing at {place}")
+    seconds = _number(value)
+    if seconds is not None and 0 < seconds < 1e11:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    if isinstance(value, str) and seconds is None:
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            return moment.astimezone(dt.UTC)
+    raise InvalidCredential(
+        name, f"expiry field {field!r} at {place} is neither epoch seconds nor an RFC 3339 time with an offset"
+    )
+
+
+def _span(name: str, place: str, field: str, value: object) -> dt.timedelta:
+    """Seconds (a number, or digits in a string) or a duration (`3599s`, `1h`)."""
+    if value is None:
+        raise InvalidCredential(name, f"TTL field {field!r} is missing at {place}")
+    seconds = _number(value)
+    if seconds is None and isinstance(value, str):
+        try:
+            seconds = parse_duration(value.strip()).total_seconds()
+        except ValueError:
+            seconds = None
+    if seconds is None or seconds <= 0:
+        raise InvalidCredential(
+            name, f"TTL field {field!r} at {place} is not a positive number of seconds or a duration"
+        )
+    return dt.timedelta(seconds=seconds)
 
 
 def _field(name: str, place: str, data: Mapping[str, Any], field: str, *, required: bool) -> str:

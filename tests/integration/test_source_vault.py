@@ -243,6 +243,61 @@ def test_logical_read_takes_the_lease_as_expiry(stack: Stack, vault_client: hvac
     assert fetched.expires_at == fixed + dt.timedelta(minutes=30)
 
 
+FIXED = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
+
+
+def _gcp_shaped(
+    stack: Stack, vault_client: hvac.Client, tmp_path: Path, fields: dict[str, Any]
+) -> tuple[VaultSource, str]:
+    """A plain logical path answering as Vault's GCP engine does (`token`, `token_ttl`,
+    `expires_at_seconds`, no username), read with a clock fixed at FIXED; and its mount."""
+    mount = _mount(vault_client, "gcp-shaped", "1")
+    vault_client.secrets.kv.v1.create_or_update_secret("roleset/gar/token", fields, mount_point=mount)
+    config, _ = _approle(stack.vault, vault_client, tmp_path, _policy(vault_client, mount))
+    return VaultSource(VaultSession(config, now=lambda: FIXED)), mount
+
+
+def _gcp_credential(mount: str, **vault: Any) -> VaultCredential:
+    spec = {"mount": mount, "path": "roleset/gar/token", "username": "oauth2accesstoken"}
+    spec |= {"password_field": "token", **vault}
+    return VaultCredential.model_validate({"name": "gar", "registry": "europe-docker.pkg.dev", "vault": spec})
+
+
+def test_gcp_engine_shape_constant_username_and_expiry_from_its_fields(
+    stack: Stack, vault_client: hvac.Client, tmp_path: Path
+) -> None:
+    token = _secret("ya29-access-token")
+    expires = int((FIXED + dt.timedelta(minutes=50)).timestamp())
+    fields = {"token": token, "token_ttl": 3599, "expires_at_seconds": expires}
+    source, mount = _gcp_shaped(stack, vault_client, tmp_path, fields)
+    fetched = source.fetch(_gcp_credential(mount, expires_at_field="expires_at_seconds", ttl_field="token_ttl"))
+    [entry] = fetched.entries
+    assert (entry.username, entry.password) == ("oauth2accesstoken", token)
+    assert fetched.expires_at == FIXED + dt.timedelta(minutes=50)  # the earlier of the two fields
+    assert source.fetch(_gcp_credential(mount, ttl_field="token_ttl")).expires_at == FIXED + dt.timedelta(seconds=3599)
+    rfc3339 = {**fields, "expires_at_seconds": "2026-12-04T12:30:00+00:00"}
+    vault_client.secrets.kv.v1.create_or_update_secret("roleset/gar/token", rfc3339, mount_point=mount)
+    at = source.fetch(_gcp_credential(mount, expires_at_field="expires_at_seconds")).expires_at
+    assert at == FIXED + dt.timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("fields", "vault", "message"),
+    [
+        ({"token": "t"}, {"ttl_field": "token_ttl"}, "TTL field 'token_ttl' is missing"),
+        ({"token": "t", "token_ttl": "soon"}, {"ttl_field": "token_ttl"}, "TTL field 'token_ttl' at "),
+        ({"token": "t", "exp": "12/04/2026"}, {"expires_at_field": "exp"}, "expiry field 'exp' at "),
+        ({"token": "t", "exp": "2026-12-04T12:30:00"}, {"expires_at_field": "exp"}, "RFC 3339 time with an offset"),
+    ],
+)
+def test_expiry_fields_that_do_not_say_when_are_refused_by_name(
+    stack: Stack, vault_client: hvac.Client, tmp_path: Path, fields: dict[str, Any], vault: dict[str, str], message: str
+) -> None:
+    source, mount = _gcp_shaped(stack, vault_client, tmp_path, fields)
+    error = _expect(InvalidCredential, source, _gcp_credential(mount, **vault))
+    assert message in str(error)
+
+
 def test_missing_path_is_not_found(approle_source: VaultSource, stored: Stored) -> None:
     error = _expect(CredentialNotFound, approle_source, stored.credential(name="absent", path="registry/absent"))
     assert f"{stored.mount}/registry/absent" in str(error)

@@ -842,3 +842,26 @@ def test_parse_config_on_a_valid_config_with_one_value_replaced(path: tuple[str 
     outcome = _outcome(raw)
     problems = [] if isinstance(outcome, Config) else outcome.problems
     assert all(p.message and not p.message.startswith("Value error") for p in problems)
+
+
+def test_a_constant_username_and_a_username_field_together_are_one_problem_at_that_credential() -> None:
+    raw = copy.deepcopy(VALID)
+    raw["credentials"][0]["vault"] |= {"username": "oauth2accesstoken", "username_field": "user"}
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw)
+    [problem] = [str(p) for p in error.value.problems]
+    assert problem.startswith("credentials[0]")
+    assert "give username (a constant) or username_field (a field to read), not both" in problem
+
+
+def test_gcp_engine_fields_are_accepted() -> None:
+    raw = copy.deepcopy(VALID)
+    gcp = {"mount": "gcp", "path": "roleset/gar/token", "username": "oauth2accesstoken", "password_field": "token"}
+    raw["credentials"][0]["vault"] = gcp | {"expires_at_field": "expires_at_seconds", "ttl_field": "token_ttl"}
+    vault = parse_config(raw).credentials[0]
+    assert isinstance(vault, VaultCredential)
+    assert (vault.vault.username, vault.vault.expires_at_field, vault.vault.ttl_field) == (
+        "oauth2accesstoken",
+        "expires_at_seconds",
+        "token_ttl",
+    )
