@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from syncd.engine.pullsync_status import (
 
 log = logging.getLogger(__name__)
 COALESCE = 1.0  # seconds between two writes of one object while a burst lasts
+PULL_FAILURE_WINDOW = dt.timedelta(hours=1)
 
 
 class PullSyncStore(Protocol):
@@ -129,6 +131,7 @@ class StatusPublisher:
         self.crd_missing, self.clock = crd_missing, clock
         self.ledgers: dict[str, SpecLedger] = {}
         self.expiry_seen: ExpirySeen = {}
+        self._pull_failures: dict[str, deque[tuple[dt.datetime, int]]] = {}  # secret -> (when, how many)
         self.written: dict[str, _Written] = {}
         self.disabled = False
         self._dirty: set[str] = set()
@@ -141,6 +144,19 @@ class StatusPublisher:
         ledger = self.ledgers.setdefault(spec.name, SpecLedger(spec.name))
         ledger.record(result, self.clock(), namespace=namespace)
         self.touch([spec.name])
+
+    def pull_failed(self, secret: str, times: int) -> None:
+        """Pulls the kubelet reported failed with this spec's Secret (`pull_failures: true`)."""
+        with self._wake:
+            self._pull_failures.setdefault(secret, deque()).append((self.clock(), times))
+        self.touch([secret])
+
+    def _pull_failures_last_hour(self, secret: str, now: dt.datetime) -> int:
+        with self._wake:
+            seen = self._pull_failures.get(secret, deque())
+            while seen and now - seen[0][0] > PULL_FAILURE_WINDOW:
+                seen.popleft()
+            return sum(times for _, times in seen)
 
     def touch(self, names: Iterable[str]) -> None:
         with self._wake:
@@ -214,7 +230,9 @@ class StatusPublisher:
         ledger = self.ledgers.setdefault(spec.name, SpecLedger(spec.name))
         identity = Identity(config.instance, self.leader, config_hash(config), config.schedule.refresh_before_expiry)
         described = credential_facts(self.credentials, spec.credentials, self.expiry_seen)
-        new = status_of(ledger, facts_of(spec.credentials, described), identity, now, generation=current.generation)
+        failures = self._pull_failures_last_hour(spec.name, now) if config.pull_failures else None
+        facts = facts_of(spec.credentials, described)
+        new = status_of(ledger, facts, identity, now, generation=current.generation, pull_failures=failures)
         new = carry_transitions(new, current.status, now)
         if not needs_write(new, current.status, now - current.at, config.schedule.relist_interval):
             return

@@ -188,6 +188,8 @@ class Daemon:
 
     def _record_pull_failure(self, failure: PullFailure, times: int) -> None:
         self.metrics.record_pull_failure(failure.secret, failure.registry, failure.reason, times)
+        if self.status is not None:
+            self.status.pull_failed(failure.secret, times)
         log.warning(
             "image pulls failed: %s",
             failure.reason,

@@ -69,9 +69,10 @@ class Credentials:
         return dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
 
 
-def config(*names: str) -> Config:
+def config(*names: str, **top: Any) -> Config:
     return parse_config(
         {
+            **top,
             "vault": {"address": "https://vault.invalid"},
             "credentials": [{"name": "hub", "registry": "registry.example", "vault": {"path": "hub"}}],
             "secrets": [{"name": n, "credentials": ["hub"], "namespaces": {"patterns": ["team-*"]}} for n in names],
@@ -80,8 +81,9 @@ def config(*names: str) -> Config:
 
 
 class Setup:
-    def __init__(self, *names: str) -> None:
-        self.config = config(*names)
+    def __init__(self, *names: str, **top: Any) -> None:
+        self.config = config(*names, **top)
+        self.now = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
         self.store, self.events, self.counter = Store(), Events(), Counter()
         self.leading = True
         self.publisher = StatusPublisher(
@@ -93,6 +95,7 @@ class Setup:
             events=self.events,
             counter=self.counter,
             crd_missing=NoCrd,
+            clock=lambda: self.now,
         )
 
     def sync(self, name: str, *outcomes: ChangeOutcome, errors: list[str] | None = None) -> None:
@@ -160,3 +163,21 @@ def test_merge_patch_nulls_removed_keys_and_keeps_unchanged_ones_out() -> None:
     old = {"a": 1, "b": {"x": 1, "y": 2}, "c": [1], "gone": "z"}
     new = {"a": 1, "b": {"x": 1, "y": 3}, "c": [1, 2]}
     assert merge_patch(old, new) == {"gone": None, "b": {"y": 3}, "c": [1, 2]}
+
+
+def test_pull_failures_of_the_last_hour_are_counted_where_enabled() -> None:
+    setup = Setup("regcred", pull_failures=True)
+    setup.sync("regcred", ok("team-a"))
+    assert setup.store.patches[-1][1]["namespaces"]["pullFailuresLastHour"] == 0
+    setup.publisher.pull_failed("regcred", 3)
+    setup.publisher.flush(["regcred"])
+    assert setup.store.patches[-1][1]["namespaces"] == {"pullFailuresLastHour": 3}
+    setup.now += dt.timedelta(minutes=61)
+    setup.publisher.flush(["regcred"])
+    assert setup.store.patches[-1][1]["namespaces"] == {"pullFailuresLastHour": 0}
+
+
+def test_without_pull_failures_the_count_is_absent() -> None:
+    setup = Setup("regcred")
+    setup.sync("regcred", ok("team-a"))
+    assert "pullFailuresLastHour" not in setup.store.patches[-1][1]["namespaces"]
