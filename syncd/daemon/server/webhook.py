@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
+from syncd.core.values import MUTATE_PATH
 from syncd.daemon.server import Listener
 from syncd.daemon.server.http import Request, Response
 from syncd.daemon.server.lanes import Lanes
 from syncd.daemon.server.serve import Limits
 from syncd.daemon.server.tls import TlsFiles
 
-MUTATE_PATH = "/mutate"
 Mutate = Callable[[bytes], Awaitable[Response]]
 
 
