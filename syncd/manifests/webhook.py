@@ -9,14 +9,18 @@ unless `admission.tls` names files of another issuer (cert-manager's cainjector 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from syncd.config import Config
+from syncd.config import Config, load_config
 from syncd.config.models import INJECT_LABEL
 from syncd.config.selection import PROTECTED_NAMESPACE
 from syncd.core.values import MUTATE_PATH
+from syncd.manifests import admission_policy as policy
+from syncd.manifests import rbac
 
 WEBHOOK_NAME = "pull-secrets.syncd.io"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -97,3 +101,57 @@ def manifests(config: Config) -> list[dict[str, Any]]:
 def render_yaml(config: Config, *, config_path: str) -> str:
     header = HEADER.format(instance=config.instance, config=config_path)
     return header + "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=120) for doc in manifests(config))
+
+
+GENERATED = "# GENERATED from syncd.yaml by `python -m syncd.manifests.webhook --kustomize DIR`: do not edit.\n"
+
+
+def kustomize_files(config: Config, *, namespace: str = "syncd", service_account: str = "syncd") -> dict[str, str]:
+    """The overlay's files for its syncd.yaml: the webhook, its RBAC, and the Secrets policy as a
+    patch over the base's (the same policy, which now admits the webhook's TLS Secret)."""
+    role = rbac.role_name(service_account, config.instance)
+    subject = [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}]
+    secrets_policy, _ = policy.policy_names(role)
+    policies = policy.manifests(
+        config, role=role, granted=rbac.secret_names(config), namespace=namespace, service_account=service_account
+    )
+    patch = next(
+        d for d in policies if d["kind"] == "ValidatingAdmissionPolicy" and d["metadata"]["name"] == secrets_policy
+    )
+
+    def dump(docs: list[dict[str, Any]]) -> str:
+        return GENERATED + "---\n".join(yaml.safe_dump(doc, sort_keys=False, width=120) for doc in docs)
+
+    return {
+        "webhook.yaml": dump(manifests(config)),
+        "webhook-rbac.yaml": dump(rbac.webhook_rbac(config, role, subject)),
+        "policy-patch.yaml": dump([patch]),
+    }
+
+
+def main(argv: list[str]) -> int:
+    """`--kustomize DIR [--check]`: write (or check) DIR's generated files from DIR/syncd.yaml."""
+    if len(argv) < 2 or argv[0] != "--kustomize":
+        print("usage: python -m syncd.manifests.webhook --kustomize DIR [--check]", file=sys.stderr)
+        return 2
+    directory = Path(argv[1])
+    files = kustomize_files(load_config(directory / "syncd.yaml"))
+    stale = [
+        name
+        for name, text in files.items()
+        if not (directory / name).exists() or (directory / name).read_text() != text
+    ]
+    if "--check" in argv:
+        for name in stale:
+            print(
+                f"{directory / name} is out of date: run python -m syncd.manifests.webhook --kustomize {directory}",
+                file=sys.stderr,
+            )
+        return 1 if stale else 0
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
