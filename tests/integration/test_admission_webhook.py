@@ -270,3 +270,49 @@ def create_bare_pod(
         namespace, client.V1Pod(metadata=client.V1ObjectMeta(name="app"), spec=spec)
     )
     return dict(cluster.core.api_client.sanitize_for_serialization(created))
+
+
+def test_a_standby_replica_answers_too(cluster: Cluster, image: Image, webhook: Webhook) -> None:
+    """Two replicas under leader election, each serving the webhook on its own port; the
+    configuration points at the standby's. The leader writes (the Secret, the caBundle); the
+    standby, which never syncs, serves the shared certificate and patches the Pod."""
+    home = webhook.settings["admission"]["namespace"]
+    election = {"enabled": True, "namespace": home, "name": f"lease-{webhook.tag}", "lease_duration": "5s"}
+    leader = webhook.syncd()
+    leader_settings = yaml.safe_load(leader.config_path.read_text())
+    leader_settings["leader_election"] = election
+    leader.config_path.write_text(yaml.safe_dump(leader_settings))
+    leader.start()
+    standby: SyncdProcess | None = None
+    try:
+        wait_for(lambda: leader.metric("syncd_leader") == 1, 30, "the first replica to lead")
+        wait_for(lambda: ca_bundle(cluster, webhook.configuration) != b"", 30, "the leader to set the caBundle")
+        address = f"127.0.0.1:{free_port()}"
+        standby_settings = {
+            **leader_settings,
+            "admission": {**leader_settings["admission"], "address": address, "url": f"https://{address}/mutate"},
+        }
+        standby = SyncdProcess(standby_settings, webhook.directory / "standby", webhook.kubeconfig, {}).start()
+        standby.wait_ready()
+        assert standby.metric("syncd_leader") == 0
+        admission = client.AdmissionregistrationV1Api(cluster.core.api_client)
+        patch = [{"op": "replace", "path": "/webhooks/0/clientConfig/url", "value": f"https://{address}/mutate"}]
+        admission.patch_mutating_webhook_configuration(webhook.configuration, patch)
+        namespace = f"race-{webhook.tag}-standby"
+        cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        default_account(cluster, namespace)
+
+        def answered() -> bool:
+            return standby is not None and standby.metric("syncd_admission_requests_total", result="patched") >= 1
+
+        # A Pod naming a pull Secret of its own: the ServiceAccount plugin copies nothing then, so
+        # regcred can only come from the webhook, here the standby.
+        pod = create_bare_pod(cluster, namespace, image.reference, [client.V1LocalObjectReference(name="mine")])
+        assert pull_names(pod) == ["mine", "regcred"]
+        wait_for(answered, 10, "the standby's count of its answer")
+        assert leader.metric("syncd_admission_requests_total", result="patched") == 0
+    finally:
+        leader.stop_quietly()
+        if standby is not None:
+            standby.stop_quietly()
+    delete_namespaces(cluster, [f"race-{webhook.tag}-standby"])
