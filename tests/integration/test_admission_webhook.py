@@ -36,6 +36,7 @@ from tests.harness.process import free_port
 from tests.integration import test_hollow_node as hollow
 from tests.integration.daemon import SyncdProcess, vault_config, wait_for
 from tests.integration.test_hollow_node import Cluster, Image
+from tests.kube_objects import default_service_account
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 cluster, image = hollow.cluster, hollow.image  # the hollow node's fixtures: one node for this module too
@@ -255,7 +256,8 @@ def test_pods_keep_their_own_secrets_and_get_only_what_a_spec_serves_them(
 
 
 def default_account(cluster: Cluster, namespace: str) -> None:
-    wait_for(lambda: bool(cluster.core.read_namespaced_service_account("default", namespace)), 60, "default SA")
+    """The controller's `default` ServiceAccount, waited for: the ServiceAccount plugin needs it."""
+    default_service_account(cluster.core, namespace)
 
 
 def create_bare_pod(
