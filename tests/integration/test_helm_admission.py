@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from syncd.config import parse_config
+from syncd.daemon.server.certs import hosts_of
 from syncd.manifests import admission_policy as policy
 from syncd.manifests import rbac, webhook
 from tests.integration.test_helm_chart import Doc, find, render, syncd_config
@@ -76,3 +77,35 @@ def test_off_by_default(helm_home: Path) -> None:
     assert not [d for d in docs if d["kind"] == "MutatingWebhookConfiguration"]
     assert "admission" not in syncd_config(docs)
     assert "kubernetes.io/tls" not in json.dumps(docs)
+
+
+def test_cert_manager_issues_the_certificate_and_syncd_needs_no_rbac_for_it(helm_home: Path) -> None:
+    docs = render(helm_home, ON, "admission.certManager.enabled=true", namespace="platform")
+    config = parse_config(syncd_config(docs))
+    assert config.admission.tls is not None
+    configuration = find(docs, "MutatingWebhookConfiguration")
+    name = configuration["metadata"]["name"]
+    annotations = configuration["metadata"].pop("annotations")
+    assert annotations == {"cert-manager.io/inject-ca-from": f"platform/{name}-webhook"}
+    assert _without_labels(configuration) == webhook.configuration(config)
+    certificate = find(docs, "Certificate")
+    assert certificate["spec"]["dnsNames"] == hosts_of(
+        service=config.admission.service, namespace="platform", url_host=None
+    )
+    assert certificate["spec"]["issuerRef"] == {"kind": "Issuer", "name": find(docs, "Issuer")["metadata"]["name"]}
+    pod = find(docs, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "webhook-tls")
+    assert volume["secret"]["secretName"] == certificate["spec"]["secretName"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "webhook-tls")
+    assert str(config.admission.tls.cert_file).startswith(mount["mountPath"] + "/")
+    # syncd touches neither the Secret nor the configuration: no RBAC, no policy clause for them.
+    assert rbac.webhook_rules(config) == ([], [])
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-webhook") and d["kind"] in ("ClusterRole", "Role")]
+    assert "kubernetes.io/tls" not in json.dumps([d for d in docs if d["kind"].startswith("ValidatingAdmission")])
+
+
+def test_an_issuer_of_your_own(helm_home: Path) -> None:
+    issuer = 'json:admission.certManager.issuerRef={"kind": "ClusterIssuer", "name": "corp-ca"}'
+    docs = render(helm_home, ON, "admission.certManager.enabled=true", issuer)
+    assert find(docs, "Certificate")["spec"]["issuerRef"] == {"kind": "ClusterIssuer", "name": "corp-ca"}
+    assert not [d for d in docs if d["kind"] == "Issuer"]
