@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.harness import Stack
+from tests.kube_objects import install_pullsync_crd, kubectl_binary
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +31,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     servers = Stack(tmp_path_factory.mktemp("stack"))
     servers.up()
     try:
+        # As every install of syncd has it (Helm crds/, the Kustomize base): its status objects.
+        install_pullsync_crd(kubectl_binary(), str(servers.kube.kubeconfig))
         yield servers
     finally:
         servers.down()

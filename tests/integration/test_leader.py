@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from syncd.kube.leader import LeaderElector
+from syncd.kube.elector import LeaderElector
 from tests.harness import Stack
 
 pytestmark = pytest.mark.integration
