@@ -99,6 +99,7 @@ lint: venv helm
 	"$(HELM)" lint --strict deploy/helm/syncd
 	$(PY) -m syncd.manifests.schema --check
 	$(PY) -m syncd.manifests.crd --check
+	$(PY) -m syncd.manifests.webhook --kustomize deploy/kustomize/overlays/admission --check
 	$(PY) deploy/prometheus/generate.py --check
 
 test: deps venv envtest control-plane hollow-node helm kubelet-keyring kubelet-events ecr-login-helper lint

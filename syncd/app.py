@@ -35,6 +35,7 @@ from syncd.kube.pullsyncs import CrdMissing, PullSyncObjects
 from syncd.kube.reviews import AccessReviews
 from syncd.kube.stores import WatchCache
 from syncd.kube.watches import watch_loops
+from syncd.kube.webhook import WebhookObjects
 from syncd.sources.base import Source
 from syncd.sources.factory import build_sources
 
@@ -135,6 +136,12 @@ def _elector(api: client.ApiClient, identity: str, config: Config, on_change: Ca
     )
 
 
+def _webhook_objects(config: Config, options: ClusterOptions) -> WebhookObjects | None:
+    if not config.admission.enabled or config.admission.tls is not None:
+        return None
+    return WebhookObjects(_api(options, 2), instance=config.instance)
+
+
 def build_daemon(
     config_path: Path, config: Config, options: ClusterOptions, registry: CollectorRegistry | None = None
 ) -> Daemon:
@@ -160,6 +167,11 @@ def build_daemon(
         condition_events=EventRecorder(api, instance=config.instance),
         crd_missing=CrdMissing,
         identity=identity,
+        stores=cache,
+        # Unfenced: every replica may create the shared TLS Secret, the first create wins (409 for the rest).
+        webhook_objects=WebhookObjects(_api(options, 2), instance=config.instance)
+        if config.admission.enabled
+        else None,
     )
     daemon = Daemon(config_path, config, ports)
     # Every write asks the lease right before it is sent, not only once per run (the elector has

@@ -14,4 +14,6 @@ SPEC_METRICS = [
     "syncd_credential_verifications_total",
     "syncd_image_pull_failures_total",
     "syncd_status_writes_total",
+    "syncd_admission_requests_total",
+    "syncd_admission_duration_seconds",
 ]

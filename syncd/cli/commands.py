@@ -29,6 +29,7 @@ from syncd.config import Config, load_config
 from syncd.core import logs
 from syncd.core.errors import ConfigError, KubeError
 from syncd.core.values import RunResult
+from syncd.manifests import webhook
 from syncd.manifests.rbac import render_yaml
 
 EXIT_OK = 0
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     rbac = commands.add_parser("rbac", parents=[common], help="print the least-privilege RBAC for the config")
     rbac.add_argument("--namespace", default="syncd", help="namespace of syncd's ServiceAccount (default syncd)")
     rbac.add_argument("--service-account", default="syncd", help="syncd's ServiceAccount (default syncd)")
+    commands.add_parser(
+        "admission", parents=[common], help="print the admission webhook's configuration (and Service) for the config"
+    )
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -138,6 +142,11 @@ def cmd_rbac(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def cmd_admission(args: argparse.Namespace, config: Config) -> int:
+    print(webhook.render_yaml(config, config_path=str(args.config)), end="")
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     """The daemon, until SIGTERM / SIGINT; it reloads the file itself when it changes."""
     return run_daemon(args.config, config, ClusterOptions(args.kubeconfig, args.context))
@@ -150,6 +159,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "status": cmd_status,
     "rbac": cmd_rbac,
     "explain": cmd_explain,
+    "admission": cmd_admission,
 }
 
 

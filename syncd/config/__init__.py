@@ -17,6 +17,8 @@ from syncd.config.credentials import (
 from syncd.config.json_schema import json_schema
 from syncd.config.loader import load_config, parse_config
 from syncd.config.models import (
+    Admission,
+    AdmissionTls,
     Config,
     LeaderElection,
     Namespaces,
@@ -30,6 +32,8 @@ from syncd.config.models import (
 
 __all__ = [
     "CREDENTIAL_MODELS",
+    "Admission",
+    "AdmissionTls",
     "Config",
     "Credential",
     "DockerConfigCredential",

@@ -271,6 +271,13 @@ class ServerTls(_Strict):
     key_file: Path = Field(description="PEM private key, e.g. tls.key")
 
 
+def _host_port(value: str) -> str:
+    port = value.rpartition(":")[2]
+    if not _fullmatch(SERVER_ADDRESS, value) or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port such as 0.0.0.0:8080 (port 1-65535)")
+    return value
+
+
 class Server(_Strict):
     """The HTTP server for Prometheus and the kubelet's probes (and, later, the admission webhook)."""
 
@@ -306,10 +313,7 @@ class Server(_Strict):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        port = value.rpartition(":")[2]
-        if not _fullmatch(SERVER_ADDRESS, value) or not 0 < int(port) < 65536:
-            raise ValueError(f"{value!r} is not host:port such as 0.0.0.0:8080 (port 1-65535)")
-        return value
+        return _host_port(value)
 
     @field_validator("read_timeout")
     @classmethod
@@ -346,6 +350,83 @@ class LeaderElection(_Strict):
     def _lease(cls, value: dt.timedelta) -> dt.timedelta:
         if value.total_seconds() < 1:
             raise ValueError("must be at least 1s")
+        return value
+
+
+INJECT_LABEL = "syncd.io/inject"  # "false" on a Pod or namespace: the admission webhook leaves it alone
+
+
+class AdmissionTls(_Strict):
+    """Where the webhook's serving certificate comes from. Unset: syncd keeps a CA and a serving
+    certificate in one Secret of its own (`secret`), renews it, and keeps the webhook
+    configuration's caBundle current."""
+
+    cert_file: Path = Field(description="PEM certificate chain (cert-manager: the tls.crt of its Secret, mounted)")
+    key_file: Path = Field(description="PEM private key (tls.key)")
+
+
+class Admission(_Strict):
+    """A mutating admission webhook that appends the selected specs' Secrets to a new Pod's
+    imagePullSecrets, so that a Pod created with its namespace never misses its pull Secret."""
+
+    enabled: bool = Field(False, description="serve the webhook on `address` (every replica, standbys too)")
+    address: str = Field(
+        "0.0.0.0:8443", json_schema_extra={"pattern": SERVER_ADDRESS}, description="host:port of the HTTPS webhook"
+    )
+    namespace: str = Field(
+        "syncd", description="syncd's own namespace: its Service and TLS Secret live there; never mutated"
+    )
+    service: str = Field("syncd-webhook", description="the Service in front of the webhook (unless `url` is set)")
+    url: str | None = Field(
+        None,
+        description="https:// URL the apiserver calls instead of the Service (a webhook outside the cluster); "
+        "its host goes into the generated certificate",
+    )
+    configuration: str | None = Field(
+        None,
+        description="name of the MutatingWebhookConfiguration syncd keeps the caBundle of; default syncd "
+        "(syncd-<instance> for another instance)",
+    )
+    secret: str | None = Field(
+        None,
+        description="name of the kubernetes.io/tls Secret in `namespace` holding the CA and serving certificate; "
+        "default syncd-webhook-tls (syncd-<instance>-webhook-tls)",
+    )
+    tls: AdmissionTls | None = Field(
+        None, description="serve this certificate instead (cert-manager); syncd then leaves the caBundle alone"
+    )
+    timeout_seconds: int = Field(2, ge=1, le=2, description="the apiserver's timeout for one call (at most 2s)")
+    max_body_bytes: int = Field(
+        3 << 20,
+        ge=1024,
+        le=8 << 20,
+        description="largest AdmissionReview accepted (the apiserver's own limit is 3 MiB)",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _host_port(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not labels.is_dns_label(value):
+            raise ValueError(f"{value!r} is not a valid namespace name")
+        return value
+
+    @field_validator("service", "configuration", "secret")
+    @classmethod
+    def _object_name(cls, value: str | None) -> str | None:
+        if value is not None and not labels.is_dns_label(value):
+            raise ValueError(f"{value!r} is not a valid object name (lowercase RFC 1123 label)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https://[^\s/?#]+(/\S*)?", value):
+            raise ValueError(f"{value!r} is not an https:// URL such as https://10.0.0.5:8443/mutate")
         return value
 
 
@@ -390,12 +471,21 @@ class Config(_Strict):
     schedule: Schedule = Schedule()
     server: Server = Server()
     leader_election: LeaderElection = LeaderElection()
+    admission: Admission = Admission()
     pull_failures: bool = Field(
         False,
         description="watch the kubelet's image-pull failure Events (a refused login, a missing pull Secret) for "
         "images syncd's Secrets serve and count them in syncd_image_pull_failures_total; needs list/watch on "
         "events cluster-wide (`syncd rbac` adds it)",
     )
+
+    @property
+    def webhook_configuration(self) -> str:
+        return self.admission.configuration or _instance_name("syncd", self.instance)
+
+    @property
+    def webhook_secret(self) -> str:
+        return self.admission.secret or _instance_name("syncd", self.instance, "webhook-tls")
 
     def credential(self, name: str) -> Credential:
         return next(c for c in self.credentials if c.name == name)
@@ -440,3 +530,9 @@ class Config(_Strict):
         names = {n for spec in self.secrets for n in spec.service_accounts}
         names |= {n for retired in self.retired for n in retired.service_accounts}
         return None if "*" in names else sorted(names)
+
+
+def _instance_name(base: str, instance: str, *suffix: str) -> str:
+    """The default instance keeps syncd's names; another one gets its instance in each."""
+    middle = [] if instance == DEFAULT_INSTANCE else [instance]
+    return "-".join([base, *middle, *suffix])

@@ -175,6 +175,7 @@ CREDENTIALS_ANNOTATION = "syncd.io/credentials"
 SYNCED_AT_ANNOTATION = "syncd.io/synced-at"
 # Records the spec's `prune` at write time, so that Secrets of a spec later removed from the
 # config are deleted only if that spec asked for pruning.
+MUTATE_PATH = "/mutate"  # the admission webhook's route (syncd.daemon.server.webhook, syncd admission)
 PRUNE_ANNOTATION = "syncd.io/prune"
 SECRET_TYPE = "kubernetes.io/dockerconfigjson"  # noqa: S105 - a type name
 DATA_KEY = ".dockerconfigjson"

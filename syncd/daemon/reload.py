@@ -131,6 +131,8 @@ class Reloader:
         removed = {s.name for s in old.secrets} - {s.name for s in config.secrets}
         if config.server != old.server or config.leader_election != old.leader_election:
             log.warning("server and leader_election changes take effect at the next restart")
+        if config.admission != old.admission:
+            log.warning("admission changes take effect at the next restart (the secret specs it serves: now)")
         self.reconciler.reconfigure(config, self.sources(config))
         self.config = config
         self.watches.update(config)

@@ -22,8 +22,10 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from syncd.config import Config
+from syncd.config import Config, SecretSpec
+from syncd.core.values import SyncResult
 from syncd.core.watch_events import KubeletEvent, WatchEvent
+from syncd.daemon.admission import AdmissionService, ConflictLedger, Stores
 from syncd.daemon.pullsyncs import ConditionEvents, PullSyncStore, StatusPublisher
 from syncd.daemon.reload import ConfigWatcher, Reloader
 from syncd.daemon.routing import Loop, WatchRouter, WatchSet
@@ -31,7 +33,11 @@ from syncd.daemon.runs import SpecRuns
 from syncd.daemon.scheduler import Scheduler
 from syncd.daemon.server import HttpServer
 from syncd.daemon.server.auth import AccessReviewer
+from syncd.daemon.server.serve import Limits
+from syncd.daemon.server.tls import TlsFiles
+from syncd.daemon.server.webhook import WebhookServer
 from syncd.daemon.triggers import TriggerQueue
+from syncd.daemon.webhook_tls import TlsKeeper, WebhookStore
 from syncd.engine.metrics import Metrics
 from syncd.engine.pull_failures import PullFailure, PullFailureCounter
 from syncd.engine.reconciler import Reconciler
@@ -67,6 +73,8 @@ class Ports:
     condition_events: ConditionEvents | None = None
     crd_missing: type[Exception] = LookupError  # what status_objects raises when the CRD is absent
     identity: str = ""  # this replica, as the leader election knows it
+    stores: Stores | None = None  # the watch stores, for the admission webhook
+    webhook_objects: WebhookStore | None = None  # its TLS Secret and webhook configuration
 
 
 class Daemon:
@@ -76,6 +84,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler = Scheduler(workers=max(4, len(config.secrets) + 2))
         self.status = self._status_publisher(ports)
+        self.conflicts = ConflictLedger()
         self.runs = SpecRuns(
             ports.reconciler,
             self.scheduler,
@@ -83,7 +92,7 @@ class Daemon:
             config=lambda: self.config,
             may_write=self.may_write,
             stopping=self.stopping,
-            on_result=self.status.record if self.status is not None else lambda *_: None,
+            on_result=self._on_result,
         )
         self.triggers = TriggerQueue(self.runs.run_triggered)
         self.router = WatchRouter(lambda: self.config, ports.reconciler.rendered)
@@ -110,6 +119,50 @@ class Daemon:
         self.server = HttpServer.from_config(
             config.server, ports.registry, healthy=self.healthy, ready=self.ready, reviewer=ports.access_reviews
         )
+        self.webhook: WebhookServer | None = None
+        self.tls_keeper: TlsKeeper | None = None
+        self._webhook_lock = threading.Lock()
+        if config.admission.enabled:
+            self._admission(config, ports)
+
+    def _admission(self, config: Config, ports: Ports) -> None:
+        """The webhook: served at once with files of its own (`admission.tls`), else once the keeper
+        has the shared Secret's pair on disk."""
+        if ports.stores is None:
+            raise ValueError("admission.enabled needs the watch stores")
+        self.admission = AdmissionService(lambda: self.config, ports.stores, self.conflicts, self.metrics)
+        tls = config.admission.tls
+        if tls is not None:
+            self.webhook = self._webhook_server(TlsFiles(tls.cert_file, tls.key_file))
+            return
+        if ports.webhook_objects is None:
+            raise ValueError("admission.enabled without admission.tls needs the webhook's objects")
+        self.tls_keeper = TlsKeeper(
+            ports.webhook_objects, config, is_leader=self.may_write, on_files=self._serve_webhook
+        )
+
+    def _webhook_server(self, files: TlsFiles) -> WebhookServer:
+        config = self.config
+        limits = Limits(
+            max_connections=config.server.max_connections,
+            read_timeout=config.server.read_timeout.total_seconds(),
+            max_body_bytes=config.admission.max_body_bytes,
+        )
+        return WebhookServer(config.admission.address, self.admission.mutate, tls=files, limits=limits)
+
+    def _serve_webhook(self, files: TlsFiles) -> None:
+        """The keeper's first pair is on disk: serve (from the keeper's thread)."""
+        with self._webhook_lock:
+            if self.stopping.is_set() or self.webhook is not None:
+                return
+            self.webhook = self._webhook_server(files)
+            self.webhook.start()
+        log.info("admission webhook serving", extra={"address": self.config.admission.address})
+
+    def _on_result(self, spec: SecretSpec, result: SyncResult, namespace: str | None) -> None:
+        self.conflicts.record(spec, result, namespace)
+        if self.status is not None:
+            self.status.record(spec, result, namespace)
 
     def _status_publisher(self, ports: Ports) -> StatusPublisher | None:
         if ports.status_objects is None or ports.condition_events is None:
@@ -134,6 +187,10 @@ class Daemon:
         """Block until `stop()`; then shut down in order and return the exit code."""
         self.metrics.start_at_zero(self.config)
         self.server.start()
+        if self.webhook is not None:
+            self.webhook.start()
+        if self.tls_keeper is not None:
+            self.tls_keeper.start()
         self.scheduler.start()
         self.triggers.start()
         self.watches.start(self.config)
@@ -163,9 +220,17 @@ class Daemon:
         if self.elector is not None:
             self.elector.stop(release=True)
         self.metrics.set_leader(False)
+        self._stop_webhook()
         self.server.stop()
         log.info("stopped")
         return 0
+
+    def _stop_webhook(self) -> None:
+        if self.tls_keeper is not None:
+            self.tls_keeper.stop()
+        with self._webhook_lock:
+            if self.webhook is not None:
+                self.webhook.stop()
 
     def may_write(self) -> bool:
         return self.elector is None or self.elector.is_leader()
@@ -206,6 +271,8 @@ class Daemon:
             # Off the elector's thread: a long prune must not delay lease renewals.
             threading.Thread(target=self._prune_retired, name="syncd-prune-retired", daemon=True).start()
             self.runs.schedule_now()
+            if self.tls_keeper is not None:
+                self.tls_keeper.leading()
             if self.status is not None:
                 self.status.reconcile_objects()
         elif self.status is not None:

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from syncd import __version__
 from syncd.config import Config
 from syncd.core.values import NamespaceState, PullFailureReason, RunResult, WriteOperation
+from syncd.engine.admission import AdmissionResult
 
 
 class CallResult(enum.StrEnum):
@@ -112,6 +113,19 @@ class Metrics:
             ["result"],
             registry=registry,
         )
+        self.admission_requests = Counter(
+            "syncd_admission_requests",
+            "AdmissionReviews of Pod creations answered by the webhook, by result: patched (a pull Secret "
+            "appended), unchanged (listed already), skipped (no spec serves the Pod), error (unreadable review).",
+            ["result"],
+            registry=registry,
+        )
+        self.admission_duration = Histogram(
+            "syncd_admission_duration_seconds",
+            "Time to answer one AdmissionReview, from its last byte read to the answer.",
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2),
+        )
         self.build_info = Gauge(
             "syncd_build_info", "Always 1; the version label says which build.", ["version"], registry=registry
         )
@@ -153,6 +167,10 @@ class Metrics:
     def status_write(self, result: str) -> None:
         self.status_writes.labels(result=result).inc()
 
+    def record_admission(self, result: AdmissionResult, seconds: float) -> None:
+        self.admission_requests.labels(result=result).inc()
+        self.admission_duration.observe(seconds)
+
     def set_leader(self, leading: bool) -> None:
         self.leader.set(1 if leading else 0)
 
@@ -173,6 +191,9 @@ class Metrics:
             self.config_reloads.labels(result=call)
         if config.pull_failures:
             self._pull_failures_at_zero(config)
+        if config.admission.enabled:
+            for admission in AdmissionResult:
+                self.admission_requests.labels(result=admission)
 
     def _pull_failures_at_zero(self, config: Config) -> None:
         for spec in config.secrets:

@@ -12,6 +12,8 @@ ServiceAccount, no webhook involved:
 - Secrets updated or deleted: only those that already carry this instance's label (or 0.1.0's
   managed-by label without an instance, which syncd takes over; or, for a spec with
   `on_conflict: adopt`, an unlabelled Secret of its name).
+- With the admission webhook (and no `admission.tls`): its one kubernetes.io/tls Secret too, by
+  name, in `admission.namespace` only, with the same labels.
 - ServiceAccounts: updates only, changing nothing but `imagePullSecrets` entries of granted names
   and syncd's own annotation.
 
@@ -36,6 +38,7 @@ from syncd.core.values import (
 )
 
 ADMISSION = "admissionregistration.k8s.io/v1"
+TLS_TYPE = "kubernetes.io/tls"
 BINDING_KIND = "ValidatingAdmissionPolicyBinding"
 # Go's regexp.QuoteMeta set: Helm's regexQuoteMeta escapes exactly these, so both render alike.
 _REGEX_SPECIALS = set("\\.+*?()|[]{}^$")
@@ -109,12 +112,25 @@ def _secret_variables(config: Config) -> list[dict[str, str]]:
     )
 
 
+def webhook_tls(config: Config) -> str:
+    """CEL: is the request about the admission webhook's own TLS Secret (when syncd keeps it)."""
+    admission = config.admission
+    if not admission.enabled or admission.tls is not None:
+        return "false"
+    return f"request.namespace == {_cel(admission.namespace)} && request.name == {_cel(config.webhook_secret)}"
+
+
 def _secret_validations(config: Config) -> list[dict[str, str]]:
     writes = "request.operation == 'DELETE'"
+    tls = webhook_tls(config)
+    own_tls = f"({tls} && object.type == {_cel(TLS_TYPE)})"
+    type_check = f"{writes} || object.type == {_cel(SECRET_TYPE)}"
+    name_check = f"{writes} || {name_allowed_here(config.secrets, 'object.metadata.name')}"
     return [
         {
-            "expression": f"{writes} || object.type == {_cel(SECRET_TYPE)}",
-            "message": f"syncd may write only Secrets of type {SECRET_TYPE}",
+            "expression": type_check if tls == "false" else f"{type_check} || {own_tls}",
+            "message": f"syncd may write only Secrets of type {SECRET_TYPE}"
+            + ("" if tls == "false" else " (and its webhook's kubernetes.io/tls Secret)"),
         },
         {
             "expression": f"{writes} || ({_label_is('variables.labels', MANAGED_BY_LABEL, MANAGED_BY_VALUE)}"
@@ -123,7 +139,7 @@ def _secret_validations(config: Config) -> list[dict[str, str]]:
             f"{INSTANCE_LABEL}={config.instance}",
         },
         {
-            "expression": f"{writes} || {name_allowed_here(config.secrets, 'object.metadata.name')}",
+            "expression": name_check if tls == "false" else f"{name_check} || ({tls})",
             "message": "no secret spec of syncd's config writes a Secret of this name in this namespace "
             "(excluded, kube-system not listed in `names`, or a name the config does not have)",
         },

@@ -30,7 +30,9 @@ HEADER = """\
 # syncd/manifests/admission_policy.py).
 # Namespaces: list/watch (selection). Events: create (and list/watch with pull_failures: true, for
 # the kubelet's pull-failure Events). The Lease: a Role in leader_election.namespace, by name
-# except create. Never: update (PUT), deletecollection, any other kind.
+# except create. With admission.enabled: the webhook's TLS Secret (get/update by name) and
+# MutatingWebhookConfiguration (get/patch by name). Never: update (PUT) of any other object,
+# deletecollection, any other kind.
 """
 
 
@@ -115,9 +117,56 @@ def manifests(config: Config, *, namespace: str, service_account: str) -> list[d
             "subjects": subject,
         },
         *_metrics_reviewer(config, name, subject),
+        *webhook_rbac(config, name, subject),
         *policy.manifests(
             config, role=name, granted=secret_names(config), namespace=namespace, service_account=service_account
         ),
+    ]
+
+
+def webhook_rules(config: Config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The admission webhook's (cluster rules, rules in its namespace): its configuration's caBundle
+    and its TLS Secret, each by name; `create` of the Secret cannot be limited by name. With
+    `admission.tls` (cert-manager) syncd touches neither."""
+    if not config.admission.enabled or config.admission.tls is not None:
+        return [], []
+    configuration = {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["mutatingwebhookconfigurations"],
+        "resourceNames": [config.webhook_configuration],
+        "verbs": ["get", "patch"],
+    }
+    secrets = {"apiGroups": [""], "resources": ["secrets"]}
+    namespaced = [
+        {**secrets, "verbs": ["create"]},
+        {**secrets, "resourceNames": [config.webhook_secret], "verbs": ["get", "update"]},
+    ]
+    return [configuration], namespaced
+
+
+def webhook_rbac(config: Config, role: str, subject: list[dict[str, str]]) -> list[dict[str, Any]]:
+    cluster, namespaced = webhook_rules(config)
+    if not cluster:
+        return []
+    rbac, name, namespace = "rbac.authorization.k8s.io/v1", f"{role}-webhook", config.admission.namespace
+    ref = {"apiGroup": "rbac.authorization.k8s.io"}
+    return [
+        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": name}, "rules": cluster},
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {**ref, "kind": "ClusterRole", "name": name},
+            "subjects": subject,
+        },
+        {"apiVersion": rbac, "kind": "Role", "metadata": {"name": name, "namespace": namespace}, "rules": namespaced},
+        {
+            "apiVersion": rbac,
+            "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": namespace},
+            "roleRef": {**ref, "kind": "Role", "name": name},
+            "subjects": subject,
+        },
     ]
 
 

@@ -128,7 +128,9 @@ def kinds(docs: list[Doc]) -> list[str]:
 # --- lint and a real apiserver -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values", [[], ["replicaCount=2"], ["vaultToken.enabled=false", *MONITORING]])
+@pytest.mark.parametrize(
+    "values", [[], ["replicaCount=2"], ["vaultToken.enabled=false", *MONITORING], ["admission.enabled=true"]]
+)
 def test_helm_lint_is_clean(helm_home: Path, values: list[str]) -> None:
     sets = [arg for value in values for arg in ("--set", value)]
     result = helm(helm_home, "lint", "--strict", str(CHART), *sets)
@@ -151,7 +153,9 @@ def release_namespace(stack: Stack) -> str:
 
 
 @pytest.mark.parametrize(
-    "values", [[], ["replicaCount=2"], ["vaultToken.enabled=false"]], ids=["default", "ha", "no-vault-token"]
+    "values",
+    [[], ["replicaCount=2"], ["vaultToken.enabled=false"], ["admission.enabled=true"]],
+    ids=["default", "ha", "no-vault-token", "admission"],
 )
 def test_every_rendered_manifest_is_accepted_by_the_apiserver(
     stack: Stack, helm_home: Path, release_namespace: str, values: list[str]

@@ -42,6 +42,7 @@ ALERTS = {
     "SyncdNoLeader",
     "SyncdConfigReloadFailing",
     "SyncdImagePullsFailing",
+    "SyncdAdmissionErrors",
 }
 METRIC_NAME = re.compile(r"\bsyncd_[a-z_]+")
 

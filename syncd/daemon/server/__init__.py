@@ -34,10 +34,10 @@ from syncd.core.errors import ConfigError, ConfigProblem, KubeError
 from syncd.daemon.server.auth import AccessReviewer, MetricsGuard, bearer_token
 from syncd.daemon.server.http import Request, Response
 from syncd.daemon.server.lanes import Busy, Lanes
-from syncd.daemon.server.serve import Limits, Serving
+from syncd.daemon.server.serve import Handler, Limits, Serving
 from syncd.daemon.server.tls import ServingTls, TlsFiles, tls_error
 
-__all__ = ["HttpServer", "Limits", "TlsFiles"]
+__all__ = ["HttpServer", "Limits", "Listener", "TlsFiles"]
 log = logging.getLogger(__name__)
 Probe = Callable[[], tuple[bool, str]]
 _PROBES = ("/healthz", "/readyz")
@@ -118,51 +118,29 @@ def _render(app: Callable[..., Iterable[bytes]], request: Request) -> Response:
     return Response(HTTPStatus(answer["status"]), body, content_type, headers)
 
 
-class HttpServer:
-    """Binds at construction (a taken port fails `syncd run` at once); serves from `start()`."""
+class Listener:
+    """One socket served by one event loop thread. Binds at construction (a taken port fails
+    `syncd run` at once); serves from `start()`."""
 
     def __init__(
         self,
         address: str,
-        registry: CollectorRegistry,
+        routes: Callable[[Lanes], Handler],
         *,
-        healthy: Probe,
-        ready: Probe,
         limits: Limits | None = None,
         tls: TlsFiles | None = None,
-        guard: MetricsGuard | None = None,
+        tls_key: str = "server.tls",
     ) -> None:
-        serving_tls = _serving_tls(tls) if tls else None  # before binding: a bad pair fails without a port taken
+        serving_tls = _serving_tls(tls, tls_key) if tls else None  # before binding: a bad pair fails without a port
         host, _, port = address.rpartition(":")
-        # The metrics endpoint is scraped from the pod network: 0.0.0.0 unless the config narrows it.
+        # Scraped (and called by the apiserver) from the pod network: 0.0.0.0 unless the config narrows it.
         self._sock = socket.create_server((host or "0.0.0.0", int(port)), backlog=128)  # noqa: S104
         limits = limits or Limits()
         self.lanes = Lanes(workers=limits.workers, max_queued=limits.max_queued, probe_timeout=limits.probe_timeout)
-        routes = Routes(registry, {"/healthz": healthy, "/readyz": ready}, self.lanes, guard)
-        self.serving = Serving(self._sock, routes, limits, serving_tls)
+        self.serving = Serving(self._sock, routes(self.lanes), limits, serving_tls)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="syncd-http", daemon=True)
         self._started = threading.Event()
-
-    @classmethod
-    def from_config(
-        cls,
-        config: ServerConfig,
-        registry: CollectorRegistry,
-        *,
-        healthy: Probe,
-        ready: Probe,
-        reviewer: AccessReviewer | None = None,
-    ) -> HttpServer:
-        """`reviewer` is needed when `metrics_auth` is `kubernetes`."""
-        guard = None
-        if config.metrics_auth == "kubernetes":
-            if reviewer is None:
-                raise ValueError("server.metrics_auth: kubernetes needs an access reviewer")
-            guard = MetricsGuard(reviewer)
-        tls = TlsFiles(config.tls.cert_file, config.tls.key_file) if config.tls else None
-        limits = limits_of(config)
-        return cls(config.address, registry, healthy=healthy, ready=ready, limits=limits, tls=tls, guard=guard)
 
     @property
     def port(self) -> int:
@@ -199,12 +177,52 @@ class HttpServer:
         self._loop.close()
 
 
-def _serving_tls(files: TlsFiles) -> ServingTls:
+class HttpServer(Listener):
+    """/metrics, /healthz and /readyz."""
+
+    def __init__(
+        self,
+        address: str,
+        registry: CollectorRegistry,
+        *,
+        healthy: Probe,
+        ready: Probe,
+        limits: Limits | None = None,
+        tls: TlsFiles | None = None,
+        guard: MetricsGuard | None = None,
+    ) -> None:
+        def routes(lanes: Lanes) -> Routes:
+            return Routes(registry, {"/healthz": healthy, "/readyz": ready}, lanes, guard)
+
+        super().__init__(address, routes, limits=limits, tls=tls)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ServerConfig,
+        registry: CollectorRegistry,
+        *,
+        healthy: Probe,
+        ready: Probe,
+        reviewer: AccessReviewer | None = None,
+    ) -> HttpServer:
+        """`reviewer` is needed when `metrics_auth` is `kubernetes`."""
+        guard = None
+        if config.metrics_auth == "kubernetes":
+            if reviewer is None:
+                raise ValueError("server.metrics_auth: kubernetes needs an access reviewer")
+            guard = MetricsGuard(reviewer)
+        tls = TlsFiles(config.tls.cert_file, config.tls.key_file) if config.tls else None
+        limits = limits_of(config)
+        return cls(config.address, registry, healthy=healthy, ready=ready, limits=limits, tls=tls, guard=guard)
+
+
+def _serving_tls(files: TlsFiles, key: str) -> ServingTls:
     try:
         return ServingTls(files)
     except (OSError, ssl.SSLError) as exc:
-        problem = ConfigProblem("server.tls", f"cannot load {files.cert_file} and {files.key_file}: {tls_error(exc)}")
-        raise ConfigError("server", [problem]) from None
+        problem = ConfigProblem(key, f"cannot load {files.cert_file} and {files.key_file}: {tls_error(exc)}")
+        raise ConfigError(key.split(".", maxsplit=1)[0], [problem]) from None
 
 
 def limits_of(config: ServerConfig) -> Limits:

@@ -108,5 +108,12 @@ is set.
 {{- if and (include "syncd.vaultToken" .) (has (toString $auth.method) (list "kubernetes" "jwt")) (not $auth.token_file) }}
 {{- $_ := set $auth "token_file" "/var/run/secrets/vault/token" }}
 {{- end }}
+{{- if .Values.admission.enabled }}
+{{- $admission := dict "enabled" true "address" (printf "0.0.0.0:%v" .Values.admission.port) "namespace" .Release.Namespace "service" (printf "%s-webhook" (include "syncd.fullname" .)) "configuration" (include "syncd.fullname" .) "secret" (printf "%s-webhook-tls" (include "syncd.fullname" .)) "timeout_seconds" (int .Values.admission.timeoutSeconds) }}
+{{- if .Values.admission.certManager.enabled }}
+{{- $_ := set $admission "tls" (dict "cert_file" "/etc/syncd-webhook-tls/tls.crt" "key_file" "/etc/syncd-webhook-tls/tls.key") }}
+{{- end }}
+{{- $_ := set $config "admission" (mergeOverwrite (deepCopy (default dict $config.admission)) $admission) }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
