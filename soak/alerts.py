@@ -20,7 +20,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.harness.process import free_port
+from harness.process import free_port
 
 RULES_FILE = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules" / "syncd.rules.yaml"
 WINDOW = "5s"

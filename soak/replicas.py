@@ -17,9 +17,9 @@ from typing import Any
 import requests
 import yaml
 
+from harness.process import free_port
 from soak.servers import HELPER_NAME, SYSTEM_NAMESPACE
 from soak.settings import CREDENTIALS, Settings, specs
-from tests.harness.process import free_port
 
 
 def syncd_config(

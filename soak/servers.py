@@ -16,10 +16,10 @@ import requests
 import yaml
 from kubernetes import client, config
 
-from tests.harness.audit import audit_flags, audit_log_path
-from tests.harness.credhelper import CredentialHelper
-from tests.harness.kube import Kube, find_binaries
-from tests.harness.vault import Vault
+from harness.audit import audit_flags, audit_log_path
+from harness.credhelper import CredentialHelper
+from harness.kube import Kube, find_binaries
+from harness.vault import Vault
 from tests.kube_objects import issued_token
 
 SYSTEM_NAMESPACE = "soak-system"

@@ -1,4 +1,4 @@
-"""Session-wide real servers (tests.harness) and a fresh namespace per test."""
+"""Session-wide real servers (harness/) and a fresh namespace per test."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import hvac
 import pytest
 from kubernetes import client, config
 
-from tests.harness import Stack
+from harness import Stack
 
 
 @pytest.fixture(autouse=True)

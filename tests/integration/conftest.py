@@ -15,8 +15,8 @@ import pytest
 import yaml
 from kubernetes import client
 
+from harness import Stack
 from syncd.cli.commands import main
-from tests.harness import Stack
 from tests.integration import faults, soak_background
 from tests.integration.daemon import Start, SyncdProcess
 from tests.kube_objects import namespace_of, secret_data

@@ -16,8 +16,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness import Stack
-from tests.harness.process import free_port
+from harness import Stack
+from harness.process import free_port
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> float:

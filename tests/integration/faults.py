@@ -34,8 +34,8 @@ import requests
 import yaml
 from kubernetes import client, config
 
-from tests.harness.kube import Kube
-from tests.harness.vault import Vault
+from harness.kube import Kube
+from harness.vault import Vault
 from tests.integration.daemon import SyncdProcess
 from tests.kube_objects import (
     annotations_of,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
 from tests.integration.daemon import Start, base_config, has_secret, new_namespace, wait_for
 from tests.kube_objects import annotations_of, lease_spec, resource_version, secret_data
 from tests.metric_names import SPEC_METRICS

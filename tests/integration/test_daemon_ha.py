@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
 from tests.integration.daemon import Start, SyncdProcess, base_config, has_secret, new_namespace, wait_for
 
 pytestmark = pytest.mark.integration

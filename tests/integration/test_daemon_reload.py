@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
 from tests.integration.daemon import Start, SyncdProcess, has_secret, new_namespace, wait_for
 
 pytestmark = pytest.mark.integration

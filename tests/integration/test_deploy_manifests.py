@@ -26,11 +26,11 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from harness import Stack
 from syncd.cli.commands import main
 from syncd.config import load_config, parse_config
 from syncd.kube.leader import LeaderElector
 from syncd.manifests import rbac
-from tests.harness import Stack
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
 from tests.kube_objects import default_service_account, labels_of, lease_spec, pull_secret_names
 

@@ -1,8 +1,8 @@
 """ECR end to end: the real docker-credential-ecr-login (scripts/ecr-login-helper.sh) asking a local ECR
-API (moto, tests/harness/ecr.py) for a token, and syncd writing it into every selected namespace.
+API (moto, harness/ecr.py) for a token, and syncd writing it into every selected namespace.
 
 moto's token is constant per registry id; the emulator here appends a generation that `rotate()` bumps
-(tests/harness/ecr_server.py), which is what stands in for ECR handing out a new 12-hour token.
+(harness/ecr_server.py), which is what stands in for ECR handing out a new 12-hour token.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.harness.ecr import REGISTRY, EcrEmulator, helper_binary
+from harness.ecr import REGISTRY, EcrEmulator, helper_binary
 from tests.integration.conftest import RunSyncd, WriteConfig
 from tests.integration.daemon import Start, wait_for
 from tests.integration.faults import Login, check_secrets, error_lines, managed, snapshot

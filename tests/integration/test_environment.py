@@ -1,4 +1,4 @@
-"""Smoke tests: each server of tests.harness is the real thing and behaves as syncd expects."""
+"""Smoke tests: each server of the harness (harness/) is the real thing and behaves as syncd expects."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import requests
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness import Stack
+from harness import Stack
 from tests.kube_objects import default_service_account, issued_token, meta, secret_data
 
 pytestmark = pytest.mark.integration

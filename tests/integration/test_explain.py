@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
 from tests.integration.conftest import RunSyncd
 from tests.kube_objects import default_service_account
 

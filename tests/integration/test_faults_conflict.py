@@ -21,6 +21,7 @@ import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
+from harness import Stack
 from syncd.cli.output import summary
 from syncd.config import load_config
 from syncd.core.errors import KubeError
@@ -33,7 +34,6 @@ from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.registry.dockerconfig import render
 from syncd.sources.docker_config import DockerConfigSource
-from tests.harness import Stack
 from tests.integration.faults import (
     MANAGED_BY,
     Login,

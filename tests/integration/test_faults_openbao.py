@@ -18,8 +18,8 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.harness.vault import Vault
+from harness import Stack
+from harness.vault import Vault
 from tests.integration.daemon import Start, SyncdProcess, has_secret, new_namespace, wait_for
 from tests.integration.faults import (
     Login,

@@ -24,11 +24,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness import Stack
 from syncd.cli.commands import main
 from syncd.config import parse_config
 from syncd.manifests import admission_policy as policy
 from syncd.manifests import rbac
-from tests.harness import Stack
 
 # The first test may build helm (about 3 minutes, longer with a cold Go module cache):
 # `make helm` (scripts/helm-binary.sh) ahead of pytest avoids that.

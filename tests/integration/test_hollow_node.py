@@ -23,10 +23,10 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.harness.node import HollowNode
-from tests.harness.oci import Skopeo, dockerconfigjson, make_layout
-from tests.harness.registry import Registry
+from harness import Stack
+from harness.node import HollowNode
+from harness.oci import Skopeo, dockerconfigjson, make_layout
+from harness.registry import Registry
 from tests.integration.daemon import SyncdProcess, vault_config
 from tests.kube_objects import default_service_account, pull_secret_names
 

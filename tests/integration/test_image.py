@@ -49,8 +49,8 @@ import requests
 import yaml
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.harness.process import free_port
+from harness import Stack
+from harness.process import free_port
 from tests.kube_objects import secret_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from harness import Stack
 from syncd.core.values import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL
-from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig, plan_rows
 from tests.integration.daemon import Start, base_config, has_secret, wait_for
 from tests.kube_objects import annotations_of, default_service_account, labels_of, pull_secret_names, resource_version

@@ -18,12 +18,12 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
+from harness import Stack
 from syncd.core.errors import KubeError
 from syncd.core.values import DesiredSecret, RegistryCredential
 from syncd.kube import secrets, serviceaccounts
 from syncd.kube.client import WriteFence, load_api_client
 from syncd.registry.dockerconfig import render
-from tests.harness import Stack
 from tests.kube_objects import (
     annotations_of,
     default_service_account,

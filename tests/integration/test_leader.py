@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from harness import Stack
 from syncd.kube.leader import LeaderElector
-from tests.harness import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import Stack
+from harness import Stack
 from tests.integration.test_helm_chart import helm, kubectl
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

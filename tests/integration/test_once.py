@@ -13,7 +13,7 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, secrets_named
 from tests.kube_objects import annotations_of, labels_of
 

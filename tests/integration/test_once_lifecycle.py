@@ -11,7 +11,7 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness.vault import Vault
+from harness.vault import Vault
 from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, plan_rows, secrets_named
 from tests.kube_objects import (
     default_service_account,

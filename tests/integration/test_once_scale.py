@@ -12,7 +12,7 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig, secrets_named
 from tests.kube_objects import resource_version
 

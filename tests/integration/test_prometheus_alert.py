@@ -26,9 +26,9 @@ import requests
 import yaml
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.harness.process import free_port
-from tests.harness.vault import Vault
+from harness import Stack
+from harness.process import free_port
+from harness.vault import Vault
 from tests.integration.daemon import Start, SyncdProcess, base_config, has_secret, new_namespace, wait_for
 
 pytestmark = pytest.mark.integration

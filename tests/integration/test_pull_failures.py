@@ -1,6 +1,6 @@
 """`pull_failures: true`: the daemon counts the kubelet's pull-failure Events for its own Secrets.
 
-There is no kubelet here, so the kubelet's own code writes the Events (tests/harness/
+There is no kubelet here, so the kubelet's own code writes the Events (harness/
 kubelet_events.py: its image manager over a runtime that fails, its event recorder). The refused
 login's text is what a real image client (skopeo: containers/image, CRI-O's library) says when the
 harness registry refuses a wrong password.
@@ -18,11 +18,11 @@ import hvac
 import pytest
 from kubernetes import client
 
+from harness import Stack
+from harness.kubelet_events import FailedPull, MissingSecrets, write_events
+from harness.oci import Skopeo
 from syncd.config import Config, parse_config
 from syncd.manifests import rbac
-from tests.harness import Stack
-from tests.harness.kubelet_events import FailedPull, MissingSecrets, write_events
-from tests.harness.oci import Skopeo
 from tests.integration.daemon import Start, SyncdProcess, vault_config, wait_for
 from tests.integration.test_deploy_manifests import apply_for_real, kubectl, token_for, write_kubeconfig
 

@@ -19,11 +19,11 @@ import yaml
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
+from harness import Stack, pki
 from syncd.daemon.server import HttpServer
 from syncd.daemon.server.auth import MetricsGuard
 from syncd.engine.metrics import Metrics
 from syncd.kube.reviews import AccessReviews
-from tests.harness import Stack, pki
 from tests.integration.daemon import SyncdProcess, base_config, wait_for
 from tests.integration.test_helm_chart import find, render
 from tests.kube_objects import issued_token

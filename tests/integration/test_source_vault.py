@@ -1,4 +1,4 @@
-"""VaultSource against the real OpenBao of tests.harness, logging in the ways syncd users do.
+"""VaultSource against the real OpenBao of the harness (harness/), logging in the ways syncd users do.
 
 Each test makes its own mounts, policies and auth mounts (uuid-named): the server is shared
 by the whole session. The audit log counts requests at the server, which is how these tests
@@ -29,13 +29,13 @@ import requests
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness import Stack
+from harness.process import Server, free_port
+from harness.vault import Vault, find_bao
 from syncd.config import VaultConfig, VaultCredential
 from syncd.core.clock import utcnow
 from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.sources.vault import VaultSession, VaultSource
-from tests.harness import Stack
-from tests.harness.process import Server, free_port
-from tests.harness.vault import Vault, find_bao
 
 pytestmark = pytest.mark.integration
 

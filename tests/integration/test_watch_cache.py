@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
+from harness import Stack
 from syncd.config import parse_config
 from syncd.core.values import Action
 from syncd.engine.fetcher import Freshness
@@ -24,7 +25,6 @@ from syncd.kube.cached_cluster import CachedCluster
 from syncd.kube.client import load_api_client
 from syncd.kube.stores import WatchCache
 from syncd.kube.watches import WatchLoop, watch_loops
-from tests.harness import Stack
 from tests.integration.daemon import has_secret, new_namespace, wait_for
 from tests.integration.tcp_proxy import TcpProxy
 from tests.unit.fakes import FakeSource

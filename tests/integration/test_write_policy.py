@@ -23,11 +23,11 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from harness import Stack
 from syncd.cli.commands import main
 from syncd.config import Config
 from syncd.manifests import admission_policy as policy
 from syncd.manifests import rbac
-from tests.harness import Stack
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
 from tests.integration.test_deploy_manifests import kubectl, token_for, write_kubeconfig
 from tests.kube_objects import default_service_account, pull_secret_names

@@ -14,6 +14,7 @@ import requests
 import yaml
 from prometheus_client import CollectorRegistry
 
+from harness.process import free_port
 from syncd.config import Config, parse_config
 from syncd.core.values import NamespaceInfo
 from syncd.core.watch_events import NamespaceEvent
@@ -21,7 +22,6 @@ from syncd.daemon.routing import Loop
 from syncd.daemon.service import Daemon, OnEvent, OnRelist, Ports
 from syncd.engine.metrics import Metrics
 from syncd.engine.reconciler import Reconciler
-from tests.harness.process import free_port
 from tests.unit.fakes import FakeCluster, FakeSource
 
 

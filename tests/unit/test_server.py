@@ -17,12 +17,12 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
+from harness import pki
 from syncd.config.models import Server, ServerTls
 from syncd.core.errors import ConfigError, KubeError
 from syncd.daemon.server import HttpServer, Limits, TlsFiles
 from syncd.daemon.server.auth import Access, MetricsGuard
 from syncd.engine.metrics import Metrics
-from tests.harness import pki
 
 TOKEN = "eyJhbGciOi.not-a-real-token.but-secret-all-the-same"
 

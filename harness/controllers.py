@@ -13,12 +13,12 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.harness.process import HarnessError, Server
+from harness.process import HarnessError, Server
 
 if TYPE_CHECKING:
-    from tests.harness.kube import Kube
+    from harness.kube import Kube
 
-BINARIES_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "control-plane-binaries.sh"
+BINARIES_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "control-plane-binaries.sh"
 # Every controller a small real cluster runs, minus those for cloud providers and node networking
 # (there is no cloud, and the hollow node needs no Pod CIDR). node-lifecycle-controller stays: it
 # lifts a new node's not-ready taint.

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.harness.process import HarnessError
+from harness.process import HarnessError
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kubelet-events.sh"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kubelet-events.sh"
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.harness.process import HarnessError
+from harness.process import HarnessError
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kubelet-keyring.sh"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kubelet-keyring.sh"
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import requests
 
-from tests.harness.process import HarnessError, Server, free_port
+from harness.process import HarnessError, Server, free_port
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def helper_binary() -> Path:
@@ -33,7 +33,7 @@ def helper_binary() -> Path:
 
 
 class EcrEmulator:
-    """moto's server on a free loopback port (tests/harness/ecr_server.py: moto plus a token generation)."""
+    """moto's server on a free loopback port (harness/ecr_server.py: moto plus a token generation)."""
 
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / "ecr"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import requests
 
-from tests.harness import pki
-from tests.harness.controllers import ControllerManager, Scheduler
-from tests.harness.process import HarnessError, Server, free_port
+from harness import pki
+from harness.controllers import ControllerManager, Scheduler
+from harness.process import HarnessError, Server, free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BINARIES_SCRIPT = REPO_ROOT / "scripts" / "envtest-binaries.sh"
 
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import requests
 
-from tests.harness.kube import REPO_ROOT, Kube
-from tests.harness.process import HarnessError, Server
+from harness.kube import REPO_ROOT, Kube
+from harness.process import HarnessError, Server
 
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "hollow-node.sh"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
