@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,10 +23,10 @@ from typing import Any
 
 import requests
 
-from harness.kube import REPO_ROOT, Kube
+from harness.builds import built
+from harness.kube import Kube
 from harness.process import HarnessError, Server
 
-BUILD_SCRIPT = REPO_ROOT / "scripts" / "hollow-node.sh"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 TMPDIR_NOTE = "tmpdir"
 
@@ -41,10 +40,7 @@ def remove_leftovers(state_dir: Path) -> None:
 
 def find_binary() -> Path:
     """hollow-node from the cache (built if missing, a few minutes cold), or $HOLLOW_NODE."""
-    result = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise HarnessError(f"{BUILD_SCRIPT} failed:\n{result.stderr[-3000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
+    return built("hollow-node.sh")
 
 
 class HollowNode:

@@ -25,6 +25,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
+from harness.builds import built
 from syncd.cli.commands import main
 from syncd.config import parse_config
 from syncd.manifests import admission_policy as policy
@@ -38,7 +39,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "deploy" / "helm" / "syncd"
 KUSTOMIZE = REPO_ROOT / "deploy" / "kustomize"
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
-HELM_SCRIPT = REPO_ROOT / "scripts" / "helm-binary.sh"
 VAULT_TOKEN_FILE = "/var/run/secrets/vault/token"
 RELEASE = "syncd"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -54,11 +54,8 @@ Doc = dict[str, Any]
 # --- helm, kubectl, rendering ------------------------------------------------------------------
 
 
-@functools.cache
 def helm_binary() -> str:
-    result = subprocess.run(["bash", str(HELM_SCRIPT)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"{HELM_SCRIPT} failed:\n{result.stderr[-3000:]}"
-    return result.stdout.strip().splitlines()[-1]
+    return str(built("helm-binary.sh"))
 
 
 def helm(helm_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
