@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import requests
 from harness.builds import built
 from harness.kube import Kube
 from harness.process import HarnessError, Server
+from harness.wait import TimedOut, wait_until
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 TMPDIR_NOTE = "tmpdir"
@@ -107,14 +107,10 @@ class HollowNode:
 
     def wait_schedulable(self, timeout: float = 60) -> None:
         """Wait until node-lifecycle-controller lifted the not-ready taint."""
-        deadline = time.monotonic() + timeout
-        while not self.schedulable():
-            if time.monotonic() > deadline:
-                raise HarnessError(
-                    f"node {self.name} still tainted {NOT_READY_TAINT} after {timeout:.0f}s: is "
-                    "kube-controller-manager running with node-lifecycle-controller?"
-                )
-            time.sleep(0.5)
+        try:
+            wait_until(self.schedulable, timeout, f"node {self.name} without the {NOT_READY_TAINT} taint", interval=0.5)
+        except TimedOut as exc:
+            raise HarnessError(f"{exc}: is kube-controller-manager running with node-lifecycle-controller?") from exc
 
     def rss_kib(self) -> int:
         """Resident memory of the node process (VmRSS), for cost reports."""

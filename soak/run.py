@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.wait import TimedOut, wait_until
 from soak import audit, faults, judge_metrics
 from soak.alerts import Prometheus, judge_alerts, run_recorder
 from soak.background import RotationCounts, run_reloads, run_rotations
@@ -98,12 +99,11 @@ class Soak:
         self.threads.append(thread)
 
     def _wait(self, condition: Callable[[], bool], timeout: float) -> float | None:
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if condition():
-                return time.monotonic() - started
-            time.sleep(0.5)
-        return None
+        """Seconds until `condition` held, or None: a soak records a miss and carries on."""
+        try:
+            return wait_until(condition, timeout, "convergence", interval=0.5)
+        except TimedOut:
+            return None
 
     # --- the run --------------------------------------------------------------------------------------
 

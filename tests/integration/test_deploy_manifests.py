@@ -27,11 +27,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
+from harness.wait import wait_until
 from syncd.cli.commands import main
 from syncd.config import load_config, parse_config
 from syncd.kube.leader import LeaderElector
 from syncd.manifests import rbac
-from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
+from tests.integration.daemon import SyncdProcess, has_secret, new_namespace
 from tests.kube_objects import default_service_account, labels_of, lease_spec, pull_secret_names
 
 pytestmark = pytest.mark.integration
@@ -808,12 +809,12 @@ def test_syncd_run_as_the_service_account_leads_watches_and_releases(
     daemon = SyncdProcess(settings, tmp_path / "daemon", identity.kubeconfig, {})
     daemon.start()
     try:
-        wait_for(lambda: daemon.metric("syncd_leader") == 1, 20, "syncd to take the Lease as the ServiceAccount")
+        wait_until(lambda: daemon.metric("syncd_leader") == 1, 20, "syncd to take the Lease as the ServiceAccount")
         daemon.wait_ready()
-        wait_for(lambda: has_secret(core_v1, f"{prefix}-first"), 20, "the first sync")
+        wait_until(lambda: has_secret(core_v1, f"{prefix}-first"), 20, "the first sync")
         # A namespace labelled later is seen by the namespace watch (the schedule is an hour away).
         new_namespace(core_v1, f"{prefix}-later", {"pull": prefix})
-        wait_for(lambda: has_secret(core_v1, f"{prefix}-later"), 20, "the watch-triggered sync")
+        wait_until(lambda: has_secret(core_v1, f"{prefix}-later"), 20, "the watch-triggered sync")
         holder = lease_spec(
             client.CoordinationV1Api(kube_api).read_namespaced_lease(lease, identity.namespace)
         ).holder_identity
@@ -855,10 +856,10 @@ def test_syncd_run_as_the_service_account_reloads_repairs_and_outlives_an_ungran
     daemon.start()
     try:
         daemon.wait_ready()
-        wait_for(lambda: has_secret(core_v1, first), 20, "the first sync")
+        wait_until(lambda: has_secret(core_v1, first), 20, "the first sync")
         # A Secret deleted by hand comes back from the name-scoped watch, not the hourly schedule.
         core_v1.delete_namespaced_secret("regcred", first)
-        wait_for(lambda: has_secret(core_v1, first), 20, "the watch-triggered repair")
+        wait_until(lambda: has_secret(core_v1, first), 20, "the watch-triggered repair")
 
         # Hot reload: a selector change moves the Secret; a spec the RBAC does not grant fails alone.
         settings["secrets"] = [
@@ -866,10 +867,10 @@ def test_syncd_run_as_the_service_account_reloads_repairs_and_outlives_an_ungran
             {**spec, "name": "unlisted", "namespaces": {"selector": f"other={prefix}"}},
         ]
         daemon.config_path.write_text(yaml.safe_dump({**settings, "server": {"address": f"127.0.0.1:{daemon.port}"}}))
-        wait_for(lambda: has_secret(core_v1, second), 20, "the reloaded selector's namespace")
-        wait_for(lambda: not has_secret(core_v1, first), 20, "the deselected namespace pruned")
-        wait_for(lambda: _pull_secrets(core_v1, second) == ["regcred"], 20, "the reference in the new namespace")
-        wait_for(
+        wait_until(lambda: has_secret(core_v1, second), 20, "the reloaded selector's namespace")
+        wait_until(lambda: not has_secret(core_v1, first), 20, "the deselected namespace pruned")
+        wait_until(lambda: _pull_secrets(core_v1, second) == ["regcred"], 20, "the reference in the new namespace")
+        wait_until(
             lambda: daemon.metric("syncd_sync_runs_total", secret="unlisted", result="failure") >= 1,
             20,
             "the ungranted spec counted as a failure",
@@ -877,7 +878,7 @@ def test_syncd_run_as_the_service_account_reloads_repairs_and_outlives_an_ungran
         assert daemon.metric("syncd_config_reloads_total", result="success") == 1
         assert daemon.get("/healthz").status_code == 200  # no crash loop
         core_v1.delete_namespaced_secret("regcred", second)
-        wait_for(lambda: has_secret(core_v1, second), 20, "a repair after the reload (its watch survived)")
+        wait_until(lambda: has_secret(core_v1, second), 20, "a repair after the reload (its watch survived)")
         assert daemon.terminate() == 0
     finally:
         daemon.stop_quietly()

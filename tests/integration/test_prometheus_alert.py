@@ -29,7 +29,8 @@ from kubernetes import client
 from harness import Stack
 from harness.process import free_port
 from harness.vault import Vault
-from tests.integration.daemon import Start, SyncdProcess, base_config, has_secret, new_namespace, wait_for
+from harness.wait import wait_until
+from tests.integration.daemon import Start, SyncdProcess, base_config, has_secret, new_namespace
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +80,7 @@ class Prometheus:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
-        wait_for(lambda: self._get("/-/ready").status_code == 200, 30, "Prometheus /-/ready")
+        wait_until(lambda: self._get("/-/ready").status_code == 200, 30, "Prometheus /-/ready")
         return self
 
     def stop(self) -> None:
@@ -143,7 +144,7 @@ def prometheus_servers() -> Iterator[list[Prometheus]]:
 
 def wait_until_rules_evaluated(prometheus: Prometheus, syncd: SyncdProcess) -> None:
     """syncd scraped, and every alerting rule evaluated at least once since."""
-    wait_for(lambda: prometheus.query(f'up{{instance="127.0.0.1:{syncd.port}"}} == 1') != [], 20, "syncd scraped")
+    wait_until(lambda: prometheus.query(f'up{{instance="127.0.0.1:{syncd.port}"}} == 1') != [], 20, "syncd scraped")
     seen = {r["name"] + r["labels"].get("severity", ""): r.get("lastEvaluation") for r in prometheus.alert_rules()}
     assert len(seen) == len(prometheus.alert_rules()) > 0
 
@@ -153,7 +154,7 @@ def wait_until_rules_evaluated(prometheus: Prometheus, syncd: SyncdProcess) -> N
             for r in prometheus.alert_rules()
         )
 
-    wait_for(evaluated_again, 20, "every alerting rule evaluated after the first scrape", interval=0.5)
+    wait_until(evaluated_again, 20, "every alerting rule evaluated after the first scrape", interval=0.5)
 
 
 def test_sync_failing_alert_fires_when_vault_stops_and_clears_when_it_is_back(
@@ -181,7 +182,7 @@ def test_sync_failing_alert_fires_when_vault_stops_and_clears_when_it_is_back(
         }
         config["schedule"] = FAST_SCHEDULE
         syncd = start_syncd(config)
-        wait_for(lambda: has_secret(core_v1, f"{prefix}-a"), 15, "the first Secret")
+        wait_until(lambda: has_secret(core_v1, f"{prefix}-a"), 15, "the first Secret")
 
         # SyncdSyncFailing at test scale: a 15 s window and 3 s of `for` instead of 15 m and 15 m.
         rules = deploy_rules(
@@ -202,7 +203,7 @@ def test_sync_failing_alert_fires_when_vault_stops_and_clears_when_it_is_back(
             found = prometheus.alerts("SyncdSyncFailing")
             return found[0]["state"] if found else None
 
-        wait_for(lambda: state() == "firing", ALERT_DEADLINE, "SyncdSyncFailing firing", interval=0.5)
+        wait_until(lambda: state() == "firing", ALERT_DEADLINE, "SyncdSyncFailing firing", interval=0.5)
         to_firing = time.monotonic() - stopped
         [alert] = prometheus.alerts("SyncdSyncFailing")
         assert alert["labels"] == {
@@ -222,7 +223,7 @@ def test_sync_failing_alert_fires_when_vault_stops_and_clears_when_it_is_back(
         vault.start()  # the same port; a dev server comes back empty
         hvac.Client(url=vault.address, token=vault.token).secrets.kv.v2.create_or_update_secret(path, secret=login)
         restarted = time.monotonic()
-        wait_for(lambda: state() is None, ALERT_DEADLINE, "SyncdSyncFailing to clear", interval=0.5)
+        wait_until(lambda: state() is None, ALERT_DEADLINE, "SyncdSyncFailing to clear", interval=0.5)
         to_resolved = time.monotonic() - restarted
         assert prometheus.alerts() == []
         print(f"SyncdSyncFailing firing {to_firing:.1f}s after Vault stopped, cleared {to_resolved:.1f}s after restart")
@@ -244,12 +245,12 @@ def test_every_dashboard_query_is_valid_and_finds_syncds_series(
     config["schedule"] = FAST_SCHEDULE
     config["credentials"][0]["lifetime"] = "1h"  # gives syncd_credential_expiry_timestamp_seconds
     syncd = start_syncd(config)
-    wait_for(lambda: has_secret(core_v1, f"{prefix}-d"), 15, "the first Secret")
+    wait_until(lambda: has_secret(core_v1, f"{prefix}-d"), 15, "the first Secret")
     prometheus = Prometheus(tmp_path / "prometheus", [f"127.0.0.1:{syncd.port}"], deploy_rules()).start()
     prometheus_servers.append(prometheus)
     wait_until_rules_evaluated(prometheus, syncd)
     # rate() and histogram_quantile() need a few scrapes of the counters.
-    wait_for(lambda: prometheus.query("count_over_time(syncd_leader[1m]) >= 5") != [], 20, "five scrapes")
+    wait_until(lambda: prometheus.query("count_over_time(syncd_leader[1m]) >= 5") != [], 20, "five scrapes")
 
     exported = {
         m.group(1) for m in re.finditer(r"^(syncd_[a-z_]+?)(?:_bucket|_sum|_count)?[{ ]", syncd.metrics(), re.M)

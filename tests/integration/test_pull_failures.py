@@ -21,9 +21,10 @@ from kubernetes import client
 from harness import Stack
 from harness.kubelet_events import FailedPull, MissingSecrets, write_events
 from harness.oci import Skopeo
+from harness.wait import wait_until
 from syncd.config import Config, parse_config
 from syncd.manifests import rbac
-from tests.integration.daemon import Start, SyncdProcess, vault_config, wait_for
+from tests.integration.daemon import Start, SyncdProcess, vault_config
 from tests.integration.test_deploy_manifests import apply_for_real, kubectl, token_for, write_kubeconfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -110,8 +111,8 @@ def test_the_leader_counts_refused_logins_and_missing_pull_secrets_of_its_secret
     write_events(
         kubeconfig, selected, "web", [FailedPull("app", refused, times=3), MissingSecrets(["by-hand", "regcred"], 2)]
     )
-    wait_for(lambda: counted(daemon, host, "auth_failed") >= 3, 30, "3 refused logins counted")
-    wait_for(lambda: counted(daemon, "", "secret_unavailable") >= 2, 30, "2 missing Secrets counted")
+    wait_until(lambda: counted(daemon, host, "auth_failed") >= 3, 30, "3 refused logins counted")
+    wait_until(lambda: counted(daemon, "", "secret_unavailable") >= 2, 30, "2 missing Secrets counted")
     # Each watch delivers in order, so the Events written first have been seen (and ignored).
     assert counted(daemon, host, "auth_failed") == 3
     assert counted(daemon, "", "secret_unavailable") == 2
@@ -174,7 +175,7 @@ def test_as_a_service_account_the_events_watch_needs_exactly_what_syncd_rbac_add
     try:
         daemon.start()
         daemon.wait_ready()
-        wait_for(lambda: "watch of events/Failed failed" in daemon.log(), 30, "the refused events watch to be logged")
+        wait_until(lambda: "watch of events/Failed failed" in daemon.log(), 30, "the refused events watch to be logged")
         assert "403" in daemon.log()
         apply_for_real(stack, cluster_rbac(on, home))
         refused = FailedPull("app", refused_login(stack, tmp_path, f"{host}/team/app:v1"))
@@ -184,7 +185,7 @@ def test_as_a_service_account_the_events_watch_needs_exactly_what_syncd_rbac_add
             write_events(stack.kube.kubeconfig, selected, "web", [refused])
             return counted(daemon, host, "auth_failed") > 0
 
-        wait_for(counted_after_writing, 60, "a refused login counted as the ServiceAccount", interval=3)
+        wait_until(counted_after_writing, 60, "a refused login counted as the ServiceAccount", interval=3)
     finally:
         daemon.stop_quietly()
         name = rbac.role_name("syncd", instance)
