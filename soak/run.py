@@ -66,7 +66,7 @@ class Soak:
             self.proxy = Proxy(self.servers.kube.url, pki.ca_cert, self.settings.seed)
             self.proxy.start()
         self._start_replicas()
-        self.prometheus = Prometheus(self.servers.dir / "prometheus", [f"127.0.0.1:{r.port}" for r in self.replicas])
+        self.prometheus = Prometheus(self.servers.dir, [f"127.0.0.1:{r.port}" for r in self.replicas])
         self.prometheus.start()
         self._spawn(run_observer, self.observer, self.stop)
         self._spawn(watch_secrets, self.observer, self.stop)
