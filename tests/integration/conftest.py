@@ -16,6 +16,7 @@ import yaml
 from kubernetes import client
 
 from harness import Stack
+from harness.vault import Vault
 from syncd.cli.commands import main
 from tests.integration import faults, soak_background
 from tests.integration.daemon import Start, SyncdProcess
@@ -174,6 +175,17 @@ def vault_path(vault_client: hvac.Client) -> str:
     path = f"daemon/{uuid.uuid4().hex[:8]}"
     vault_client.secrets.kv.v2.create_or_update_secret(path, secret={"username": "robot", "password": "d-1"})
     return path
+
+
+@pytest.fixture
+def private_vault(tmp_path: Path) -> Iterator[Vault]:
+    """An OpenBao of this test's own, so that stopping it (a dev server comes back empty) disturbs no other test."""
+    vault = Vault(tmp_path / "own-vault")
+    vault.start()
+    try:
+        yield vault
+    finally:
+        vault.stop()
 
 
 @pytest.fixture(scope="module")

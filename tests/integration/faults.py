@@ -35,7 +35,6 @@ import yaml
 from kubernetes import client, config
 
 from harness.kube import Kube
-from harness.vault import Vault
 from tests.integration.daemon import SyncdProcess
 from tests.kube_objects import (
     annotations_of,
@@ -115,17 +114,6 @@ def fault_capture(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixtu
     record(request.node.nodeid, "\n".join(formatter.format(r) for r in records))
     found = forms_found(TEXTS[first:])
     assert found == [], f"secret values (by label) found in what syncd produced: {found[:10]}"
-
-
-@pytest.fixture
-def private_vault(tmp_path: Path) -> Iterator[Vault]:
-    """An OpenBao of this test's own, so that stopping it (a dev server comes back empty) disturbs no other test."""
-    vault = Vault(tmp_path / "own-vault")
-    vault.start()
-    try:
-        yield vault
-    finally:
-        vault.stop()
 
 
 def error_lines(log: str) -> list[dict[str, Any]]:

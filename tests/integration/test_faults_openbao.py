@@ -28,7 +28,6 @@ from tests.integration.faults import (
     check_secrets,
     error_lines,
     fault_capture,  # noqa: F401 - a fixture, used through usefixtures
-    private_vault,  # noqa: F401 - a fixture
     record_daemon,
     secret_value,
     snapshot,
@@ -64,7 +63,7 @@ def _passwords(core_v1: client.CoreV1Api, namespaces: list[str]) -> set[str | No
 
 
 def test_vault_stopped_then_back_empty_changes_nothing_until_its_data_is_back(
-    private_vault: Vault,  # noqa: F811 - the fixture imported above
+    private_vault: Vault,
     core_v1: client.CoreV1Api,
     prefix: str,
     tmp_path: Path,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +23,6 @@ from tests.kube_objects import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_vault(tmp_path: Path) -> Iterator[Vault]:
-    """An OpenBao of this test's own, so that stopping it does not disturb other tests."""
-    vault = Vault(tmp_path / "own-vault")
-    vault.start()
-    try:
-        yield vault
-    finally:
-        vault.stop()
 
 
 def _config(vault: Vault, token_file: Path, path: str, prefix: str, **spec: Any) -> dict[str, Any]:

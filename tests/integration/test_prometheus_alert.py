@@ -63,71 +63,66 @@ def test_sync_failing_alert_fires_when_vault_stops_and_clears_when_it_is_back(
     tmp_path: Path,
     start_syncd: Start,
     prometheus_servers: list[Prometheus],
+    private_vault: Vault,
 ) -> None:
-    vault = Vault(tmp_path / "private-vault")
-    vault.start()
-    try:
-        login = {"username": "robot", "password": "p-1"}
-        path = f"alert/{prefix}"
-        hvac.Client(url=vault.address, token=vault.token).secrets.kv.v2.create_or_update_secret(path, secret=login)
-        new_namespace(core_v1, f"{prefix}-a", {"pull": prefix})
-        token_file = tmp_path / "private-vault-token"
-        token_file.write_text(vault.token)
-        config = base_config(stack, tmp_path, path, prefix)
-        config["vault"] = {
-            "address": vault.address,
-            "allow_http": True,
-            "auth": {"method": "token", "token_file": str(token_file)},
-        }
-        config["schedule"] = FAST_SCHEDULE
-        syncd = start_syncd(config)
-        wait_until(lambda: has_secret(core_v1, f"{prefix}-a"), 15, "the first Secret")
+    vault = private_vault
+    login = {"username": "robot", "password": "p-1"}
+    path = f"alert/{prefix}"
+    hvac.Client(url=vault.address, token=vault.token).secrets.kv.v2.create_or_update_secret(path, secret=login)
+    new_namespace(core_v1, f"{prefix}-a", {"pull": prefix})
+    token_file = tmp_path / "private-vault-token"
+    token_file.write_text(vault.token)
+    config = base_config(stack, tmp_path, path, prefix)
+    config["vault"] = {
+        "address": vault.address,
+        "allow_http": True,
+        "auth": {"method": "token", "token_file": str(token_file)},
+    }
+    config["schedule"] = FAST_SCHEDULE
+    syncd = start_syncd(config)
+    wait_until(lambda: has_secret(core_v1, f"{prefix}-a"), 15, "the first Secret")
 
-        # SyncdSyncFailing at test scale: a 15 s window and 3 s of `for` instead of 15 m and 15 m.
-        rules = shipped_rules(
-            SyncdSyncFailing={"[15m]": "[15s]", "offset 15m": "offset 15s", "< 900": "< 15", "for": "3s"}
-        )
-        prometheus = Prometheus(tmp_path, [f"127.0.0.1:{syncd.port}"], rules).start()
-        prometheus_servers.append(prometheus)
-        wait_until_rules_evaluated(prometheus, syncd)
-        unhealthy = [(r["name"], r.get("lastError")) for r in prometheus.alert_rules() if r["health"] != "ok"]
-        assert unhealthy == []
-        assert prometheus.alerts() == [], "an alert is pending or firing while syncd is healthy"
-        before = core_v1.read_namespaced_secret("regcred", f"{prefix}-a")
+    # SyncdSyncFailing at test scale: a 15 s window and 3 s of `for` instead of 15 m and 15 m.
+    rules = shipped_rules(SyncdSyncFailing={"[15m]": "[15s]", "offset 15m": "offset 15s", "< 900": "< 15", "for": "3s"})
+    prometheus = Prometheus(tmp_path, [f"127.0.0.1:{syncd.port}"], rules).start()
+    prometheus_servers.append(prometheus)
+    wait_until_rules_evaluated(prometheus, syncd)
+    unhealthy = [(r["name"], r.get("lastError")) for r in prometheus.alert_rules() if r["health"] != "ok"]
+    assert unhealthy == []
+    assert prometheus.alerts() == [], "an alert is pending or firing while syncd is healthy"
+    before = core_v1.read_namespaced_secret("regcred", f"{prefix}-a")
 
-        vault.stop()
-        stopped = time.monotonic()
+    vault.stop()
+    stopped = time.monotonic()
 
-        def state() -> str | None:
-            found = prometheus.alerts("SyncdSyncFailing")
-            return found[0]["state"] if found else None
+    def state() -> str | None:
+        found = prometheus.alerts("SyncdSyncFailing")
+        return found[0]["state"] if found else None
 
-        wait_until(lambda: state() == "firing", ALERT_DEADLINE, "SyncdSyncFailing firing", interval=0.5)
-        to_firing = time.monotonic() - stopped
-        [alert] = prometheus.alerts("SyncdSyncFailing")
-        assert alert["labels"] == {
-            "alertname": "SyncdSyncFailing",
-            "job": "syncd",
-            "secret": "regcred",
-            "severity": "warning",
-        }
-        assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#syncdsyncfailing"
-        assert '"message": "sync failed: credential \'robot\': cannot connect to Vault' in syncd.log()
-        # Nothing was blanked or rewritten while the source was down.
-        during = core_v1.read_namespaced_secret("regcred", f"{prefix}-a")
-        assert during.metadata is not None
-        assert before.metadata is not None
-        assert during.metadata.resource_version == before.metadata.resource_version
+    wait_until(lambda: state() == "firing", ALERT_DEADLINE, "SyncdSyncFailing firing", interval=0.5)
+    to_firing = time.monotonic() - stopped
+    [alert] = prometheus.alerts("SyncdSyncFailing")
+    assert alert["labels"] == {
+        "alertname": "SyncdSyncFailing",
+        "job": "syncd",
+        "secret": "regcred",
+        "severity": "warning",
+    }
+    assert alert["annotations"]["runbook_url"] == "docs/runbooks.md#syncdsyncfailing"
+    assert '"message": "sync failed: credential \'robot\': cannot connect to Vault' in syncd.log()
+    # Nothing was blanked or rewritten while the source was down.
+    during = core_v1.read_namespaced_secret("regcred", f"{prefix}-a")
+    assert during.metadata is not None
+    assert before.metadata is not None
+    assert during.metadata.resource_version == before.metadata.resource_version
 
-        vault.start()  # the same port; a dev server comes back empty
-        hvac.Client(url=vault.address, token=vault.token).secrets.kv.v2.create_or_update_secret(path, secret=login)
-        restarted = time.monotonic()
-        wait_until(lambda: state() is None, ALERT_DEADLINE, "SyncdSyncFailing to clear", interval=0.5)
-        to_resolved = time.monotonic() - restarted
-        assert prometheus.alerts() == []
-        print(f"SyncdSyncFailing firing {to_firing:.1f}s after Vault stopped, cleared {to_resolved:.1f}s after restart")
-    finally:
-        vault.stop()
+    vault.start()  # the same port; a dev server comes back empty
+    hvac.Client(url=vault.address, token=vault.token).secrets.kv.v2.create_or_update_secret(path, secret=login)
+    restarted = time.monotonic()
+    wait_until(lambda: state() is None, ALERT_DEADLINE, "SyncdSyncFailing to clear", interval=0.5)
+    to_resolved = time.monotonic() - restarted
+    assert prometheus.alerts() == []
+    print(f"SyncdSyncFailing firing {to_firing:.1f}s after Vault stopped, cleared {to_resolved:.1f}s after restart")
 
 
 def test_every_dashboard_query_is_valid_and_finds_syncds_series(

@@ -612,17 +612,6 @@ def test_no_secret_value_in_logs_or_errors(
     assert not leaked, f"secret value(s) labelled {leaked} appear in logs or errors"
 
 
-@pytest.fixture
-def private_vault(tmp_path: Path) -> Iterator[Vault]:
-    """An OpenBao of this test's own: a dev server comes back empty, which no other test may see."""
-    vault = Vault(tmp_path / "own-vault")
-    vault.start()
-    try:
-        yield vault
-    finally:
-        vault.stop()
-
-
 def test_vault_stopped_is_unavailable(private_vault: Vault, tmp_path: Path) -> None:
     root = hvac.Client(url=private_vault.address, token=private_vault.token)
     mount = _mount(root, "kv2", "2")
