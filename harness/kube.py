@@ -125,7 +125,7 @@ class Kube:
 
     def start_apiserver(self, binary: Path) -> None:
         self.apiserver.start(self.apiserver_argv(binary))
-        self.apiserver.wait_healthy(self._ready, timeout=120)
+        self.apiserver.wait_healthy(self.ready, timeout=120)
 
     def restart_apiserver(self) -> None:
         """Stop and start kube-apiserver on the same port, against the same etcd."""
@@ -140,9 +140,10 @@ class Kube:
         """
         self.etcd.stop(timeout=0.5)
         self.start_etcd(find_binaries().etcd)
-        self.apiserver.wait_healthy(self._ready, timeout=120)
+        self.apiserver.wait_healthy(self.ready, timeout=120)
 
-    def _ready(self) -> bool:
+    def ready(self) -> bool:
+        """The apiserver answers /readyz with 200 (etcd reachable, every post-start hook done)."""
         assert self.pki is not None
         response = requests.get(
             f"{self.url}/readyz",

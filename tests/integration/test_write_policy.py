@@ -24,13 +24,14 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
+from harness.accounts import service_account_token, token_kubeconfig
+from harness.kubectl import kubectl
 from harness.wait import wait_until
 from syncd.cli.commands import main
 from syncd.config import Config
 from syncd.manifests import admission_policy as policy
 from syncd.manifests import rbac
 from tests.integration.daemon import SyncdProcess, has_secret, new_namespace
-from tests.integration.test_deploy_manifests import kubectl, token_for, write_kubeconfig
 from tests.kube_objects import default_service_account, pull_secret_names
 
 pytestmark = pytest.mark.integration
@@ -102,7 +103,9 @@ def _install(
     settings = _settings(prefix, namespace, tmp)
     edit(settings)
     _apply_rbac(stack, settings, namespace, with_policy=with_policy)
-    kubeconfig = write_kubeconfig(stack, tmp / "kubeconfig", token_for(admin, namespace, "syncd", audiences=[]))
+    kubeconfig = token_kubeconfig(
+        stack.kube, tmp / "kubeconfig", service_account_token(admin, namespace, "syncd", audiences=[])
+    )
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
     return Syncd(prefix, namespace, settings, kubeconfig, api)
 
@@ -193,7 +196,7 @@ def test_with_the_rbac_alone_syncd_mints_a_token_that_may_escalate_cluster_roles
         wait_until(filled, 30, "the token controller to fill in the Secret syncd created")
         data = unguarded.api.read_namespaced_secret(unguarded.name, "kube-system").data or {}
         stolen = base64.b64decode(data["token"])
-        as_controller = write_kubeconfig(stack, Path(unguarded.kubeconfig).with_name("stolen"), stolen.decode())
+        as_controller = token_kubeconfig(stack.kube, Path(unguarded.kubeconfig).with_name("stolen"), stolen.decode())
         review = client.V1SelfSubjectAccessReview(
             spec=client.V1SelfSubjectAccessReviewSpec(
                 resource_attributes=client.V1ResourceAttributes(
