@@ -5,7 +5,7 @@ validate every body into a pydantic model and back: issue 14). These tests check
 apiserver stores from them and how they fail: a stale resourceVersion is a 409 the callers
 act on, a refused write says status and reason only. They run as syncd's own client
 (load_api_client, fenced); the same path as a ServiceAccount with a bearer token and the
-generated RBAC is covered by test_deploy_manifests, and under 429s by test_faults_ratelimit.
+generated RBAC is covered by kustomize/test_syncd_as_service_account, and under 429s by test_faults_ratelimit.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from harness.wait import wait_until
 from syncd.config import Config, parse_config
 from syncd.manifests import rbac
 from tests.integration.daemon import Start, SyncdProcess, vault_config
-from tests.integration.test_deploy_manifests import apply_for_real
+from tests.integration.kustomize.manifests import apply_for_real
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 FAILURES = "syncd_image_pull_failures_total"
