@@ -16,11 +16,11 @@ import yaml
 from kubernetes import client
 
 from harness import Stack
+from harness.kube_objects import namespace_of, secret_data
+from harness.syncd_process import Start, SyncdProcess
 from harness.vault import Vault
 from syncd.cli.commands import main
 from tests.integration import faults, soak_background
-from tests.integration.daemon import Start, SyncdProcess
-from tests.kube_objects import namespace_of, secret_data
 
 # Under pytest-xdist (`make test`), the files that run longest go first, each to a worker of its
 # own, and the others fill in around them (--dist loadfile hands files out in this order).

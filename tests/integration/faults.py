@@ -36,8 +36,7 @@ from kubernetes import client, config
 
 from harness.accounts import cluster_admin_kubeconfig
 from harness.kube import Kube
-from tests.integration.daemon import SyncdProcess
-from tests.kube_objects import (
+from harness.kube_objects import (
     annotations_of,
     labels_of,
     meta,
@@ -46,6 +45,7 @@ from tests.kube_objects import (
     resource_version,
     secret_data,
 )
+from harness.syncd_process import SyncdProcess
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 SECRET_VALUES: dict[str, str] = {}  # every secret value the fault tests used -> a label for the report

@@ -15,9 +15,9 @@ import yaml
 from kubernetes import client
 
 from harness import Stack
+from harness.kube_objects import annotations_of, lease_spec, resource_version, secret_data
+from harness.syncd_process import Start, base_config, has_secret, new_namespace
 from harness.wait import wait_until
-from tests.integration.daemon import Start, base_config, has_secret, new_namespace
-from tests.kube_objects import annotations_of, lease_spec, resource_version, secret_data
 from tests.metric_names import SPEC_METRICS
 
 pytestmark = pytest.mark.integration

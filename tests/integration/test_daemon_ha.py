@@ -9,8 +9,8 @@ import pytest
 from kubernetes import client
 
 from harness import Stack
+from harness.syncd_process import Start, SyncdProcess, base_config, has_secret, new_namespace
 from harness.wait import wait_until
-from tests.integration.daemon import Start, SyncdProcess, base_config, has_secret, new_namespace
 
 pytestmark = pytest.mark.integration
 LEASE_SECONDS = 3

@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client
 
 from harness import Stack
+from harness.syncd_process import Start, SyncdProcess, has_secret, new_namespace
 from harness.wait import wait_until
-from tests.integration.daemon import Start, SyncdProcess, has_secret, new_namespace
 
 pytestmark = pytest.mark.integration
 

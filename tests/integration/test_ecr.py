@@ -17,11 +17,11 @@ import pytest
 from kubernetes import client
 
 from harness.ecr import REGISTRY, EcrEmulator, helper_binary
+from harness.kube_objects import secret_data
+from harness.syncd_process import Start
 from harness.wait import wait_until
 from tests.integration.conftest import RunSyncd, WriteConfig
-from tests.integration.daemon import Start
 from tests.integration.faults import Login, check_secrets, error_lines, managed, snapshot
-from tests.kube_objects import secret_data
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
 from harness.accounts import service_account_token
-from tests.kube_objects import default_service_account, meta, secret_data
+from harness.kube_objects import default_service_account, meta, secret_data
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 from kubernetes import client
 
 from harness import Stack
+from harness.kube_objects import default_service_account
 from tests.integration.conftest import RunSyncd
-from tests.kube_objects import default_service_account
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.kube_objects import default_service_account, pull_secret_names
+from harness.syncd_process import has_secret, new_namespace
 from harness.wait import wait_until
-from tests.integration.daemon import has_secret, new_namespace
 from tests.integration.faults import (
     Login,
     PrivateKube,
@@ -37,7 +38,6 @@ from tests.integration.faults import (
     syncd_daemon,
     write_yaml,
 )
-from tests.kube_objects import default_service_account, pull_secret_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 

@@ -19,9 +19,10 @@ import pytest
 from kubernetes import client
 
 from harness import Stack
+from harness.kube_objects import secret_data
+from harness.syncd_process import Start, SyncdProcess, has_secret, new_namespace
 from harness.vault import Vault
 from harness.wait import wait_until
-from tests.integration.daemon import Start, SyncdProcess, has_secret, new_namespace
 from tests.integration.faults import (
     Login,
     add_unmanaged,
@@ -32,7 +33,6 @@ from tests.integration.faults import (
     secret_value,
     snapshot,
 )
-from tests.kube_objects import secret_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 FAST = {"interval": "2s", "jitter": "0s", "retry": {"min": "1s", "max": "2s"}}

@@ -24,12 +24,12 @@ import pytest
 from kubernetes import client
 
 from harness import Stack
+from harness.kube_objects import default_service_account, pull_secret_names
 from harness.node import HollowNode
 from harness.oci import Skopeo, dockerconfigjson, make_layout
 from harness.registry import Registry
+from harness.syncd_process import SyncdProcess, vault_config
 from harness.wait import wait_until
-from tests.integration.daemon import SyncdProcess, vault_config
-from tests.kube_objects import default_service_account, pull_secret_names
 
 # A cold build of hollow-node (scripts/hollow-node.sh) takes minutes; `make hollow-node` ahead avoids that.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -50,8 +50,8 @@ import yaml
 from kubernetes import client
 
 from harness import Stack
+from harness.kube_objects import secret_data
 from harness.process import free_port
-from tests.kube_objects import secret_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 

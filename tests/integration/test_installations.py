@@ -17,11 +17,11 @@ import pytest
 from kubernetes import client
 
 from harness import Stack
+from harness.kube_objects import annotations_of, default_service_account, labels_of, pull_secret_names, resource_version
+from harness.syncd_process import Start, base_config, has_secret
 from harness.wait import wait_until
 from syncd.core.values import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL
 from tests.integration.conftest import RunSyncd, WriteConfig, plan_rows
-from tests.integration.daemon import Start, base_config, has_secret
-from tests.kube_objects import annotations_of, default_service_account, labels_of, pull_secret_names, resource_version
 
 pytestmark = pytest.mark.integration
 

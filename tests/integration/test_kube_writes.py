@@ -19,12 +19,7 @@ import pytest
 from kubernetes import client
 
 from harness import Stack
-from syncd.core.errors import KubeError
-from syncd.core.values import DesiredSecret, RegistryCredential
-from syncd.kube import secrets, serviceaccounts
-from syncd.kube.client import WriteFence, load_api_client
-from syncd.registry.dockerconfig import render
-from tests.kube_objects import (
+from harness.kube_objects import (
     annotations_of,
     default_service_account,
     labels_of,
@@ -32,6 +27,11 @@ from tests.kube_objects import (
     resource_version,
     secret_data,
 )
+from syncd.core.errors import KubeError
+from syncd.core.values import DesiredSecret, RegistryCredential
+from syncd.kube import secrets, serviceaccounts
+from syncd.kube.client import WriteFence, load_api_client
+from syncd.registry.dockerconfig import render
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)

@@ -11,9 +11,7 @@ import hvac
 import pytest
 from kubernetes import client
 
-from harness.vault import Vault
-from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, plan_rows, secrets_named
-from tests.kube_objects import (
+from harness.kube_objects import (
     default_service_account,
     labels_of,
     name_of,
@@ -21,6 +19,8 @@ from tests.kube_objects import (
     resource_version,
     secret_data,
 )
+from harness.vault import Vault
+from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, plan_rows, secrets_named
 
 pytestmark = pytest.mark.integration
 

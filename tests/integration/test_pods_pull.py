@@ -22,10 +22,10 @@ import pytest
 from kubernetes import client
 
 from harness import Stack
+from harness.kube_objects import default_service_account
 from harness.kubelet import offered
 from harness.oci import Skopeo, dockerconfigjson, make_layout
 from tests.integration.conftest import RunSyncd
-from tests.kube_objects import default_service_account
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -21,9 +21,9 @@ from kubernetes import client
 
 from harness import Stack
 from harness.prometheus import Prometheus, shipped_rules
+from harness.syncd_process import Start, SyncdProcess, base_config, has_secret, new_namespace
 from harness.vault import Vault
 from harness.wait import wait_until
-from tests.integration.daemon import Start, SyncdProcess, base_config, has_secret, new_namespace
 
 pytestmark = pytest.mark.integration
 

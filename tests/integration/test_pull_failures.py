@@ -23,10 +23,10 @@ from harness.accounts import service_account_token, token_kubeconfig
 from harness.kubectl import kubectl
 from harness.kubelet_events import FailedPull, MissingSecrets, write_events
 from harness.oci import Skopeo
+from harness.syncd_process import Start, SyncdProcess, vault_config
 from harness.wait import wait_until
 from syncd.config import Config, parse_config
 from syncd.manifests import rbac
-from tests.integration.daemon import Start, SyncdProcess, vault_config
 from tests.integration.kustomize.manifests import apply_for_real
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -20,14 +20,14 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry
 
 from harness import Stack, pki
+from harness.kube_objects import issued_token
+from harness.syncd_process import SyncdProcess, base_config
 from harness.wait import wait_until
 from syncd.daemon.server import HttpServer
 from syncd.daemon.server.auth import MetricsGuard
 from syncd.engine.metrics import Metrics
 from syncd.kube.reviews import AccessReviews
-from tests.integration.daemon import SyncdProcess, base_config
 from tests.integration.test_helm_chart import find, render
-from tests.kube_objects import issued_token
 
 RBAC = "rbac.authorization.k8s.io"
 

@@ -16,6 +16,7 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry
 
 from harness import Stack
+from harness.syncd_process import has_secret, new_namespace
 from harness.wait import wait_until
 from syncd.config import parse_config
 from syncd.core.values import Action
@@ -26,7 +27,6 @@ from syncd.kube.cached_cluster import CachedCluster
 from syncd.kube.client import load_api_client
 from syncd.kube.stores import WatchCache
 from syncd.kube.watches import WatchLoop, watch_loops
-from tests.integration.daemon import has_secret, new_namespace
 from tests.integration.tcp_proxy import TcpProxy
 from tests.unit.fakes import FakeSource
 

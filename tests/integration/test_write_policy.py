@@ -25,14 +25,14 @@ from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
 from harness.accounts import service_account_token, token_kubeconfig
+from harness.kube_objects import default_service_account, pull_secret_names
 from harness.kubectl import kubectl
+from harness.syncd_process import SyncdProcess, has_secret, new_namespace
 from harness.wait import wait_until
 from syncd.cli.commands import main
 from syncd.config import Config
 from syncd.manifests import admission_policy as policy
 from syncd.manifests import rbac
-from tests.integration.daemon import SyncdProcess, has_secret, new_namespace
-from tests.kube_objects import default_service_account, pull_secret_names
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
 from harness.kubectl import kubectl
+from harness.syncd_process import has_secret, new_namespace
 from syncd.cli.commands import main
 from syncd.config import load_config
 from syncd.manifests import rbac
-from tests.integration.daemon import has_secret, new_namespace
 from tests.integration.kustomize.manifests import ALL_NAMESPACES, KUSTOMIZE, VARIANTS, Identity, VaultAuth, find, render
 
 pytestmark = pytest.mark.integration

@@ -17,12 +17,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
+from harness.kube_objects import default_service_account, labels_of, lease_spec, pull_secret_names
+from harness.syncd_process import SyncdProcess, has_secret, new_namespace
 from harness.wait import wait_until
 from syncd.cli.commands import main
 from syncd.kube.leader import LeaderElector
-from tests.integration.daemon import SyncdProcess, has_secret, new_namespace
 from tests.integration.kustomize.manifests import Identity, VaultAuth
-from tests.kube_objects import default_service_account, labels_of, lease_spec, pull_secret_names
 
 pytestmark = pytest.mark.integration
 
