@@ -7,12 +7,16 @@ TypeError on None, and mypy --strict sees plain types.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Sequence
 from typing import Protocol
 
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from syncd.manifests import crd
 
 
 class HasMetadata(Protocol):
@@ -96,3 +100,27 @@ def default_service_account(
         return account
     body = {"imagePullSecrets": [{"name": name} for name in pull_secrets]}
     return core.patch_namespaced_service_account("default", namespace, body)
+
+
+def install_pullsync_crd(kubectl: str, kubeconfig: str, timeout: float = 60.0) -> None:
+    """The PullSecretSync CRD, applied as a platform engineer applies the Kustomize base (so that a
+    later `kubectl apply` of the manifests finds it applied, not created); waits until served."""
+    document = yaml.safe_dump(crd.definition())
+    applied = subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-"],
+        input=document,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    name = f"crd/{crd.PLURAL}.{crd.GROUP}"
+    waited = subprocess.run(
+        [kubectl, "--kubeconfig", kubeconfig, "wait", "--for=condition=Established", name, f"--timeout={timeout:.0f}s"],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 10,
+        check=False,
+    )
+    assert waited.returncode == 0, waited.stderr

@@ -28,8 +28,8 @@ from syncd.engine.reconciler import Reconciler
 from syncd.kube.cached_cluster import CachedCluster
 from syncd.kube.client import WriteFence, load_api_client
 from syncd.kube.cluster import KubeCluster
+from syncd.kube.elector import LeaderElector
 from syncd.kube.events import EventRecorder
-from syncd.kube.leader import LeaderElector
 from syncd.kube.pull_events import pull_failure_loops
 from syncd.kube.pullsyncs import CrdMissing, PullSyncObjects
 from syncd.kube.reviews import AccessReviews
@@ -71,6 +71,12 @@ def _api(options: ClusterOptions, pool_size: int, fence: WriteFence | None = Non
 def build_cluster(options: ClusterOptions, workers: int) -> KubeCluster:
     """`status`: the cluster, read only."""
     return KubeCluster(_api(options, workers + 4))
+
+
+def read_status_objects(options: ClusterOptions, instance: str | None) -> list[dict[str, Any]]:
+    """`status --from-cluster`: the PullSecretSync objects, of one instance or of all."""
+    objects = PullSyncObjects(_api(options, 2), instance or "")
+    return objects.objects(every_instance=instance is None)
 
 
 def _reconciler(

@@ -12,6 +12,8 @@ import pytest
 from kubernetes import client, config
 
 from harness import Stack
+from harness.kube_objects import install_pullsync_crd
+from harness.kubectl import kubectl_binary
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +32,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     servers = Stack(tmp_path_factory.mktemp("stack"))
     servers.up()
     try:
+        # As every install of syncd has it (Helm crds/, the Kustomize base): its status objects.
+        install_pullsync_crd(kubectl_binary(), str(servers.kube.kubeconfig))
         yield servers
     finally:
         servers.down()

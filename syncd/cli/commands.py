@@ -10,9 +10,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from syncd import __version__
-from syncd.app import ClusterOptions, build_cluster, build_reconciler, run_daemon, write_workers
+from syncd.app import ClusterOptions, build_cluster, build_reconciler, read_status_objects, run_daemon, write_workers
 from syncd.cli.explain import explain
-from syncd.cli.output import explain_json, explain_table, plan_table, results_json, status_json, status_table, summary
+from syncd.cli.output import (
+    explain_json,
+    explain_table,
+    plan_table,
+    pullsync_json,
+    pullsync_rows,
+    pullsync_table,
+    results_json,
+    status_json,
+    status_table,
+    summary,
+)
 from syncd.cli.status import cluster_status
 from syncd.config import Config, load_config
 from syncd.core import logs
@@ -47,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("check-config", parents=[common], help="validate the config and print every problem")
     status = commands.add_parser("status", parents=[common], help="what is in the cluster now (no secret values)")
     status.add_argument("--output", choices=["table", "json"], default="table")
+    status.add_argument(
+        "--from-cluster",
+        action="store_true",
+        help="read the PullSecretSync objects the running syncd writes; no config file needed",
+    )
+    status.add_argument("--instance", help="with --from-cluster: only this installation's objects")
     explain = commands.add_parser(
         "explain", parents=[common], help="which pull Secret and login the kubelet offers for an image"
     )
@@ -87,6 +104,18 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     rows = cluster_status(cluster, config)
     print(status_json(rows) if args.output == "json" else status_table(rows))
     return EXIT_OK if all(r.state == "in_sync" for r in rows) else EXIT_FAILURE
+
+
+def cmd_status_from_cluster(args: argparse.Namespace) -> int:
+    """Exit 0 when every object is Ready, 1 otherwise (none found included)."""
+    try:
+        objects = read_status_objects(ClusterOptions(args.kubeconfig, args.context), args.instance)
+    except KubeError as exc:
+        print(f"syncd: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    rows = pullsync_rows(objects)
+    print(pullsync_json(rows) if args.output == "json" else pullsync_table(rows))
+    return EXIT_OK if rows and all(r["ready"] == "True" for r in rows) else EXIT_FAILURE
 
 
 def cmd_explain(args: argparse.Namespace, config: Config) -> int:
@@ -153,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     logs.setup(args.log_level, args.log_format)
     try:
+        if args.command == "status" and args.from_cluster:
+            return cmd_status_from_cluster(args)
         return _run(args)
     except BrokenPipeError:  # `syncd status | head`: the reader left; not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

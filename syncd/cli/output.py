@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 from syncd.cli.explain import Explanation
 from syncd.cli.status import StatusRow
@@ -119,3 +120,46 @@ def status_table(rows: Sequence[StatusRow]) -> str:
 
 def status_json(rows: Sequence[StatusRow]) -> str:
     return json.dumps([asdict(r) for r in rows], indent=2)
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    conditions = obj.get("status", {}).get("conditions", [])
+    return next((c for c in conditions if c.get("type") == kind), {})
+
+
+def pullsync_rows(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What `status --from-cluster` reports of each PullSecretSync: names, conditions and counts."""
+    rows = []
+    for obj in sorted(objects, key=lambda o: str(o.get("metadata", {}).get("name", ""))):
+        status, spec = obj.get("status", {}), obj.get("spec", {})
+        ready = _condition(obj, "Ready")
+        namespaces = status.get("namespaces", {})
+        rows.append(
+            {
+                "name": obj.get("metadata", {}).get("name", ""),
+                "instance": spec.get("instance", ""),
+                "secret": spec.get("secret", ""),
+                "ready": ready.get("status", "Unknown"),
+                "reason": ready.get("reason", ""),
+                "message": ready.get("message", ""),
+                "in_sync": namespaces.get("inSync", 0),
+                "selected": namespaces.get("selected", 0),
+                "expires_at": status.get("expiresAt", ""),
+                "last_sync": status.get("lastSyncTime", ""),
+                "conditions": {c.get("type"): c.get("status") for c in status.get("conditions", [])},
+                "failures": status.get("failures", []),
+                "failures_omitted": status.get("failuresOmitted", 0),
+            }
+        )
+    return rows
+
+
+def pullsync_table(rows: Sequence[dict[str, Any]]) -> str:
+    headers = ["NAME", "INSTANCE", "SECRET", "READY", "REASON", "IN-SYNC", "EXPIRES", "LAST-SYNC"]
+    keys = ("name", "instance", "secret", "ready", "reason")
+    cells = [[*(r[k] for k in keys), f"{r['in_sync']}/{r['selected']}", r["expires_at"], r["last_sync"]] for r in rows]
+    return table(headers, cells) if cells else "no PullSecretSync objects (is syncd running, and the CRD installed?)"
+
+
+def pullsync_json(rows: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), indent=2)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from syncd.config import Config, SecretSpec
 from syncd.core.values import SECRET_TYPE, ExistingSecret, Ownership
-from syncd.engine.reconciler import Cluster
+from syncd.engine.ports import Cluster
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,10 @@ _TERM = re.compile(
     rf"|(?P<key>{_KEY_CHARS})\s*(?:(?P<op>==|!=|=|<|>)\s*(?P<value>[^\s,()]*)"
     r"|\s+(?P<setop>in|notin)\s*\((?P<values>[^()]*)\))?)\s*"
 )
-_INTEGER = re.compile(r"[-+]?[0-9]+")
+_DIGITS = re.compile(r"[0-9]+")
+# `>` and `<` compare as the apiserver does (strconv.ParseInt(s, 10, 64)): a label value has no
+# sign, and one past int64 is no integer at all, so it matches neither `>` nor `<`.
+_INT64_MAX = 2**63 - 1
 _TERM_HELP = "expected key, !key, key=value, key!=value, key in (a,b), key notin (a,b), key>1, key<1"
 
 
@@ -69,15 +72,51 @@ def _term_problems(term: str) -> list[str]:
     key = match["nkey"] or match["key"]
     problems = [p for p in [label_key_problem(key)] if p]
     if match["op"] in ("<", ">"):
-        if not _INTEGER.fullmatch(match["value"]):
-            problems.append(f"{term.strip()!r}: {match['op']} needs an integer value")
+        if _integer(match["value"]) is None:
+            problems.append(f"{term.strip()!r}: {match['op']} needs a whole number from 0 to {_INT64_MAX}")
         return problems
     values = [match["value"]] if match["op"] else []
     if match["setop"]:
         if not match["values"].strip():
             problems.append(f"{term.strip()!r}: {match['setop']} needs at least one value")
-        values = [v.strip() for v in match["values"].split(",")]
+        in_set = _set_values(match["values"])
+        if in_set is None:
+            return [
+                *problems,
+                f"{term.strip()!r}: the values in parentheses are not a comma-separated list (a stray comma?)",
+            ]
+        values = sorted(in_set)
     return problems + [p for p in map(label_value_problem, values) if p]
+
+
+def _set_values(inner: str) -> set[str] | None:
+    """The values of `in (...)` / `notin (...)` as the apiserver's parser reads them (apimachinery
+    labels.Parser.parseValues), None where it refuses them. Empty values come from commas: `()`,
+    `(,)`, `(a,)` and `(a,,b)` hold "", but `(a,,)` and `(,,)` are refused."""
+    tokens = re.findall(r",|[^\s,]+", inner)
+    if not tokens:
+        return {""}
+    values: set[str] = set()
+    at = 0
+    while at < len(tokens):  # running out here is meeting `)` where a value or comma must come
+        item = tokens[at]
+        at += 1
+        after = tokens[at] if at < len(tokens) else ")"
+        if item != ",":
+            values.add(item)
+            if after == ")":
+                return values
+            if after != ",":
+                return None
+            continue
+        if not values:
+            values.add("")
+        if after == ")":
+            return values | {""}
+        if after == ",":
+            at += 1
+            values.add("")
+    return None
 
 
 def selector_problems(selector: str) -> list[str]:
@@ -92,7 +131,7 @@ def selector_matches(selector: str, labels: Mapping[str, str]) -> bool:
 
     Lets one LIST of every namespace serve `names`, `patterns` and `selector` together, instead
     of a second LIST filtered by the apiserver. An absent key satisfies `!=`, `notin` and `!key`
-    only; `<` and `>` need a label value that is an integer.
+    only; `<` and `>` need a label value that is an integer within int64.
     """
     return all(_term_matches(term, labels) for term in _split_terms(selector))
 
@@ -105,7 +144,7 @@ def _term_matches(term: str, labels: Mapping[str, str]) -> bool:
         return match["nkey"] not in labels
     value = labels.get(match["key"])
     if match["setop"]:
-        wanted = {v.strip() for v in match["values"].split(",")}
+        wanted = _set_values(match["values"]) or set()
         return value in wanted if match["setop"] == "in" else value not in wanted
     return _compare(value, match["op"], match["value"])
 
@@ -118,6 +157,14 @@ def _compare(value: str | None, op: str | None, wanted: str) -> bool:
         return value == wanted
     if op == "!=":
         return value != wanted
-    if value is None or not _INTEGER.fullmatch(value):
+    number, bound = _integer(value), _integer(wanted)
+    if number is None or bound is None:
         return False
-    return int(value) > int(wanted) if op == ">" else int(value) < int(wanted)
+    return number > bound if op == ">" else number < bound
+
+
+def _integer(value: str | None) -> int | None:
+    """A label value read as the apiserver's ParseInt(value, 10, 64) reads it; None if it is not one."""
+    if value is None or not _DIGITS.fullmatch(value) or int(value) > _INT64_MAX:
+        return None
+    return int(value)

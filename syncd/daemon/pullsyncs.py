@@ -55,15 +55,27 @@ class CachedCredentials(Protocol):
     def fetched_at(self, name: str) -> dt.datetime | None: ...
 
 
-def credential_facts(credentials: CachedCredentials, names: Iterable[str]) -> dict[str, CredentialFacts]:
+ExpirySeen = dict[str, tuple[dt.datetime, dt.datetime]]  # credential -> (expires_at, first held at)
+
+
+def credential_facts(
+    credentials: CachedCredentials, names: Iterable[str], seen: ExpirySeen
+) -> dict[str, CredentialFacts]:
+    """Facts of the cached credentials; `seen` remembers when each expiry was first held."""
     found = {}
     for name in names:
         cached = credentials.cached(name)
-        if cached is not None:
-            registries = tuple(sorted({entry.registry for entry in cached.entries}))
-            found[name] = CredentialFacts(
-                name, cached.source, registries, cached.expires_at, credentials.fetched_at(name)
-            )
+        if cached is None:
+            continue
+        fetched_at = credentials.fetched_at(name)
+        since = None
+        if cached.expires_at is not None and fetched_at is not None:
+            known = seen.get(name)
+            if known is None or known[0] != cached.expires_at:
+                seen[name] = known = (cached.expires_at, fetched_at)
+            since = known[1]
+        registries = tuple(sorted({entry.registry for entry in cached.entries}))
+        found[name] = CredentialFacts(name, cached.source, registries, cached.expires_at, fetched_at, since)
     return found
 
 
@@ -116,6 +128,7 @@ class StatusPublisher:
         self.may_write, self.events, self.counter = may_write, events, counter
         self.crd_missing, self.clock = crd_missing, clock
         self.ledgers: dict[str, SpecLedger] = {}
+        self.expiry_seen: ExpirySeen = {}
         self.written: dict[str, _Written] = {}
         self.disabled = False
         self._dirty: set[str] = set()
@@ -200,7 +213,7 @@ class StatusPublisher:
         current = self._current(spec, name)
         ledger = self.ledgers.setdefault(spec.name, SpecLedger(spec.name))
         identity = Identity(config.instance, self.leader, config_hash(config), config.schedule.refresh_before_expiry)
-        described = credential_facts(self.credentials, spec.credentials)
+        described = credential_facts(self.credentials, spec.credentials, self.expiry_seen)
         new = status_of(ledger, facts_of(spec.credentials, described), identity, now, generation=current.generation)
         new = carry_transitions(new, current.status, now)
         if not needs_write(new, current.status, now - current.at, config.schedule.relist_interval):

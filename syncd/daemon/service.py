@@ -44,7 +44,7 @@ OnRelist = Callable[[str], None]
 
 
 class Elector(Protocol):
-    """What the daemon needs of leader election (syncd.kube.leader.LeaderElector)."""
+    """What the daemon needs of leader election (syncd.kube.elector.LeaderElector)."""
 
     def start(self) -> None: ...
     def stop(self, *, release: bool = True) -> None: ...

@@ -47,6 +47,9 @@ class CredentialFacts:
     registries: tuple[str, ...] = ()
     expires_at: dt.datetime | None = None
     fetched_at: dt.datetime | None = None
+    # When syncd first held a login with this expiry: a source that keeps handing out the same
+    # expiring login (a stored token) is overdue counted from there, not from the last fetch.
+    since: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -166,11 +169,12 @@ def _expiring_condition(credentials: Sequence[CredentialFacts], now: dt.datetime
     """True once a credential is past the time syncd meant to replace it (the refresh failed, or the
     source keeps handing out the same expiring login): a successful refresh moves its expiry out."""
     for facts in sorted(credentials, key=lambda c: c.expires_at or dt.datetime.max.replace(tzinfo=dt.UTC)):
-        if facts.expires_at is None or facts.fetched_at is None:
+        since = facts.since or facts.fetched_at
+        if facts.expires_at is None or since is None:
             continue
         if now >= facts.expires_at:
             return _condition("ExpiringSoon", True, EXPIRED, f"credential {facts.name} has expired")
-        if now >= refresh_at(facts.fetched_at, facts.expires_at, fraction):
+        if now >= refresh_at(since, facts.expires_at, fraction):
             message = f"credential {facts.name} expires at {_time(facts.expires_at)} and was not refreshed"
             return _condition("ExpiringSoon", True, REFRESH_OVERDUE, message)
     return _condition("ExpiringSoon", False, NOT_EXPIRING, "no credential is past its refresh time")

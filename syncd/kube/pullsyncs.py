@@ -86,7 +86,13 @@ class PullSyncObjects:
 
     def names(self) -> list[str]:
         """This instance's objects (one LIST, by label)."""
-        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{INSTANCE_LABEL}={self.instance}"
+        return sorted(str(item["metadata"]["name"]) for item in self.objects())
+
+    def objects(self, *, every_instance: bool = False) -> list[dict[str, Any]]:
+        """This instance's objects, or every installation's (`syncd status --from-cluster`)."""
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+        if not every_instance:
+            selector += f",{INSTANCE_LABEL}={self.instance}"
         try:
             response = call(
                 lambda: self.custom.list_cluster_custom_object(
@@ -98,4 +104,4 @@ class PullSyncObjects:
             if _missing(exc):
                 raise CrdMissing(f"PullSecretSync is not served (is the CRD installed?): {exc}", status=404) from exc
             raise
-        return sorted(str(item["metadata"]["name"]) for item in json_body(response).get("items", []))
+        return list(json_body(response).get("items", []))

@@ -21,7 +21,7 @@ from kubernetes import client, config
 
 from harness import Stack
 from harness.wait import wait_until as harness_wait_until
-from syncd.kube.leader import LeaderElector
+from syncd.kube.elector import LeaderElector
 
 pytestmark = pytest.mark.integration
 

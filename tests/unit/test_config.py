@@ -175,7 +175,25 @@ MALFORMED: list[tuple[str, bytes | Edit, str, str]] = [
         "selector-greater-than-needs-integer",
         _set("secrets", 0, "namespaces", "selector", value="tier>gold"),
         "secrets[0].namespaces.selector",
-        "> needs an integer value",
+        "> needs a whole number from 0 to 9223372036854775807",
+    ),
+    (
+        "selector-less-than-a-negative-number",  # the apiserver refuses it: not a label value
+        _set("secrets", 0, "namespaces", "selector", value="x<-1"),
+        "secrets[0].namespaces.selector",
+        "< needs a whole number from 0 to 9223372036854775807",
+    ),
+    (
+        "selector-greater-than-past-int64",
+        _set("secrets", 0, "namespaces", "selector", value="x>9223372036854775808"),
+        "secrets[0].namespaces.selector",
+        "> needs a whole number from 0 to 9223372036854775807",
+    ),
+    (
+        "selector-set-ending-in-two-commas",  # the apiserver's parser refuses `(b,,)`, takes `(b,,c)`
+        _set("secrets", 0, "namespaces", "selector", value="a in (b,,)"),
+        "secrets[0].namespaces.selector",
+        "not a comma-separated list",
     ),
     (
         "selector-empty",
@@ -654,7 +672,14 @@ def test_durations_as_users_write_them(written: object, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     "selector",
-    ["pull-secrets=enabled", "a==b,c!=d", "env in (prod, staging),!legacy", "tier notin (a),team", "priority>5,x<-1"],
+    [
+        "pull-secrets=enabled",
+        "a==b,c!=d",
+        "env in (prod, staging),!legacy",
+        "tier notin (a),team",
+        "priority>5,x<0",
+        "a in (b,,c)",
+    ],
 )
 def test_label_selectors_kubernetes_accepts(selector: str) -> None:
     raw = copy.deepcopy(MINIMAL)

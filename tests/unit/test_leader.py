@@ -7,14 +7,14 @@ import datetime as dt
 import pytest
 from kubernetes import client
 
-from syncd.kube.leader import (
+from syncd.kube.elector import own_client
+from syncd.kube.lease import (
     LeaseRecord,
     can_acquire,
     claim_spec,
     format_micro_time,
     holds_lease,
     lease_expired,
-    own_client,
     parse_micro_time,
     release_spec,
     renew_deadline_passed,

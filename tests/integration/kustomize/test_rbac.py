@@ -32,6 +32,10 @@ EXACT_GRANTS = {
     *(("ClusterRole", "", "secrets", verb, "regcred") for verb in ("list", "watch", "get", "patch", "delete")),
     *(("ClusterRole", "", "serviceaccounts", verb, "default") for verb in ("list", "watch", "get", "patch")),
     ("ClusterRole", "", "events", "create", ""),
+    # PullSecretSync status objects: create and the one LIST (by label) unnamed, the rest by name.
+    *(("ClusterRole", "syncd.io", "pullsecretsyncs", verb, "") for verb in ("create", "list")),
+    *(("ClusterRole", "syncd.io", "pullsecretsyncs", verb, "default.regcred") for verb in ("get", "delete")),
+    ("ClusterRole", "syncd.io", "pullsecretsyncs/status", "patch", "default.regcred"),
     ("Role", "coordination.k8s.io", "leases", "create", ""),  # RBAC cannot limit create by name
     *(("Role", "coordination.k8s.io", "leases", verb, "syncd") for verb in ("get", "patch")),
 }

@@ -21,8 +21,10 @@ from harness.kube_objects import default_service_account, labels_of, lease_spec,
 from harness.syncd_process import SyncdProcess, has_secret, new_namespace
 from harness.wait import wait_until
 from syncd.cli.commands import main
-from syncd.kube.leader import LeaderElector
-from tests.integration.kustomize.manifests import Identity, VaultAuth
+from syncd.config import parse_config
+from syncd.kube.elector import LeaderElector
+from syncd.manifests import rbac
+from tests.integration.kustomize.manifests import Identity, VaultAuth, apply_for_real
 
 pytestmark = pytest.mark.integration
 
@@ -147,6 +149,22 @@ def test_leader_election_works_as_the_service_account_in_its_namespace(
     assert missing.value.status == 404
 
 
+def grant_status_objects(stack: Stack, identity: Identity, settings: dict[str, Any]) -> None:
+    """The base's RBAC names the status objects of instance `default`; a test running its own
+    instance gets the rules `syncd rbac` prints for its config (rbac.status_object_rules) on top."""
+    config = parse_config(settings)
+    name = f"status-{config.instance}{identity.suffix}"
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "syncd", "namespace": identity.namespace}],
+    }
+    apply_for_real(stack, [{**role, "rules": rbac.status_object_rules(config)}, binding])
+
+
 def test_syncd_run_as_the_service_account_leads_watches_and_releases(
     stack: Stack,
     kube_api: client.ApiClient,
@@ -165,6 +183,7 @@ def test_syncd_run_as_the_service_account_leads_watches_and_releases(
         "schedule": {"interval": "1h"},
         "leader_election": {"enabled": True, "namespace": identity.namespace, "name": lease, "lease_duration": "3s"},
     }
+    grant_status_objects(stack, identity, settings)
     new_namespace(core_v1, f"{prefix}-first", {"pull": prefix})
     daemon = SyncdProcess(settings, tmp_path / "daemon", identity.kubeconfig, {})
     daemon.start()
@@ -212,6 +231,7 @@ def test_syncd_run_as_the_service_account_reloads_repairs_and_outlives_an_ungran
     new_namespace(core_v1, first, {"pull": prefix})
     new_namespace(core_v1, second, {"other": prefix})
     default_service_account(core_v1, second)
+    grant_status_objects(stack, identity, settings)
     daemon = SyncdProcess(settings, tmp_path / "daemon", identity.kubeconfig, {})
     daemon.start()
     try:
