@@ -111,10 +111,10 @@ class FakeCluster:
             instance=desired.instance,
         )
 
-    def _check(self, namespace: str, operation: str) -> None:
+    def _check(self, namespace: str, operation: str, *, namespace_listed: bool = True) -> None:
         if namespace in self.failing:
             raise KubeError(f"{operation} in {namespace}: HTTP 500", status=500)
-        if namespace not in self.namespaces:
+        if namespace_listed and namespace not in self.namespaces:
             raise KubeError(f"{operation} in {namespace}: HTTP 404 Not Found", status=404)
         self.writes.append((operation, namespace, ""))
 
@@ -162,9 +162,9 @@ class FakeCluster:
             raise KubeError(f"deleting Secret {namespace}/{name}: HTTP 404 Not Found", status=404)
         if existing.resource_version != resource_version:
             raise KubeError(f"deleting Secret {namespace}/{name}: HTTP 409 Conflict", status=409)
-        if namespace in self.failing:
-            raise KubeError(f"delete in {namespace}: HTTP 500", status=500)
-        self.writes.append(("delete", namespace, ""))
+        # A Secret there means its namespace exists, even where a test dropped it from `namespaces`
+        # to deselect it.
+        self._check(namespace, "delete", namespace_listed=False)
         del self.secrets[(namespace, name)]
 
     def service_accounts(self, names: list[str] | None, namespace: str | None = None) -> list[ServiceAccountRef]:

@@ -33,8 +33,8 @@ class Recording(FakeCluster):
         self.lists.append(namespace)
         return super().service_accounts(names, namespace)
 
-    def _check(self, namespace: str, operation: str) -> None:
-        super()._check(namespace, operation)
+    def _check(self, namespace: str, operation: str, *, namespace_listed: bool = True) -> None:
+        super()._check(namespace, operation, namespace_listed=namespace_listed)
         with self.lock:
             self.order.append((operation, namespace))
 
