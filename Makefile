@@ -91,9 +91,9 @@ lock: venv  ## requirements/image.txt + requirements/build.txt: the image's depe
 	  --output-file requirements/build.txt pyproject.toml
 
 lint: venv helm
-	$(BIN)/ruff check syncd tests bench soak
-	$(BIN)/ruff format --check syncd tests bench soak
-	$(BIN)/mypy --strict syncd tests bench soak
+	$(BIN)/ruff check syncd harness tests bench soak
+	$(BIN)/ruff format --check syncd harness tests bench soak
+	$(BIN)/mypy --strict syncd harness tests bench soak
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 	"$(HELM)" lint --strict deploy/helm/syncd
@@ -125,10 +125,10 @@ demo: deps venv envtest control-plane hollow-node
 	KUBEBUILDER_ASSETS="$(ENVTEST)" PATH="$(CURDIR)/$(BIN):$$PATH" DEMO_DIR="$(DEMO_DIR)" scripts/demo.sh
 
 demo-up: deps venv envtest control-plane hollow-node
-	KUBEBUILDER_ASSETS="$(ENVTEST)" $(PY) -m tests.harness up --dir $(DEMO_DIR)
+	KUBEBUILDER_ASSETS="$(ENVTEST)" $(PY) -m harness up --dir $(DEMO_DIR)
 
 demo-down: venv
-	$(PY) -m tests.harness down --dir $(DEMO_DIR)
+	$(PY) -m harness down --dir $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

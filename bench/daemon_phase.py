@@ -21,8 +21,8 @@ from bench.contenders import SECRET
 from bench.measure import memory_kib
 from bench.population import PREFIX, create_namespace
 from bench.rawkube import Credentials, RawKube
+from harness.syncd_process import SyncdProcess
 from syncd.core.values import MANAGED_SELECTOR
-from tests.integration.daemon import SyncdProcess
 
 
 @dataclass

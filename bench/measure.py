@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.rawkube import RawKube
+from harness.wait import TimedOut, wait_until
 
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
@@ -98,12 +100,9 @@ class AuditLog:
 
 def wait_for_audit(audit: AuditLog, at_least: int, timeout: float = 5.0) -> list[str]:
     """The audit device writes asynchronously to the response: give it a moment."""
-    deadline = time.monotonic() + timeout
-    found = audit.requests_since_mark()
-    while len(found) < at_least and time.monotonic() < deadline:
-        time.sleep(0.05)
-        found = audit.requests_since_mark()
-    return found
+    with contextlib.suppress(TimedOut):  # fewer than expected is the caller's finding, not an error
+        wait_until(lambda: len(audit.requests_since_mark()) >= at_least, timeout, "audit entries", interval=0.05)
+    return audit.requests_since_mark()
 
 
 def memory_kib(pid: int) -> dict[str, int]:

@@ -36,11 +36,11 @@ from prometheus_client import CollectorRegistry
 import syncd
 from bench import contenders, daemon_phase, first_rollout, measure, population, report
 from bench.rawkube import Credentials, RawKube
+from harness import Stack
+from harness.kube import find_binaries
 from syncd.app import ClusterOptions, build_reconciler
 from syncd.config import load_config
 from syncd.engine.reconciler import Reconciler
-from tests.harness import Stack
-from tests.harness.kube import find_binaries
 
 log = logging.getLogger("bench")
 

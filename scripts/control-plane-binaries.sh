@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build (once) and print the folder holding kube-controller-manager and kube-scheduler, the
-# control-plane pieces the harness runs beside kube-apiserver (tests/harness/controllers.py). Built from the Go module proxy
+# control-plane pieces the harness runs beside kube-apiserver (harness/controllers.py). Built from the Go module proxy
 # with the same wrapper go.mod as kube-apiserver (scripts/envtest-binaries.sh), cached by
 # Kubernetes version outside the repo, rebuilt when the binary is missing.
 #

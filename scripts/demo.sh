@@ -11,9 +11,9 @@ elapsed() { python -c 'import sys, time; print(f"{time.time() - float(sys.argv[1
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 rm -rf "$DEMO_DIR"
-trap 'python -m tests.harness down --dir "$DEMO_DIR" >/dev/null || true' EXIT
+trap 'python -m harness down --dir "$DEMO_DIR" >/dev/null || true' EXIT
 step "starting a control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), a kubelet node, OpenBao, docker-credential-pass and a registry in $DEMO_DIR"
-python -m tests.harness up --dir "$DEMO_DIR"
+python -m harness up --dir "$DEMO_DIR"
 # shellcheck disable=SC1091
 . "$DEMO_DIR/env"
 
@@ -62,7 +62,7 @@ syncd once --config "$DEMO_DIR/syncd.yaml" --dry-run --log-level warning | head 
 step "syncd run in the background (log: $DEMO_DIR/syncd.log)"
 syncd run --config "$DEMO_DIR/syncd.yaml" --log-format text > "$DEMO_DIR/syncd.log" 2>&1 &
 SYNCD_PID=$!
-trap 'kill -TERM $SYNCD_PID 2>/dev/null || true; python -m tests.harness down --dir "$DEMO_DIR" >/dev/null || true' EXIT
+trap 'kill -TERM $SYNCD_PID 2>/dev/null || true; python -m harness down --dir "$DEMO_DIR" >/dev/null || true' EXIT
 until curl -sf "127.0.0.1:$PORT/readyz" >/dev/null; do sleep 0.2; done
 grep "sync finished" "$DEMO_DIR/syncd.log" | tail -1
 
@@ -91,7 +91,7 @@ curl -s "127.0.0.1:$PORT/metrics" | grep -E '^syncd_(sync_runs_total|source_requ
 step "a Deployment of a private image from the local registry, in a new namespace: Running with syncd's Secret"
 # Tag `latest`: pulled on every Pod start (imagePullPolicy Always). With IfNotPresent an image
 # already on the node runs in any Pod, whatever its pull Secrets (so it does in real clusters).
-IMAGE=$(python -m tests.harness push-image --dir "$DEMO_DIR" --repository demo/app --tag latest)
+IMAGE=$(python -m harness push-image --dir "$DEMO_DIR" --repository demo/app --tag latest)
 echo "pushed $IMAGE (private: the registry wants a login)"
 kubectl create namespace team-22 >/dev/null
 # The ServiceAccount admission plugin copies imagePullSecrets into a Pod once, at creation: wait

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) and print the path of docker-credential-ecr-login, the Docker credential helper for
 # Amazon ECR (github.com/awslabs/amazon-ecr-credential-helper/ecr-login). The ECR tests run it
-# against a local ECR API emulator (moto, tests/harness/ecr.py). Built from the Go module proxy at
+# against a local ECR API emulator (moto, harness/ecr.py). Built from the Go module proxy at
 # a pinned version with `go install` into a cache outside the repo, and rebuilt when the binary is
 # missing.
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) and print the path of hollow-node (scripts/hollow-node/main.go): v1.34.4's hollow
 # kubelet (k8s.io/kubernetes/pkg/kubemark) with fake containers and real image pulls, the node of
-# the test cluster (tests/harness/node.py). Built from the Go module proxy with the wrapper go.mod
+# the test cluster (harness/node.py). Built from the Go module proxy with the wrapper go.mod
 # of scripts/k8s-go-mod.sh, like kube-apiserver, and cached outside the repo under the Kubernetes
 # version and the hash of main.go (and of this script): worktrees with different sources each keep their own build.
 #

@@ -7,10 +7,6 @@ their ranges and `for` replaced, so a rule that cannot fire at all still fails h
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -18,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
-from tests.harness.process import free_port
+import harness.prometheus
+from harness.prometheus import shipped_rules
 
-RULES_FILE = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules" / "syncd.rules.yaml"
 WINDOW = "5s"
 SCALED = {
     "SyncdSyncFailing": {"[15m]": f"[{WINDOW}]", "offset 15m": f"offset {WINDOW}", "< 900": "< 5", "for": "2s"},
@@ -31,17 +26,7 @@ SCALED = {
 
 
 def scaled_rules() -> dict[str, Any]:
-    rules: dict[str, Any] = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            for old, new in SCALED.get(rule.get("alert", ""), {}).items():
-                if old == "for":
-                    rule["for"] = new
-                elif old in rule["expr"]:
-                    rule["expr"] = rule["expr"].replace(old, new)
-                else:
-                    raise RuntimeError(f"{rule['alert']}: {old!r} is no longer in its expr; update soak/alerts.py")
-    return rules
+    return shipped_rules(**SCALED)
 
 
 @dataclass
@@ -53,51 +38,17 @@ class AlertState:
     severity: str
 
 
-class Prometheus:
+class Prometheus(harness.prometheus.Prometheus):
+    """The harness's Prometheus on the soak's scaled rules, keeping every alert state it reports."""
+
     def __init__(self, directory: Path, targets: list[str]) -> None:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            raise RuntimeError("prometheus is not installed: apt-get install prometheus (make deps)")
-        self.binary, self.dir, self.port = binary, directory, free_port()
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "rules.yaml").write_text(yaml.safe_dump(scaled_rules()))
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
-            "rule_files": [str(directory / "rules.yaml")],
-            "scrape_configs": [{"job_name": "syncd", "static_configs": [{"targets": targets}]}],
-        }
-        (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self.process: subprocess.Popen[bytes] | None = None
+        # Under the 1 s interval: each scrape ends (or times out) before the next is due.
+        super().__init__(directory, targets, scaled_rules(), scrape_timeout="900ms")
         self.states: list[AlertState] = []
-
-    def start(self) -> None:
-        argv = [
-            self.binary,
-            f"--config.file={self.dir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={self.dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--log.level=warn",
-        ]
-        with (self.dir / "prometheus.log").open("ab") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/-/ready", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError("Prometheus not ready after 30 s")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
 
     def record(self) -> None:
         try:
-            body = requests.get(f"http://127.0.0.1:{self.port}/api/v1/alerts", timeout=2).json()
+            body = requests.get(f"{self.url}/api/v1/alerts", timeout=2).json()
         except (requests.RequestException, ValueError):
             return
         now = time.time()
@@ -112,15 +63,6 @@ class Prometheus:
                     labels.get("severity", ""),
                 )
             )
-
-    def rule_errors(self) -> list[str]:
-        body = requests.get(f"http://127.0.0.1:{self.port}/api/v1/rules", timeout=5).json()
-        return [
-            f"{r['name']}: {r.get('lastError')}"
-            for g in body["data"]["groups"]
-            for r in g["rules"]
-            if r.get("health") == "err"
-        ]
 
 
 def run_recorder(prometheus: Prometheus, stop: threading.Event, every: float = 1.0) -> None:

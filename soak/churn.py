@@ -20,8 +20,8 @@ from typing import Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness.kube_objects import name_of, namespace_of, resource_version
 from soak.settings import SOAK_LABEL, TIER_LABEL, TIERS, specs
-from tests.kube_objects import name_of, namespace_of, resource_version
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 FOREIGN_CONTENT = base64.b64encode(b'{"auths":{"other.example":{"auth":"eDp5"}}}').decode()

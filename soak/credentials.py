@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import hvac
 
+from harness.credhelper import CredentialHelper
+from harness.vault import Vault
 from soak.settings import CREDENTIALS, CredentialPlan
-from tests.harness.credhelper import CredentialHelper
-from tests.harness.vault import Vault
 
 USERNAME = "soak-robot"
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from harness.wait import TimedOut, wait_until
 from soak.credentials import CredentialStore
 from soak.proxy import Proxy
 from soak.replicas import Replica, parse_metrics
@@ -64,14 +65,19 @@ class Context(Protocol):
 
 def leader(replicas: list[Replica], timeout: float = 20.0) -> Replica | None:
     """The replica whose /metrics says syncd_leader 1."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def leading() -> Replica | None:
         for replica in replicas:
             text = replica.metrics_text()
             if text and parse_metrics(text).get("syncd_leader") == 1.0:
                 return replica
-        time.sleep(0.3)
-    return None
+        return None
+
+    try:
+        wait_until(lambda: leading() is not None, timeout, "a replica with syncd_leader 1", interval=0.3)
+    except TimedOut:
+        return None
+    return leading()
 
 
 # What each fault rotates as it starts, so that its convergence means something: after it clears,

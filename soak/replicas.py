@@ -10,16 +10,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import requests
 import yaml
 
+from harness.process import free_port
+from harness.wait import wait_until
 from soak.servers import HELPER_NAME, SYSTEM_NAMESPACE
 from soak.settings import CREDENTIALS, Settings, specs
-from tests.harness.process import free_port
 
 
 def syncd_config(
@@ -96,12 +96,7 @@ class Replica:
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
             )
         self.starts += 1
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.healthy():
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"replica {self.name} not healthy after 30 s; see {self.log_path}")
+        wait_until(self.healthy, 30, f"replica {self.name} /healthz (log {self.log_path})", interval=0.2)
 
     def healthy(self) -> bool:
         try:

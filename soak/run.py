@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.wait import TimedOut, wait_until
 from soak import audit, faults, judge_metrics
 from soak.alerts import Prometheus, judge_alerts, run_recorder
 from soak.background import RotationCounts, run_reloads, run_rotations
@@ -65,7 +66,7 @@ class Soak:
             self.proxy = Proxy(self.servers.kube.url, pki.ca_cert, self.settings.seed)
             self.proxy.start()
         self._start_replicas()
-        self.prometheus = Prometheus(self.servers.dir / "prometheus", [f"127.0.0.1:{r.port}" for r in self.replicas])
+        self.prometheus = Prometheus(self.servers.dir, [f"127.0.0.1:{r.port}" for r in self.replicas])
         self.prometheus.start()
         self._spawn(run_observer, self.observer, self.stop)
         self._spawn(watch_secrets, self.observer, self.stop)
@@ -98,12 +99,11 @@ class Soak:
         self.threads.append(thread)
 
     def _wait(self, condition: Callable[[], bool], timeout: float) -> float | None:
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if condition():
-                return time.monotonic() - started
-            time.sleep(0.5)
-        return None
+        """Seconds until `condition` held, or None: a soak records a miss and carries on."""
+        try:
+            return wait_until(condition, timeout, "convergence", interval=0.5)
+        except TimedOut:
+            return None
 
     # --- the run --------------------------------------------------------------------------------------
 

@@ -14,12 +14,12 @@ import json
 
 from kubernetes import client, config
 
+from harness.kube_objects import name_of, namespace_of, resource_version
 from soak.churn import MANAGED_BY
 from soak.credentials import USERNAME
 from soak.observer import Observer
 from soak.replicas import Replica
 from soak.settings import CREDENTIALS
-from tests.kube_objects import name_of, namespace_of, resource_version
 
 
 def _content(registry: str, password: str) -> tuple[str, str]:

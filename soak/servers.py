@@ -7,20 +7,17 @@ so the apiserver's audit log says which replica made every write.
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 from pathlib import Path
 
-import requests
-import yaml
 from kubernetes import client, config
 
-from tests.harness.audit import audit_flags, audit_log_path
-from tests.harness.credhelper import CredentialHelper
-from tests.harness.kube import Kube, find_binaries
-from tests.harness.vault import Vault
-from tests.kube_objects import issued_token
+from harness.accounts import cluster_admin_kubeconfig
+from harness.audit import audit_flags, audit_log_path
+from harness.credhelper import CredentialHelper
+from harness.kube import Kube, find_binaries
+from harness.vault import Vault
 
 SYSTEM_NAMESPACE = "soak-system"
 HELPER_NAME = "soak"  # syncd runs docker-credential-soak, the wrapper below
@@ -82,18 +79,7 @@ class Servers:
 
     def start_etcd(self) -> None:
         self.kube.start_etcd(find_binaries().etcd)
-        self.kube.apiserver.wait_healthy(self.apiserver_ready, timeout=120)
-
-    def apiserver_ready(self) -> bool:
-        pki = self.kube.pki
-        assert pki is not None
-        response = requests.get(
-            f"{self.kube.url}/readyz",
-            timeout=3,
-            verify=str(pki.ca_cert),
-            cert=(str(pki.admin_cert), str(pki.admin_key)),
-        )
-        return response.status_code == 200
+        self.kube.apiserver.wait_healthy(self.kube.ready, timeout=120)
 
     # --- replica identities ----------------------------------------------------------------------
 
@@ -102,35 +88,8 @@ class Servers:
 
         `server` (the soak's proxy, plain HTTP on loopback) replaces the apiserver's URL.
         """
-        self.core.create_namespaced_service_account(
-            SYSTEM_NAMESPACE, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
-        )
-        binding = client.V1ClusterRoleBinding(
-            metadata=client.V1ObjectMeta(name=f"soak-{name}"),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=SYSTEM_NAMESPACE)],
-        )
-        client.RbacAuthorizationV1Api(self.api).create_cluster_role_binding(binding)
-        request = client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=86400)
-        )
-        token = issued_token(self.core.create_namespaced_service_account_token(name, SYSTEM_NAMESPACE, request))
-        assert self.kube.pki is not None
-        cluster: dict[str, object] = {"server": server or self.kube.url}
-        if server is None or server.startswith("https"):
-            cluster["certificate-authority-data"] = base64.b64encode(self.kube.pki.ca_cert.read_bytes()).decode()
-        document = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "soak", "cluster": cluster}],
-            "users": [{"name": name, "user": {"token": token}}],
-            "contexts": [{"name": "soak", "context": {"cluster": "soak", "user": name}}],
-            "current-context": "soak",
-        }
         path = self.dir / f"kubeconfig-{name}"
-        path.write_text(yaml.safe_dump(document))
-        path.chmod(0o600)
-        return path
+        return cluster_admin_kubeconfig(self.kube, self.api, SYSTEM_NAMESPACE, name, path, server=server)
 
 
 def replica_user(name: str) -> str:

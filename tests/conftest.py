@@ -1,4 +1,4 @@
-"""Session-wide real servers (tests.harness) and a fresh namespace per test."""
+"""Session-wide real servers (harness/) and a fresh namespace per test."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import hvac
 import pytest
 from kubernetes import client, config
 
-from tests.harness import Stack
-from tests.kube_objects import install_pullsync_crd, kubectl_binary
+from harness import Stack
+from harness.kube_objects import install_pullsync_crd
+from harness.kubectl import kubectl_binary
 
 
 @pytest.fixture(autouse=True)

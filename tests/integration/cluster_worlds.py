@@ -10,8 +10,7 @@ makes, someone else's Secret is written by someone else. The cached world is eve
 by design: `settle()` waits until every store holds what a LIST returns now (for this test's
 namespaces), and is called before each read the stores serve, so a case asserts one answer for all.
 
-The only module of the contract tests importing tests.harness (the harness is moving to a
-top-level package).
+The only module of the contract tests importing the harness (harness/).
 """
 
 from __future__ import annotations
@@ -28,6 +27,16 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness import Stack
+from harness.kube_objects import (
+    HasMetadata,
+    default_service_account,
+    name_of,
+    namespace_of,
+    pull_secret_names,
+    resource_version,
+)
+from harness.wait import wait_until
 from syncd.config import Namespaces
 from syncd.core.values import (
     DesiredSecret,
@@ -46,16 +55,6 @@ from syncd.kube.secrets import existing_from
 from syncd.kube.stores import WatchCache
 from syncd.kube.watches import WatchLoop, watch_loops
 from syncd.registry.dockerconfig import render
-from tests.harness import Stack
-from tests.integration.daemon import wait_for
-from tests.kube_objects import (
-    HasMetadata,
-    default_service_account,
-    name_of,
-    namespace_of,
-    pull_secret_names,
-    resource_version,
-)
 from tests.unit.fakes import FakeCluster
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -293,7 +292,7 @@ class CachedWorld(KubeWorld):
     def settle(self) -> None:
         """Every store live and holding what a LIST returns now, for this test's namespaces."""
         assert self.watches is not None
-        wait_for(
+        wait_until(
             lambda: self.watches is not None and self.watches.settled(self.prefix), SETTLE_SECONDS, "the watch stores"
         )
 

@@ -15,11 +15,12 @@ import pytest
 import yaml
 from kubernetes import client
 
+from harness import Stack
+from harness.kube_objects import namespace_of, secret_data
+from harness.syncd_process import Start, SyncdProcess
+from harness.vault import Vault
 from syncd.cli.commands import main
-from tests.harness import Stack
 from tests.integration import faults, soak_background
-from tests.integration.daemon import Start, SyncdProcess
-from tests.kube_objects import namespace_of, secret_data
 
 # Under pytest-xdist (`make test`), the files that run longest go first, each to a worker of its
 # own, and the others fill in around them (--dist loadfile hands files out in this order).
@@ -174,6 +175,17 @@ def vault_path(vault_client: hvac.Client) -> str:
     path = f"daemon/{uuid.uuid4().hex[:8]}"
     vault_client.secrets.kv.v2.create_or_update_secret(path, secret={"username": "robot", "password": "d-1"})
     return path
+
+
+@pytest.fixture
+def private_vault(tmp_path: Path) -> Iterator[Vault]:
+    """An OpenBao of this test's own, so that stopping it (a dev server comes back empty) disturbs no other test."""
+    vault = Vault(tmp_path / "own-vault")
+    vault.start()
+    try:
+        yield vault
+    finally:
+        vault.stop()
 
 
 @pytest.fixture(scope="module")

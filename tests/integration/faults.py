@@ -34,12 +34,10 @@ import requests
 import yaml
 from kubernetes import client, config
 
-from tests.harness.kube import Kube
-from tests.harness.vault import Vault
-from tests.integration.daemon import SyncdProcess
-from tests.kube_objects import (
+from harness.accounts import cluster_admin_kubeconfig
+from harness.kube import Kube
+from harness.kube_objects import (
     annotations_of,
-    issued_token,
     labels_of,
     meta,
     name_of,
@@ -47,6 +45,7 @@ from tests.kube_objects import (
     resource_version,
     secret_data,
 )
+from harness.syncd_process import SyncdProcess
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 SECRET_VALUES: dict[str, str] = {}  # every secret value the fault tests used -> a label for the report
@@ -115,17 +114,6 @@ def fault_capture(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixtu
     record(request.node.nodeid, "\n".join(formatter.format(r) for r in records))
     found = forms_found(TEXTS[first:])
     assert found == [], f"secret values (by label) found in what syncd produced: {found[:10]}"
-
-
-@pytest.fixture
-def private_vault(tmp_path: Path) -> Iterator[Vault]:
-    """An OpenBao of this test's own, so that stopping it (a dev server comes back empty) disturbs no other test."""
-    vault = Vault(tmp_path / "own-vault")
-    vault.start()
-    try:
-        yield vault
-    finally:
-        vault.stop()
 
 
 def error_lines(log: str) -> list[dict[str, Any]]:
@@ -289,32 +277,7 @@ class PrivateKube:
         which the apiserver exempts from max-in-flight limits and API Priority and Fairness."""
         namespace = f"{name}-system"
         self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-        self.core.create_namespaced_service_account(
-            namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
-        )
-        binding = client.V1ClusterRoleBinding(
-            metadata=client.V1ObjectMeta(name=f"{name}-admin"),
-            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"),
-            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace=namespace)],
-        )
-        client.RbacAuthorizationV1Api(self.api).create_cluster_role_binding(binding)
-        request = client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-        )
-        token = issued_token(self.core.create_namespaced_service_account_token(name, namespace, request))
-        assert self.kube.pki is not None
-        ca = base64.b64encode(self.kube.pki.ca_cert.read_bytes()).decode()
-        path = self.dir / f"{name}-kubeconfig"
-        document = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "private", "cluster": {"server": self.kube.url, "certificate-authority-data": ca}}],
-            "users": [{"name": name, "user": {"token": token}}],
-            "contexts": [{"name": "private", "context": {"cluster": "private", "user": name}}],
-            "current-context": "private",
-        }
-        write_yaml(path, document).chmod(0o600)
-        return path
+        return cluster_admin_kubeconfig(self.kube, self.api, namespace, name, self.dir / f"{name}-kubeconfig")
 
     def apiserver_metrics(self) -> str:
         assert self.kube.pki is not None

@@ -18,11 +18,12 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from harness import Stack
+from harness.process import free_port
+from harness.syncd_process import SyncdProcess
+from harness.wait import wait_until
 from syncd.config import Config
 from syncd.manifests import webhook
-from tests.harness import Stack
-from tests.harness.process import free_port
-from tests.integration.daemon import SyncdProcess, wait_for
 from tests.integration.test_write_policy import Syncd, _admin, _install, _wait_until_enforced
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,7 @@ def test_syncd_keeps_its_tls_secret_and_ca_bundle_with_only_what_it_is_granted(
             found = admin_hooks.read_mutating_webhook_configuration(parsed.webhook_configuration)
             return base64.b64decode(found.webhooks[0].client_config.ca_bundle or "")  # type: ignore[index]
 
-        wait_for(lambda: ca_bundle() != b"", 30, "syncd to patch the caBundle")
+        wait_until(lambda: ca_bundle() != b"", 30, "syncd to patch the caBundle")
         secret = admin.read_namespaced_secret(parsed.webhook_secret, installed.namespace)
         assert secret.type == "kubernetes.io/tls"
         assert (secret.metadata.labels or {}) == installed.labels()  # type: ignore[union-attr]

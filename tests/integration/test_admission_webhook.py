@@ -31,12 +31,13 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness import Stack
-from tests.harness.process import free_port
+from harness import Stack
+from harness.kube_objects import default_service_account
+from harness.process import free_port
+from harness.syncd_process import SyncdProcess, vault_config
+from harness.wait import wait_until
 from tests.integration import test_hollow_node as hollow
-from tests.integration.daemon import SyncdProcess, vault_config, wait_for
 from tests.integration.test_hollow_node import Cluster, Image
-from tests.kube_objects import default_service_account
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 cluster, image = hollow.cluster, hollow.image  # the hollow node's fixtures: one node for this module too
@@ -163,7 +164,7 @@ def admitted(cluster: Cluster, namespaces: list[str], timeout: float = 120) -> d
                 found[namespace] = listed[0]
         return len(found) == len(namespaces)
 
-    wait_for(all_there, timeout, f"a Pod in each of {len(namespaces)} namespaces", interval=0.5)
+    wait_until(all_there, timeout, f"a Pod in each of {len(namespaces)} namespaces", interval=0.5)
     return found
 
 
@@ -171,7 +172,7 @@ def running(cluster: Cluster, namespaces: list[str], timeout: float = 120) -> No
     def all_running() -> bool:
         return all(any(p["status"].get("phase") == "Running" for p in pods(cluster, n)) for n in namespaces)
 
-    wait_for(all_running, timeout, "every Pod Running", interval=1)
+    wait_until(all_running, timeout, "every Pod Running", interval=1)
 
 
 def delete_namespaces(cluster: Cluster, names: list[str]) -> None:
@@ -202,7 +203,7 @@ def test_pods_created_with_their_namespace_race_syncd_without_the_webhook_and_ne
     daemon = webhook.syncd().start()
     try:
         daemon.wait_ready()
-        wait_for(lambda: ca_bundle(cluster, webhook.configuration) != b"", 30, "syncd to set the caBundle")
+        wait_until(lambda: ca_bundle(cluster, webhook.configuration) != b"", 30, "syncd to set the caBundle")
         began = time.monotonic()
         served = create_pairs(cluster, f"race-{webhook.tag}-on", image.reference, PAIRS)
         found = admitted(cluster, served)
@@ -231,7 +232,7 @@ def test_pods_keep_their_own_secrets_and_get_only_what_a_spec_serves_them(
     names = [f"race-{webhook.tag}-own", f"plain-{webhook.tag}"]
     try:
         daemon.wait_ready()
-        wait_for(lambda: ca_bundle(cluster, webhook.configuration) != b"", 30, "syncd to set the caBundle")
+        wait_until(lambda: ca_bundle(cluster, webhook.configuration) != b"", 30, "syncd to set the caBundle")
         for name in names:
             cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
             default_account(cluster, name)
@@ -289,8 +290,8 @@ def test_a_standby_replica_answers_too(cluster: Cluster, image: Image, webhook: 
     leader.start()
     standby: SyncdProcess | None = None
     try:
-        wait_for(lambda: leader.metric("syncd_leader") == 1, 30, "the first replica to lead")
-        wait_for(lambda: ca_bundle(cluster, webhook.configuration) != b"", 30, "the leader to set the caBundle")
+        wait_until(lambda: leader.metric("syncd_leader") == 1, 30, "the first replica to lead")
+        wait_until(lambda: ca_bundle(cluster, webhook.configuration) != b"", 30, "the leader to set the caBundle")
         address = f"127.0.0.1:{free_port()}"
         standby_settings = {
             **leader_settings,
@@ -313,7 +314,7 @@ def test_a_standby_replica_answers_too(cluster: Cluster, image: Image, webhook: 
         # regcred can only come from the webhook, here the standby.
         pod = create_bare_pod(cluster, namespace, image.reference, [client.V1LocalObjectReference(name="mine")])
         assert pull_names(pod) == ["mine", "regcred"]
-        wait_for(answered, 10, "the standby's count of its answer")
+        wait_until(answered, 10, "the standby's count of its answer")
         assert leader.metric("syncd_admission_requests_total", result="patched") == 0
     finally:
         leader.stop_quietly()

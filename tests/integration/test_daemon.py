@@ -14,9 +14,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.integration.daemon import Start, base_config, has_secret, new_namespace, wait_for
-from tests.kube_objects import annotations_of, lease_spec, resource_version, secret_data
+from harness import Stack
+from harness.kube_objects import annotations_of, lease_spec, resource_version, secret_data
+from harness.syncd_process import Start, base_config, has_secret, new_namespace
+from harness.wait import wait_until
 from tests.metric_names import SPEC_METRICS
 
 pytestmark = pytest.mark.integration
@@ -33,18 +34,18 @@ def test_new_namespace_and_deleted_secret_are_repaired_within_5s_without_a_sourc
     new_namespace(core_v1, f"{prefix}-first", {"pull": prefix})
     syncd = start_syncd(base_config(stack, tmp_path, vault_path, prefix))
     syncd.wait_ready()
-    wait_for(lambda: has_secret(core_v1, f"{prefix}-first"), 10, "the first namespace's Secret")
+    wait_until(lambda: has_secret(core_v1, f"{prefix}-first"), 10, "the first namespace's Secret")
     calls = syncd.metric("syncd_source_requests_total", credential="robot", source="vault", result="success")
     assert calls == 1
 
     new_namespace(core_v1, f"{prefix}-second", {"pull": prefix})
-    took = wait_for(lambda: has_secret(core_v1, f"{prefix}-second"), 5, "a new namespace's Secret")
+    took = wait_until(lambda: has_secret(core_v1, f"{prefix}-second"), 5, "a new namespace's Secret")
     core_v1.delete_namespaced_secret("regcred", f"{prefix}-first")
-    took_back = wait_for(lambda: has_secret(core_v1, f"{prefix}-first"), 5, "a deleted Secret to come back")
+    took_back = wait_until(lambda: has_secret(core_v1, f"{prefix}-first"), 5, "a deleted Secret to come back")
     edited = core_v1.read_namespaced_secret("regcred", f"{prefix}-second")
     edited.data = {**secret_data(edited), ".dockerconfigjson": base64.b64encode(b'{"auths":{}}').decode()}
     core_v1.replace_namespaced_secret("regcred", f"{prefix}-second", edited)
-    wait_for(
+    wait_until(
         lambda: (
             json.loads(
                 base64.b64decode(
@@ -89,10 +90,10 @@ def test_short_lived_credential_is_refreshed_before_it_expires_whatever_the_inte
         auths = json.loads(base64.b64decode(secret_data(secret)[".dockerconfigjson"]))["auths"]
         return annotations_of(secret)["syncd.io/synced-at"], auths["r.example"]["password"]
 
-    wait_for(lambda: has_secret(core_v1, f"{prefix}-ecr", "ecr"), 10, "the first write")
+    wait_until(lambda: has_secret(core_v1, f"{prefix}-ecr", "ecr"), 10, "the first write")
     seen = [(time.monotonic(), synced_at_and_token()[1])]
     for _ in range(3):
-        wait_for(lambda: synced_at_and_token()[1] != seen[-1][1], 6, "a rewrite before the 6 s lifetime ends")
+        wait_until(lambda: synced_at_and_token()[1] != seen[-1][1], 6, "a rewrite before the 6 s lifetime ends")
         seen.append((time.monotonic(), synced_at_and_token()[1]))
     gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(seen)]
     assert all(gap < 6 for gap in gaps), gaps
@@ -111,7 +112,7 @@ def test_metrics_endpoint_names_and_sigterm_exits_0_releasing_the_lease(
     config = base_config(stack, tmp_path, vault_path, prefix)
     config["leader_election"] = {"enabled": True, "namespace": f"{prefix}-syncd", "lease_duration": "3s"}
     syncd = start_syncd(config)
-    wait_for(lambda: syncd.metric("syncd_leader") == 1, 15, "leadership")
+    wait_until(lambda: syncd.metric("syncd_leader") == 1, 15, "leadership")
     syncd.wait_ready()
     text = syncd.metrics()
     missing = [name for name in SPEC_METRICS if f"# TYPE {name.removesuffix('_total')}" not in text]
@@ -136,7 +137,7 @@ def test_config_reload_applies_a_valid_change_and_keeps_the_old_config_on_a_bad_
     new_namespace(core_v1, f"{prefix}-r", {"pull": prefix})
     config = base_config(stack, tmp_path, vault_path, prefix)
     syncd = start_syncd(config)
-    wait_for(lambda: has_secret(core_v1, f"{prefix}-r"), 10, "the first spec's Secret")
+    wait_until(lambda: has_secret(core_v1, f"{prefix}-r"), 10, "the first spec's Secret")
 
     # A ConfigMap mount updates by swapping a symlink: do the same.
     real = syncd.config_path.parent / "v1.yaml"
@@ -147,7 +148,7 @@ def test_config_reload_applies_a_valid_change_and_keeps_the_old_config_on_a_bad_
     bad.write_text("secrets: [{name: Not_Valid}]\n")
     syncd.config_path.unlink()
     syncd.config_path.symlink_to(bad)
-    wait_for(lambda: syncd.metric("syncd_config_reloads_total", result="failure") == 1, 10, "a rejected reload")
+    wait_until(lambda: syncd.metric("syncd_config_reloads_total", result="failure") == 1, 10, "a rejected reload")
     assert syncd.get("/healthz").status_code == 200
 
     extended = yaml.safe_load(real.read_text())
@@ -156,11 +157,11 @@ def test_config_reload_applies_a_valid_change_and_keeps_the_old_config_on_a_bad_
     good.write_text(yaml.safe_dump(extended))
     syncd.config_path.unlink()
     syncd.config_path.symlink_to(good)
-    wait_for(lambda: has_secret(core_v1, f"{prefix}-r", "second"), 10, "the new spec's Secret")
+    wait_until(lambda: has_secret(core_v1, f"{prefix}-r", "second"), 10, "the new spec's Secret")
     assert syncd.metric("syncd_config_reloads_total", result="success") == 1
 
     good.write_text(yaml.safe_dump({**extended, "secrets": extended["secrets"][1:]}))
-    wait_for(lambda: not has_secret(core_v1, f"{prefix}-r", "regcred"), 10, "the removed spec's Secret pruned")
+    wait_until(lambda: not has_secret(core_v1, f"{prefix}-r", "regcred"), 10, "the removed spec's Secret pruned")
     assert has_secret(core_v1, f"{prefix}-r", "second")
 
 
@@ -188,17 +189,19 @@ def test_a_login_the_registry_rejects_is_not_rolled_out(
         }
     ]
     syncd = start_syncd(config)
-    wait_for(lambda: has_secret(core_v1, f"{prefix}-v"), 10, "the verified login's Secret")
+    wait_until(lambda: has_secret(core_v1, f"{prefix}-v"), 10, "the verified login's Secret")
     assert syncd.metric("syncd_credential_verifications_total", credential="robot", result="success") >= 1
     before = core_v1.read_namespaced_secret("regcred", f"{prefix}-v")
 
     vault_client.secrets.kv.v2.create_or_update_secret(path, secret={**good, "password": "not-the-password"})
-    wait_for(
+    wait_until(
         lambda: syncd.metric("syncd_credential_verifications_total", credential="robot", result="rejected") >= 1,
         10,
         "a rejected verification",
     )
-    wait_for(lambda: syncd.metric("syncd_sync_runs_total", secret="regcred", result="failure") >= 1, 5, "a failed run")
+    wait_until(
+        lambda: syncd.metric("syncd_sync_runs_total", secret="regcred", result="failure") >= 1, 5, "a failed run"
+    )
     after = core_v1.read_namespaced_secret("regcred", f"{prefix}-v")
     assert resource_version(after) == resource_version(before)
     assert after.data == before.data

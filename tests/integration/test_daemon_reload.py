@@ -17,8 +17,9 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.integration.daemon import Start, SyncdProcess, has_secret, new_namespace, wait_for
+from harness import Stack
+from harness.syncd_process import Start, SyncdProcess, has_secret, new_namespace
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def reload_with(syncd: SyncdProcess, change: Any, reloads: int) -> None:
     config = yaml.safe_load(syncd.config_path.read_text())
     change(config)
     syncd.config_path.write_text(yaml.safe_dump(config))
-    wait_for(lambda: syncd.metric("syncd_config_reloads_total", result="success") == reloads, 10, "the reload")
+    wait_until(lambda: syncd.metric("syncd_config_reloads_total", result="success") == reloads, 10, "the reload")
 
 
 def test_a_reload_costs_no_login_and_fetches_only_the_credentials_it_changed(
@@ -85,7 +86,7 @@ def test_a_reload_costs_no_login_and_fetches_only_the_credentials_it_changed(
     }
     syncd = start_syncd(config)
     syncd.wait_ready()
-    wait_for(lambda: has_secret(core_v1, f"{prefix}-a", "othercred"), 10, "the first Secrets")
+    wait_until(lambda: has_secret(core_v1, f"{prefix}-a", "othercred"), 10, "the first Secrets")
     login, robot, moved, other = (
         "auth/token/lookup-self",
         f"secret/data/{base}/robot",
@@ -97,14 +98,14 @@ def test_a_reload_costs_no_login_and_fetches_only_the_credentials_it_changed(
 
     # Only the namespace selector changes: the Secret moves, and OpenBao hears nothing.
     reload_with(syncd, lambda c: c["secrets"][0]["namespaces"].update(selector=f"pull=b-{prefix}"), 1)
-    wait_for(lambda: has_secret(core_v1, f"{prefix}-b"), 10, "the Secret in the newly selected namespace")
-    wait_for(lambda: not has_secret(core_v1, f"{prefix}-a"), 10, "the Secret pruned from the old namespace")
+    wait_until(lambda: has_secret(core_v1, f"{prefix}-b"), 10, "the Secret in the newly selected namespace")
+    wait_until(lambda: not has_secret(core_v1, f"{prefix}-a"), 10, "the Secret pruned from the old namespace")
     assert password_in(core_v1, f"{prefix}-b") == "first"
     assert audited(stack, policy) == first
 
     # One credential's path changes: that credential alone is read, with the same login.
     reload_with(syncd, lambda c: c["credentials"][0]["vault"].update(path=f"{base}/robot-moved"), 2)
-    wait_for(lambda: password_in(core_v1, f"{prefix}-b") == "moved", 10, "the moved credential's Secret")
+    wait_until(lambda: password_in(core_v1, f"{prefix}-b") == "moved", 10, "the moved credential's Secret")
     last = audited(stack, policy)
     assert (last.get(login), last.get(robot), last.get(moved), last.get(other)) == (1, 1, 1, 1)
     assert last == {**first, moved: 1}

@@ -1,8 +1,8 @@
 """ECR end to end: the real docker-credential-ecr-login (scripts/ecr-login-helper.sh) asking a local ECR
-API (moto, tests/harness/ecr.py) for a token, and syncd writing it into every selected namespace.
+API (moto, harness/ecr.py) for a token, and syncd writing it into every selected namespace.
 
 moto's token is constant per registry id; the emulator here appends a generation that `rotate()` bumps
-(tests/harness/ecr_server.py), which is what stands in for ECR handing out a new 12-hour token.
+(harness/ecr_server.py), which is what stands in for ECR handing out a new 12-hour token.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.harness.ecr import REGISTRY, EcrEmulator, helper_binary
+from harness.ecr import REGISTRY, EcrEmulator, helper_binary
+from harness.kube_objects import secret_data
+from harness.syncd_process import Start
+from harness.wait import wait_until
 from tests.integration.conftest import RunSyncd, WriteConfig
-from tests.integration.daemon import Start, wait_for
 from tests.integration.faults import Login, check_secrets, error_lines, managed, snapshot
-from tests.kube_objects import secret_data
 
 pytestmark = pytest.mark.integration
 
@@ -102,10 +103,10 @@ def test_the_daemon_brings_a_rotated_ecr_token_to_every_namespace_before_the_lif
         found = managed(core_v1, "ecr-pull", prefix)
         return {ns: auths(s)[REGISTRY]["password"] for ns, s in found.items()} == dict.fromkeys(namespaces, token)
 
-    wait_for(lambda: everywhere(ecr.token()), 15, "the first token in every namespace")
+    wait_until(lambda: everywhere(ecr.token()), 15, "the first token in every namespace")
     first = ecr.token()
     rotated = ecr.rotate()
-    wait_for(lambda: everywhere(rotated), 8, "the rotated token in every namespace within the 8 s lifetime")
+    wait_until(lambda: everywhere(rotated), 8, "the rotated token in every namespace within the 8 s lifetime")
     check_secrets(core_v1, "ecr-pull", namespaces, {REGISTRY: Login("AWS", rotated)})
     for token in (first, rotated):
         assert token not in syncd.log()

@@ -1,4 +1,4 @@
-"""Smoke tests: each server of tests.harness is the real thing and behaves as syncd expects."""
+"""Smoke tests: each server of the harness (harness/) is the real thing and behaves as syncd expects."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import requests
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness import Stack
-from tests.kube_objects import default_service_account, issued_token, meta, secret_data
+from harness import Stack
+from harness.accounts import service_account_token
+from harness.kube_objects import default_service_account, meta, secret_data
 
 pytestmark = pytest.mark.integration
 
@@ -66,11 +67,6 @@ def test_approle_login(stack: Stack, vault_client: hvac.Client) -> None:
     assert app.token != stack.vault.token
 
 
-def _token_for(core_v1: client.CoreV1Api, service_account: str, namespace: str) -> str:
-    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=600))
-    return issued_token(core_v1.create_namespaced_service_account_token(service_account, namespace, request))
-
-
 def test_kubernetes_auth_login_with_tokenrequest_token(
     stack: Stack,
     kube_api: client.ApiClient,
@@ -96,7 +92,9 @@ def test_kubernetes_auth_login_with_tokenrequest_token(
     vault_client.auth.kubernetes.configure(
         kubernetes_host=stack.kube.url,
         kubernetes_ca_cert=stack.kube.pki.ca_cert.read_text(),  # type: ignore[union-attr]
-        token_reviewer_jwt=_token_for(core_v1, "vault-reviewer", namespace),
+        token_reviewer_jwt=service_account_token(
+            core_v1, namespace, "vault-reviewer", audiences=[], expiration_seconds=600
+        ),
         disable_local_ca_jwt=True,
         mount_point=mount,
     )
@@ -108,14 +106,18 @@ def test_kubernetes_auth_login_with_tokenrequest_token(
         mount_point=mount,
     )
     app = hvac.Client(url=stack.vault.address)
-    login = app.auth.kubernetes.login("syncd", _token_for(core_v1, "syncd", namespace), mount_point=mount)
+    login = app.auth.kubernetes.login(
+        "syncd",
+        service_account_token(core_v1, namespace, "syncd", audiences=[], expiration_seconds=600),
+        mount_point=mount,
+    )
     assert login["auth"]["metadata"]["service_account_namespace"] == namespace
     assert app.is_authenticated()
     # OpenBao asked our apiserver (TokenReview): a token of another ServiceAccount is refused.
     with pytest.raises(hvac.exceptions.VaultError):
         hvac.Client(url=stack.vault.address).auth.kubernetes.login(
             "syncd",
-            _token_for(core_v1, "vault-reviewer", namespace),
+            service_account_token(core_v1, namespace, "vault-reviewer", audiences=[], expiration_seconds=600),
             mount_point=mount,
         )
 

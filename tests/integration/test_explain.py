@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
+from harness.kube_objects import default_service_account
 from tests.integration.conftest import RunSyncd
-from tests.kube_objects import default_service_account
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon import has_secret, new_namespace, wait_for
+from harness.kube_objects import default_service_account, pull_secret_names
+from harness.syncd_process import has_secret, new_namespace
+from harness.wait import wait_until
 from tests.integration.faults import (
     Login,
     PrivateKube,
@@ -36,7 +38,6 @@ from tests.integration.faults import (
     syncd_daemon,
     write_yaml,
 )
-from tests.kube_objects import default_service_account, pull_secret_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 
@@ -87,7 +88,7 @@ def test_apiserver_killed_and_restarted_mid_rollout_then_the_next_run_completes(
     config = _config(tmp_path, logins, instance, spec, {"patterns": [f"{prefix}-*"]})
 
     first = once_process(config, cluster.kubeconfig, tmp_path / "first")
-    wait_for(lambda: len(managed(cluster.core, spec, prefix)) >= 30, 60, "the rollout under way", interval=0.05)
+    wait_until(lambda: len(managed(cluster.core, spec, prefix)) >= 30, 60, "the rollout under way", interval=0.05)
     cluster.kill_apiserver()
     code = first.wait(timeout=60)
     cluster.kube.restart_apiserver()
@@ -130,7 +131,7 @@ def test_kill_9_of_once_mid_rollout_leaves_nothing_half_written(
     config = _config(tmp_path, logins, instance, spec, {"patterns": [f"{prefix}-*"]}, service_accounts=["default"])
 
     first = once_process(config, cluster.kubeconfig, tmp_path / "first")
-    wait_for(lambda: len(managed(cluster.core, spec, prefix)) >= 100, 60, "100 Secrets written", interval=0.05)
+    wait_until(lambda: len(managed(cluster.core, spec, prefix)) >= 100, 60, "100 Secrets written", interval=0.05)
     first.process.kill()
     assert first.wait(timeout=10) == -9
     record(request.node.nodeid, first.out, first.err)
@@ -171,16 +172,16 @@ def test_daemon_recovers_from_an_etcd_restart_without_a_restart_of_its_own(
     }
     syncd = syncd_daemon(document, tmp_path / "daemon", cluster.kubeconfig)
     try:
-        wait_for(lambda: has_secret(cluster.core, f"{prefix}-before", spec), 15, "the first write")
+        wait_until(lambda: has_secret(cluster.core, f"{prefix}-before", spec), 15, "the first write")
 
         started = time.monotonic()
         cluster.kube.restart_etcd()
         print(f"etcd restart: {time.monotonic() - started:.2f}s")
         assert syncd.get("/healthz").status_code == 200
         new_namespace(cluster.core, f"{prefix}-after", {"pull": prefix})
-        took = wait_for(lambda: has_secret(cluster.core, f"{prefix}-after", spec), 30, "a namespace made after")
+        took = wait_until(lambda: has_secret(cluster.core, f"{prefix}-after", spec), 30, "a namespace made after")
         cluster.core.delete_namespaced_secret(spec, f"{prefix}-before")
-        wait_for(lambda: has_secret(cluster.core, f"{prefix}-before", spec), 30, "a deleted Secret repaired")
+        wait_until(lambda: has_secret(cluster.core, f"{prefix}-before", spec), 30, "a deleted Secret repaired")
         print(f"namespace created after the etcd restart synced in {took:.2f}s")
 
         check_secrets(cluster.core, spec, [f"{prefix}-before", f"{prefix}-after"], logins)

@@ -21,6 +21,8 @@ import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
+from harness import Stack
+from harness.kube_objects import annotations_of, labels_of, resource_version, secret_data
 from syncd.cli.output import summary
 from syncd.config import load_config
 from syncd.core.errors import KubeError
@@ -33,7 +35,6 @@ from syncd.kube.cluster import KubeCluster
 from syncd.kube.events import EventRecorder
 from syncd.registry.dockerconfig import render
 from syncd.sources.docker_config import DockerConfigSource
-from tests.harness import Stack
 from tests.integration.faults import (
     MANAGED_BY,
     Login,
@@ -45,7 +46,6 @@ from tests.integration.faults import (
     secret_value,
     write_yaml,
 )
-from tests.kube_objects import annotations_of, labels_of, resource_version, secret_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from harness.wait import wait_until
 from tests.integration.conftest import RunSyncd, WriteConfig
-from tests.integration.daemon import wait_for
 from tests.integration.faults import (
     Login,
     add_unmanaged,
@@ -145,7 +145,7 @@ def test_a_misbehaving_helper_fails_the_run_in_time_naming_the_credential_and_ch
     assert after == before
     assert printed not in run.out + run.err
     if pid_file.exists():  # the helper's whole process group is killed, not only the helper
-        wait_for(lambda: not _alive(pid_file), 5, "the helper's child to be killed")
+        wait_until(lambda: not _alive(pid_file), 5, "the helper's child to be killed")
 
     # The helper fixed: the next run succeeds, and has nothing to change.
     _write(helper, _answer(good) + "\n")

@@ -18,21 +18,21 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.harness.vault import Vault
-from tests.integration.daemon import Start, SyncdProcess, has_secret, new_namespace, wait_for
+from harness import Stack
+from harness.kube_objects import secret_data
+from harness.syncd_process import Start, SyncdProcess, has_secret, new_namespace
+from harness.vault import Vault
+from harness.wait import wait_until
 from tests.integration.faults import (
     Login,
     add_unmanaged,
     check_secrets,
     error_lines,
     fault_capture,  # noqa: F401 - a fixture, used through usefixtures
-    private_vault,  # noqa: F401 - a fixture
     record_daemon,
     secret_value,
     snapshot,
 )
-from tests.kube_objects import secret_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fault_capture")]
 FAST = {"interval": "2s", "jitter": "0s", "retry": {"min": "1s", "max": "2s"}}
@@ -63,7 +63,7 @@ def _passwords(core_v1: client.CoreV1Api, namespaces: list[str]) -> set[str | No
 
 
 def test_vault_stopped_then_back_empty_changes_nothing_until_its_data_is_back(
-    private_vault: Vault,  # noqa: F811 - the fixture imported above
+    private_vault: Vault,
     core_v1: client.CoreV1Api,
     prefix: str,
     tmp_path: Path,
@@ -92,15 +92,15 @@ def test_vault_stopped_then_back_empty_changes_nothing_until_its_data_is_back(
     }
     syncd = start_syncd(config)
     try:
-        wait_for(lambda: _passwords(core_v1, namespaces) == {first}, 15, "the first rollout")
+        wait_until(lambda: _passwords(core_v1, namespaces) == {first}, 15, "the first rollout")
         check_secrets(core_v1, "regcred", namespaces, {"ghcr.io": Login("robot", first)})
 
         # 1. Vault down: every scheduled run fails; Secrets stay; the watch still serves from the cache.
         private_vault.stop()
-        wait_for(lambda: _fetches(syncd, "failure") >= 2, 15, "failed fetches while Vault is down")
+        wait_until(lambda: _fetches(syncd, "failure") >= 2, 15, "failed fetches while Vault is down")
         new_namespace(core_v1, f"{prefix}-during", {"pull": prefix})
         namespaces.append(f"{prefix}-during")
-        wait_for(lambda: snapshot(core_v1, "regcred", namespaces)[namespaces[-1]][0] != "absent", 10, "cached write")
+        wait_until(lambda: snapshot(core_v1, "regcred", namespaces)[namespaces[-1]][0] != "absent", 10, "cached write")
         before = snapshot(core_v1, "regcred", namespaces)
         assert _runs(syncd, "failure") >= 2
         down = [e for e in error_lines(syncd.log()) if "cannot connect to Vault" in e["message"]]
@@ -112,9 +112,9 @@ def test_vault_stopped_then_back_empty_changes_nothing_until_its_data_is_back(
 
         # 2. Vault back, empty (a dev server keeps nothing): every read is "not found", nothing is blanked.
         private_vault.start()
-        wait_for(lambda: any("nothing at secret/robot" in e["message"] for e in error_lines(syncd.log())), 15, "404")
+        wait_until(lambda: any("nothing at secret/robot" in e["message"] for e in error_lines(syncd.log())), 15, "404")
         failures = _runs(syncd, "failure")
-        wait_for(lambda: _runs(syncd, "failure") >= failures + 2, 15, "more failed runs against the empty Vault")
+        wait_until(lambda: _runs(syncd, "failure") >= failures + 2, 15, "more failed runs against the empty Vault")
         assert snapshot(core_v1, "regcred", namespaces) == before
         [empty, *_] = [e for e in error_lines(syncd.log()) if "nothing at" in e["message"]]
         assert empty["message"].startswith("sync failed: credential 'robot': nothing at secret/robot (HTTP 404")
@@ -123,7 +123,7 @@ def test_vault_stopped_then_back_empty_changes_nothing_until_its_data_is_back(
         second = secret_value("vault-after-outage")
         vault = hvac.Client(url=private_vault.address, token=private_vault.token)
         vault.secrets.kv.v2.create_or_update_secret("robot", secret={"username": "robot", "password": second})
-        wait_for(lambda: _passwords(core_v1, namespaces) == {second}, 15, "the rotated password everywhere")
+        wait_until(lambda: _passwords(core_v1, namespaces) == {second}, 15, "the rotated password everywhere")
         check_secrets(core_v1, "regcred", namespaces, {"ghcr.io": Login("robot", second)})
         assert snapshot(core_v1, "not-ours", list(unmanaged)) == unmanaged
         # One error line per failed run, each naming the credential.
@@ -182,14 +182,14 @@ def test_revoked_token_is_replaced_and_a_denying_policy_holds_the_rollout(
     }
     syncd = start_syncd(config)
     try:
-        wait_for(lambda: _passwords(core_v1, namespaces) == {v1}, 15, "the first rollout")
+        wait_until(lambda: _passwords(core_v1, namespaces) == {v1}, 15, "the first rollout")
         assert _logins(stack, mount) == 1
 
         # 1. syncd's token revoked behind its back: the next read is a 403, syncd logs in again and carries on.
         vault_client.sys.revoke_prefix(f"auth/{mount}/login")
         v2 = secret_value("approle-v2")
         kv.create_or_update_secret(path, secret={"username": "robot", "password": v2})
-        wait_for(lambda: _passwords(core_v1, namespaces) == {v2}, 15, "the rotation, read with a new login")
+        wait_until(lambda: _passwords(core_v1, namespaces) == {v2}, 15, "the rotation, read with a new login")
         assert _logins(stack, mount) == 2
         assert _runs(syncd, "failure") == 0  # replaced within the run: nothing to count as a failure
         assert f"Vault refused syncd's token reading secret/{path}; logging in again" in syncd.log()
@@ -199,7 +199,7 @@ def test_revoked_token_is_replaced_and_a_denying_policy_holds_the_rollout(
         vault_client.sys.create_or_update_policy(policy, f'path "secret/data/{path}" {{ capabilities = ["deny"] }}')
         v3 = secret_value("approle-v3")
         kv.create_or_update_secret(path, secret={"username": "robot", "password": v3})
-        wait_for(lambda: _runs(syncd, "failure") >= 2, 15, "runs failing on the denied path")
+        wait_until(lambda: _runs(syncd, "failure") >= 2, 15, "runs failing on the denied path")
         assert snapshot(core_v1, "regcred", namespaces) == before
         denied = [e for e in error_lines(syncd.log()) if "denied" in e["message"]]
         assert denied[0]["message"] == (
@@ -210,7 +210,7 @@ def test_revoked_token_is_replaced_and_a_denying_policy_holds_the_rollout(
 
         # 3. The policy fixed: the next run rolls v3 out, without a restart.
         vault_client.sys.create_or_update_policy(policy, f'path "secret/data/{path}" {{ capabilities = ["read"] }}')
-        wait_for(lambda: _passwords(core_v1, namespaces) == {v3}, 15, "the rollout once the policy allows it")
+        wait_until(lambda: _passwords(core_v1, namespaces) == {v3}, 15, "the rollout once the policy allows it")
         check_secrets(core_v1, "regcred", namespaces, {"ghcr.io": Login("robot", v3)})
         assert snapshot(core_v1, "not-ours", namespaces) == unmanaged
         assert len(error_lines(syncd.log())) == _runs(syncd, "failure")

@@ -29,13 +29,13 @@ import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry, generate_latest
 
+from harness import Stack
+from harness.syncd_process import Start, has_secret
 from syncd.app import ClusterOptions, build_reconciler
 from syncd.config import load_config
 from syncd.core.errors import SourceError
 from syncd.sources.factory import build_sources
-from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig
-from tests.integration.daemon import Start, has_secret
 from tests.integration.faults import (
     RAN,
     SECRET_VALUES,

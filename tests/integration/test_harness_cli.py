@@ -1,4 +1,4 @@
-"""`python -m tests.harness up/down` from a shell: servers start, and `down` leaves none behind."""
+"""`python -m harness up/down` from a shell: servers start, and `down` leaves none behind."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _processes_using(directory: Path) -> list[str]:
 
 def test_up_writes_kubeconfig_and_env_and_down_leaves_no_process(tmp_path: Path) -> None:
     state = tmp_path / "d"
-    harness = [sys.executable, "-m", "tests.harness"]
+    harness = [sys.executable, "-m", "harness"]
     up = subprocess.run(
         [*harness, "up", "--dir", str(state)], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
     )

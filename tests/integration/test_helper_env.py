@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from harness import Stack
 from syncd.config import HelperCredential
 from syncd.sources.helper import HelperSource
-from tests.harness import Stack
 from tests.integration.conftest import WriteConfig, secrets_named
 
 pytestmark = pytest.mark.integration

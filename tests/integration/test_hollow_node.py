@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,13 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.harness.node import HollowNode
-from tests.harness.oci import Skopeo, dockerconfigjson, make_layout
-from tests.harness.registry import Registry
-from tests.integration.daemon import SyncdProcess, vault_config
-from tests.kube_objects import default_service_account, pull_secret_names
+from harness import Stack
+from harness.kube_objects import default_service_account, pull_secret_names
+from harness.node import HollowNode
+from harness.oci import Skopeo, dockerconfigjson, make_layout
+from harness.registry import Registry
+from harness.syncd_process import SyncdProcess, vault_config
+from harness.wait import wait_until
 
 # A cold build of hollow-node (scripts/hollow-node.sh) takes minutes; `make hollow-node` ahead avoids that.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -95,13 +96,6 @@ def namespace(cluster: Cluster) -> str:
     cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     default_service_account(cluster.core, name)
     return name
-
-
-def wait(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
 
 
 def pull_secret(cluster: Cluster, namespace: str, password: str) -> str:
@@ -186,7 +180,7 @@ def test_a_pull_secret_that_logs_in_runs_the_pod(cluster: Cluster, image: Image,
         assert state.waiting not in PULL_FAILED, state
         return state.phase == "Running"
 
-    wait(running, timeout=120, what="Pod Running")
+    wait_until(running, 120, "Pod Running")
     print(f"\nhollow node: Pod Running {time.monotonic() - began:.1f}s after create")
     state = pod_state(cluster, namespace)
     assert state.node == cluster.node.name
@@ -210,7 +204,7 @@ def _assert_refused(cluster: Cluster, namespace: str, image: Image) -> None:
         phases.add(state.phase)
         return state.waiting in PULL_FAILED and bool(refused_pulls())
 
-    wait(refused, timeout=90, what="the kubelet's pull failure")
+    wait_until(refused, 90, "the kubelet's pull failure")
     event = refused_pulls()[0]
     assert event.type == "Warning"
     assert event.host == cluster.node.name
@@ -218,7 +212,7 @@ def _assert_refused(cluster: Cluster, namespace: str, image: Image) -> None:
     assert "401 Unauthorized" in event.message
     assert "unauthorized: authentication required" in event.message
     # The kubelet backs off and stays there (its retry is refused too), never Running meanwhile.
-    wait(lambda: pod_state(cluster, namespace).waiting == "ImagePullBackOff", 60, "ImagePullBackOff")
+    wait_until(lambda: pod_state(cluster, namespace).waiting == "ImagePullBackOff", 60, "ImagePullBackOff")
     state = pod_state(cluster, namespace)
     phases.add(state.phase)
     assert phases == {"Pending"}
@@ -267,13 +261,13 @@ def test_syncd_counts_the_pull_the_kubelet_refused_with_its_secret(
     try:
         daemon.wait_ready()
         # The ServiceAccount admission plugin copies the link into the Pod once, at creation.
-        wait(
+        wait_until(
             lambda: "regcred" in pull_secret_names(cluster.core.read_namespaced_service_account("default", namespace)),
             30,
             "syncd to link regcred to the default ServiceAccount",
         )
         create_pod(cluster, namespace, image.reference, None)
-        wait(
+        wait_until(
             lambda: daemon.metric(FAILURES, secret="regcred", registry=host, reason="auth_failed") > 0,
             90,
             "the kubelet's refused pull counted by syncd",

@@ -49,9 +49,9 @@ import requests
 import yaml
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.harness.process import free_port
-from tests.kube_objects import secret_data
+from harness import Stack
+from harness.kube_objects import secret_data
+from harness.process import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 

@@ -1,6 +1,6 @@
 """A real image client against the real registry, authenticated by a .dockerconfigjson.
 
-The image is an OCI layout the test writes (tests.harness.oci: nothing fetched); Debian skopeo
+The image is an OCI layout the test writes (harness.oci: nothing fetched); Debian skopeo
 pushes it to the harness registry (distribution 2.8, htpasswd, plain HTTP on loopback: hence
 `--dest-tls-verify=false` / `--src-tls-verify=false`, which let skopeo fall back to http) and pulls
 it back, reading its credentials from the same bytes a kubernetes.io/dockerconfigjson Secret holds.
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Stack
-from tests.harness.kubelet import offered
-from tests.harness.oci import OciImage, Skopeo, dockerconfigjson, make_layout, read_layout
+from harness import Stack
+from harness.kubelet import offered
+from harness.oci import OciImage, Skopeo, dockerconfigjson, make_layout, read_layout
 
 # The first lookup may build kubelet-keyring (about 3 minutes with a cold Go build cache):
 # `make kubelet-keyring` (scripts/kubelet-keyring.sh) ahead of pytest avoids that.

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from harness import Stack
+from harness.kube_objects import annotations_of, default_service_account, labels_of, pull_secret_names, resource_version
+from harness.syncd_process import Start, base_config, has_secret
+from harness.wait import wait_until
 from syncd.core.values import ADDED_PULL_SECRETS_ANNOTATION, INSTANCE_LABEL
-from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig, plan_rows
-from tests.integration.daemon import Start, base_config, has_secret, wait_for
-from tests.kube_objects import annotations_of, default_service_account, labels_of, pull_secret_names, resource_version
 
 pytestmark = pytest.mark.integration
 
@@ -108,9 +109,9 @@ def test_the_same_spec_name_in_two_instances_is_a_conflict_both_ways_with_no_pin
         settings["schedule"] = {"interval": "2s", "jitter": "0s"}
         daemons.append(start_syncd(settings, name=instance))
         if not daemons[1:]:
-            wait_for(lambda: has_secret(core_v1, shared), 20, "the first instance's Secret")
+            wait_until(lambda: has_secret(core_v1, shared), 20, "the first instance's Secret")
     owner, loser = daemons
-    wait_for(lambda: loser.metric("syncd_namespaces", secret="regcred", state="conflict") == 1, 20, "the conflict")
+    wait_until(lambda: loser.metric("syncd_namespaces", secret="regcred", state="conflict") == 1, 20, "the conflict")
     before = _versions(core_v1, (shared, "regcred"))
     writes_before = [
         d.metric("syncd_secret_writes_total", secret="regcred", operation="update", result="success") for d in daemons
@@ -260,6 +261,6 @@ def test_a_daemon_started_with_a_retired_spec_prunes_it_and_its_references(
     settings = base_config(stack, tmp_path, vault_path, prefix, service_accounts=["default"])
     settings.update(instance=instance, retired_secrets=[old])
     daemon = start_syncd(settings)
-    wait_for(lambda: not has_secret(core_v1, namespace, old), 20, "the retired spec's Secret pruned at start")
-    wait_for(lambda: _refs(core_v1, namespace) == ["other", "regcred"], 20, "the old reference replaced")
+    wait_until(lambda: not has_secret(core_v1, namespace, old), 20, "the retired spec's Secret pruned at start")
+    wait_until(lambda: _refs(core_v1, namespace) == ["other", "regcred"], 20, "the old reference replaced")
     assert "retired secret specs pruned" in daemon.log()

@@ -5,7 +5,7 @@ validate every body into a pydantic model and back: issue 14). These tests check
 apiserver stores from them and how they fail: a stale resourceVersion is a 409 the callers
 act on, a refused write says status and reason only. They run as syncd's own client
 (load_api_client, fenced); the same path as a ServiceAccount with a bearer token and the
-generated RBAC is covered by test_deploy_manifests, and under 429s by test_faults_ratelimit.
+generated RBAC is covered by kustomize/test_syncd_as_service_account, and under 429s by test_faults_ratelimit.
 """
 
 from __future__ import annotations
@@ -18,13 +18,8 @@ from collections.abc import Callable
 import pytest
 from kubernetes import client
 
-from syncd.core.errors import KubeError
-from syncd.core.values import DesiredSecret, RegistryCredential
-from syncd.kube import secrets, serviceaccounts
-from syncd.kube.client import WriteFence, load_api_client
-from syncd.registry.dockerconfig import render
-from tests.harness import Stack
-from tests.kube_objects import (
+from harness import Stack
+from harness.kube_objects import (
     annotations_of,
     default_service_account,
     labels_of,
@@ -32,6 +27,11 @@ from tests.kube_objects import (
     resource_version,
     secret_data,
 )
+from syncd.core.errors import KubeError
+from syncd.core.values import DesiredSecret, RegistryCredential
+from syncd.kube import secrets, serviceaccounts
+from syncd.kube.client import WriteFence, load_api_client
+from syncd.registry.dockerconfig import render
 
 pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)

@@ -1,6 +1,6 @@
 """syncd's port of the kubelet's lookup (syncd/registry/kubelet.py) against the kubelet's own code.
 
-Every case runs both: `tests.harness.kubelet.offered` (kubelet-keyring, built from
+Every case runs both: `harness.kubelet.offered` (kubelet-keyring, built from
 k8s.io/kubernetes v1.34.4: ParseImageName, MakeDockerKeyring, Lookup) and `syncd.registry.kubelet.offered`.
 They must agree on the logins offered, their order, the key each came from, and on failure (a
 malformed Secret or image). A corpus of the spellings users write, then Hypothesis-generated
@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness import kubelet as reference
 from syncd.core.errors import SyncdError
 from syncd.core.values import RegistryCredential
 from syncd.registry import kubelet
 from syncd.registry.credential_rules import registry_problem
 from syncd.registry.dockerconfig import render
 from syncd.registry.keys import canonical_key, key_problem
-from tests.harness import kubelet as reference
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.harness.kubelet import Login, Offer, lookup, offered
+from harness.kubelet import Login, Offer, lookup, offered
 
 # The first lookup may build kubelet-keyring (about 3 minutes with a cold Go build cache):
 # `make kubelet-keyring` (scripts/kubelet-keyring.sh) ahead of pytest avoids that.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import socket
 import threading
 import time
@@ -18,24 +19,17 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from harness import Stack
+from harness.wait import wait_until as harness_wait_until
 from syncd.kube.elector import LeaderElector
-from tests.harness import Stack
 
 pytestmark = pytest.mark.integration
 
 LEASE = dt.timedelta(seconds=2)
 SECONDS = LEASE.total_seconds()
 POLL = 0.02
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, *, what: str) -> float:
-    """Poll until `predicate` holds; returns the seconds it took, fails the test after `timeout`."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"not within {timeout}s: {what}")
-        time.sleep(POLL)
-    return time.monotonic() - start
+# Takeover times are measured to a few hundredths of a second: poll that often.
+wait_until = functools.partial(harness_wait_until, interval=POLL)
 
 
 class Changes:

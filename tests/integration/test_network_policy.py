@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.harness import Stack
-from tests.integration.test_helm_chart import helm, kubectl
+from harness import Stack
+from harness.kubectl import kubectl
+from tests.integration.test_helm_chart import helm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

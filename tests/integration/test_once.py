@@ -13,9 +13,9 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
+from harness.kube_objects import annotations_of, labels_of
 from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, secrets_named
-from tests.kube_objects import annotations_of, labels_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]
 

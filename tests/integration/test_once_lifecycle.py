@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +11,7 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness.vault import Vault
-from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, plan_rows, secrets_named
-from tests.kube_objects import (
+from harness.kube_objects import (
     default_service_account,
     labels_of,
     name_of,
@@ -21,19 +19,10 @@ from tests.kube_objects import (
     resource_version,
     secret_data,
 )
+from harness.vault import Vault
+from tests.integration.conftest import RunSyncd, WriteConfig, auths, dockerconfig_of, plan_rows, secrets_named
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_vault(tmp_path: Path) -> Iterator[Vault]:
-    """An OpenBao of this test's own, so that stopping it does not disturb other tests."""
-    vault = Vault(tmp_path / "own-vault")
-    vault.start()
-    try:
-        yield vault
-    finally:
-        vault.stop()
 
 
 def _config(vault: Vault, token_file: Path, path: str, prefix: str, **spec: Any) -> dict[str, Any]:

@@ -12,9 +12,9 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
+from harness.kube_objects import resource_version
 from tests.integration.conftest import RunSyncd, WriteConfig, secrets_named
-from tests.kube_objects import resource_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]
 NAMESPACES = 200

@@ -21,11 +21,11 @@ import hvac
 import pytest
 from kubernetes import client
 
-from tests.harness import Stack
-from tests.harness.kubelet import offered
-from tests.harness.oci import Skopeo, dockerconfigjson, make_layout
+from harness import Stack
+from harness.kube_objects import default_service_account
+from harness.kubelet import offered
+from harness.oci import Skopeo, dockerconfigjson, make_layout
 from tests.integration.conftest import RunSyncd
-from tests.kube_objects import default_service_account
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -1,6 +1,6 @@
 """`pull_failures: true`: the daemon counts the kubelet's pull-failure Events for its own Secrets.
 
-There is no kubelet here, so the kubelet's own code writes the Events (tests/harness/
+There is no kubelet here, so the kubelet's own code writes the Events (harness/
 kubelet_events.py: its image manager over a runtime that fails, its event recorder). The refused
 login's text is what a real image client (skopeo: containers/image, CRI-O's library) says when the
 harness registry refuses a wrong password.
@@ -18,13 +18,16 @@ import hvac
 import pytest
 from kubernetes import client
 
+from harness import Stack
+from harness.accounts import service_account_token, token_kubeconfig
+from harness.kubectl import kubectl
+from harness.kubelet_events import FailedPull, MissingSecrets, write_events
+from harness.oci import Skopeo
+from harness.syncd_process import Start, SyncdProcess, vault_config
+from harness.wait import wait_until
 from syncd.config import Config, parse_config
 from syncd.manifests import rbac
-from tests.harness import Stack
-from tests.harness.kubelet_events import FailedPull, MissingSecrets, write_events
-from tests.harness.oci import Skopeo
-from tests.integration.daemon import Start, SyncdProcess, vault_config, wait_for
-from tests.integration.test_deploy_manifests import apply_for_real, kubectl, token_for, write_kubeconfig
+from tests.integration.kustomize.manifests import apply_for_real
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 FAILURES = "syncd_image_pull_failures_total"
@@ -110,8 +113,8 @@ def test_the_leader_counts_refused_logins_and_missing_pull_secrets_of_its_secret
     write_events(
         kubeconfig, selected, "web", [FailedPull("app", refused, times=3), MissingSecrets(["by-hand", "regcred"], 2)]
     )
-    wait_for(lambda: counted(daemon, host, "auth_failed") >= 3, 30, "3 refused logins counted")
-    wait_for(lambda: counted(daemon, "", "secret_unavailable") >= 2, 30, "2 missing Secrets counted")
+    wait_until(lambda: counted(daemon, host, "auth_failed") >= 3, 30, "3 refused logins counted")
+    wait_until(lambda: counted(daemon, "", "secret_unavailable") >= 2, 30, "2 missing Secrets counted")
     # Each watch delivers in order, so the Events written first have been seen (and ignored).
     assert counted(daemon, host, "auth_failed") == 3
     assert counted(daemon, "", "secret_unavailable") == 2
@@ -169,12 +172,14 @@ def test_as_a_service_account_the_events_watch_needs_exactly_what_syncd_rbac_add
     on = parse_config(settings)
     off = on.model_copy(update={"pull_failures": False})
     apply_for_real(stack, cluster_rbac(off, home))
-    token = token_for(core_v1, home, "syncd", audiences=[])
-    daemon = SyncdProcess(settings, tmp_path / "daemon", write_kubeconfig(stack, tmp_path / "kubeconfig", token), {})
+    token = service_account_token(core_v1, home, "syncd", audiences=[])
+    daemon = SyncdProcess(
+        settings, tmp_path / "daemon", token_kubeconfig(stack.kube, tmp_path / "kubeconfig", token), {}
+    )
     try:
         daemon.start()
         daemon.wait_ready()
-        wait_for(lambda: "watch of events/Failed failed" in daemon.log(), 30, "the refused events watch to be logged")
+        wait_until(lambda: "watch of events/Failed failed" in daemon.log(), 30, "the refused events watch to be logged")
         assert "403" in daemon.log()
         apply_for_real(stack, cluster_rbac(on, home))
         refused = FailedPull("app", refused_login(stack, tmp_path, f"{host}/team/app:v1"))
@@ -184,7 +189,7 @@ def test_as_a_service_account_the_events_watch_needs_exactly_what_syncd_rbac_add
             write_events(stack.kube.kubeconfig, selected, "web", [refused])
             return counted(daemon, host, "auth_failed") > 0
 
-        wait_for(counted_after_writing, 60, "a refused login counted as the ServiceAccount", interval=3)
+        wait_until(counted_after_writing, 60, "a refused login counted as the ServiceAccount", interval=3)
     finally:
         daemon.stop_quietly()
         name = rbac.role_name("syncd", instance)

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from kubernetes import client
 
+from harness.kubectl import kubectl
+from harness.syncd_process import Start, SyncdProcess, new_namespace
+from harness.vault import Vault
+from harness.wait import wait_until
 from syncd.cli.commands import main
-from tests.harness.vault import Vault
-from tests.integration.daemon import Start, SyncdProcess, new_namespace, wait_for
-from tests.integration.faults import private_vault  # noqa: F401 - a fixture
-from tests.integration.test_deploy_manifests import kubectl
 
 pytestmark = pytest.mark.integration
 FAST = {"interval": "2s", "jitter": "0s", "retry": {"min": "1s", "max": "2s"}}
@@ -90,7 +90,7 @@ def _writes(syncd: SyncdProcess) -> float:
 
 
 def test_kubectl_shows_ready_then_source_trouble_then_recovery(
-    private_vault: Vault,  # noqa: F811 - the fixture imported above
+    private_vault: Vault,
     core_v1: client.CoreV1Api,
     kube_api: client.ApiClient,
     prefix: str,
@@ -109,7 +109,7 @@ def test_kubectl_shows_ready_then_source_trouble_then_recovery(
     custom, name, kubeconfig = client.CustomObjectsApi(kube_api), f"{instance}.regcred", stack.kube.kubeconfig
 
     # Ready, as `kubectl wait` and the printer columns see it (the object appears with the first status).
-    wait_for(lambda: _object(custom, name) is not None, 30, "the PullSecretSync object")
+    wait_until(lambda: _object(custom, name) is not None, 30, "the PullSecretSync object")
     waited = kubectl("wait", "--for=condition=Ready", f"pullsync/{name}", "--timeout=30s", kubeconfig=kubeconfig)
     assert waited.returncode == 0, waited.stderr
     table = kubectl("get", "pullsync", name, kubeconfig=kubeconfig)
@@ -130,18 +130,18 @@ def test_kubectl_shows_ready_then_source_trouble_then_recovery(
     # Idle: syncs every 2 s that change nothing write no status.
     writes = _writes(syncd)
     runs = syncd.metric("syncd_sync_runs_total", secret="regcred", result="success")
-    wait_for(
+    wait_until(
         lambda: syncd.metric("syncd_sync_runs_total", secret="regcred", result="success") >= runs + 3, 20, "3 syncs"
     )
     assert _writes(syncd) == writes
 
     # OpenBao stopped: SourceAvailable and Ready turn False within an interval or two, with an Event.
     private_vault.stop()
-    wait_for(
+    wait_until(
         lambda: _condition(custom, name, "SourceAvailable") == ("False", "SourceError"), 20, "SourceAvailable False"
     )
     assert _condition(custom, name, "Ready") == ("False", "SourceError")
-    wait_for(lambda: any(e.reason == "ReadyFalse" for e in _events(core_v1, name)), 10, "a ReadyFalse Event")
+    wait_until(lambda: any(e.reason == "ReadyFalse" for e in _events(core_v1, name)), 10, "a ReadyFalse Event")
     described = kubectl("describe", "pullsync", name, kubeconfig=kubeconfig)
     assert "ReadyFalse" in described.stdout, described.stdout[-2000:]
     code, out = _status_from_cluster(kubeconfig, instance, capsys)
@@ -152,12 +152,12 @@ def test_kubectl_shows_ready_then_source_trouble_then_recovery(
     private_vault.start()
     vault = hvac.Client(url=private_vault.address, token=private_vault.token)
     vault.secrets.kv.v2.create_or_update_secret("robot", secret={"username": "robot", "password": password})
-    wait_for(lambda: _condition(custom, name, "Ready") == ("True", "Ready"), 30, "Ready True again")
-    wait_for(lambda: any(e.reason == "ReadyTrue" for e in _events(core_v1, name)), 10, "a ReadyTrue Event")
+    wait_until(lambda: _condition(custom, name, "Ready") == ("True", "Ready"), 30, "Ready True again")
+    wait_until(lambda: any(e.reason == "ReadyTrue" for e in _events(core_v1, name)), 10, "a ReadyTrue Event")
 
 
 def test_an_expiring_token_turns_expiring_soon_and_a_removed_spec_takes_its_object(
-    private_vault: Vault,  # noqa: F811 - the fixture imported above
+    private_vault: Vault,
     core_v1: client.CoreV1Api,
     kube_api: client.ApiClient,
     prefix: str,
@@ -175,9 +175,9 @@ def test_an_expiring_token_turns_expiring_soon_and_a_removed_spec_takes_its_obje
     config["secrets"].append({"name": "other", "credentials": ["robot"], "namespaces": {"names": [f"{prefix}-a"]}})
     syncd = start_syncd(config)
     custom, name = client.CustomObjectsApi(kube_api), f"{instance}.regcred"
-    wait_for(lambda: _condition(custom, name, "Ready") == ("True", "Ready"), 30, "Ready")
+    wait_until(lambda: _condition(custom, name, "Ready") == ("True", "Ready"), 30, "Ready")
     assert _condition(custom, name, "ExpiringSoon") == ("False", "NotExpiring")
-    wait_for(lambda: _condition(custom, name, "ExpiringSoon") == ("True", "RefreshOverdue"), 30, "ExpiringSoon")
+    wait_until(lambda: _condition(custom, name, "ExpiringSoon") == ("True", "RefreshOverdue"), 30, "ExpiringSoon")
     expires = (_object(custom, name) or {})["status"]["expiresAt"]
     assert dt.datetime.fromisoformat(expires) > dt.datetime.now(dt.UTC)
 
@@ -187,5 +187,5 @@ def test_an_expiring_token_turns_expiring_soon_and_a_removed_spec_takes_its_obje
     syncd.config_path.write_text(
         yaml.safe_dump({**config, "instance": instance, "server": {"address": f"127.0.0.1:{syncd.port}"}})
     )
-    wait_for(lambda: _object(custom, f"{instance}.other") is None, 20, "the removed spec's object deleted")
+    wait_until(lambda: _object(custom, f"{instance}.other") is None, 20, "the removed spec's object deleted")
     assert _object(custom, name) is not None

@@ -13,9 +13,9 @@ import hvac
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from harness import Stack
 from syncd.app import ClusterOptions, build_reconciler
 from syncd.config import load_config
-from tests.harness import Stack
 from tests.integration.conftest import RunSyncd, WriteConfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("helper_env")]

@@ -26,6 +26,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from harness.kube_objects import labels_of, name_of
+from harness.wait import wait_until
 from syncd.config import Namespaces
 from syncd.config.selection import selects
 from syncd.core.values import NamespaceInfo
@@ -33,8 +35,6 @@ from syncd.kube.cached_cluster import CachedCluster
 from syncd.kube.stores import WatchCache
 from syncd.kube.watches import watch_loops
 from tests.integration.cluster_worlds import syncd_api_of
-from tests.integration.daemon import wait_for
-from tests.kube_objects import labels_of, name_of
 
 pytestmark = pytest.mark.integration
 
@@ -262,7 +262,9 @@ def test_the_daemon_selects_what_the_apiserver_selects_after_relabelling(
         }
         admin.patch_namespace(relabelled[index], {"metadata": {"labels": {**gone, **labels}}})
     for selector in WATCHED_SELECTORS:
-        wait_for(partial(_agree, admin, daemon_view, selector, relabelled), 15, f"the daemon's answer to {selector!r}")
+        wait_until(
+            partial(_agree, admin, daemon_view, selector, relabelled), 15, f"the daemon's answer to {selector!r}"
+        )
 
 
 def _agree(admin: client.CoreV1Api, daemon: CachedCluster, selector: str, names: list[str]) -> bool:

@@ -19,14 +19,15 @@ import yaml
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
+from harness import Stack, pki
+from harness.kube_objects import issued_token
+from harness.syncd_process import SyncdProcess, base_config
+from harness.wait import wait_until
 from syncd.daemon.server import HttpServer
 from syncd.daemon.server.auth import MetricsGuard
 from syncd.engine.metrics import Metrics
 from syncd.kube.reviews import AccessReviews
-from tests.harness import Stack, pki
-from tests.integration.daemon import SyncdProcess, base_config, wait_for
 from tests.integration.test_helm_chart import find, render
-from tests.kube_objects import issued_token
 
 RBAC = "rbac.authorization.k8s.io"
 
@@ -190,7 +191,7 @@ def test_syncd_run_serves_https_checks_tokens_and_answers_probes_under_a_flood(
         finally:
             for sock in flood:
                 sock.close()
-        wait_for(lambda: syncd.get("/healthz").ok, 10, "/healthz after the flood")
+        wait_until(lambda: syncd.get("/healthz").ok, 10, "/healthz after the flood")
         assert syncd.terminate() == 0
     finally:
         syncd.stop_quietly()

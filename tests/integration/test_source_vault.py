@@ -1,4 +1,4 @@
-"""VaultSource against the real OpenBao of tests.harness, logging in the ways syncd users do.
+"""VaultSource against the real OpenBao of the harness (harness/), logging in the ways syncd users do.
 
 Each test makes its own mounts, policies and auth mounts (uuid-named): the server is shared
 by the whole session. The audit log counts requests at the server, which is how these tests
@@ -29,13 +29,13 @@ import requests
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness import Stack
+from harness.process import Server, free_port
+from harness.vault import Vault, find_bao
 from syncd.config import VaultConfig, VaultCredential
 from syncd.core.clock import utcnow
 from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.sources.vault import VaultSession, VaultSource
-from tests.harness import Stack
-from tests.harness.process import Server, free_port
-from tests.harness.vault import Vault, find_bao
 
 pytestmark = pytest.mark.integration
 
@@ -665,17 +665,6 @@ def test_no_secret_value_in_logs_or_errors(
     assert {"secret_id", "registry-password"} <= set(SECRETS.values())  # what this test handled is registered
     leaked = _leaked(text)  # labels: no value in the report
     assert not leaked, f"secret value(s) labelled {leaked} appear in logs or errors"
-
-
-@pytest.fixture
-def private_vault(tmp_path: Path) -> Iterator[Vault]:
-    """An OpenBao of this test's own: a dev server comes back empty, which no other test may see."""
-    vault = Vault(tmp_path / "own-vault")
-    vault.start()
-    try:
-        yield vault
-    finally:
-        vault.stop()
 
 
 def test_vault_stopped_is_unavailable(private_vault: Vault, tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness import Stack
 from syncd.config import DockerConfigCredential, HelperCredential
 from syncd.core.errors import CredentialNotFound
 from syncd.sources.docker_config import DockerConfigSource
 from syncd.sources.helper import HelperSource
-from tests.harness import Stack
 
 pytestmark = pytest.mark.integration
 

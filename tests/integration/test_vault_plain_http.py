@@ -19,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import Stack
+from harness import Stack
 
 pytestmark = pytest.mark.integration
 

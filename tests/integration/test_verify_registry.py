@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from harness import Stack
+from harness.registry import Registry
 from syncd.core.errors import SourceUnavailable
 from syncd.core.values import RegistryCredential
 from syncd.registry.login import VerificationFailed, verify_login
-from tests.harness import Stack
-from tests.harness.registry import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -15,6 +15,9 @@ import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry
 
+from harness import Stack
+from harness.syncd_process import has_secret, new_namespace
+from harness.wait import wait_until
 from syncd.config import parse_config
 from syncd.core.values import Action
 from syncd.engine.fetcher import Freshness
@@ -24,8 +27,6 @@ from syncd.kube.cached_cluster import CachedCluster
 from syncd.kube.client import load_api_client
 from syncd.kube.stores import WatchCache
 from syncd.kube.watches import WatchLoop, watch_loops
-from tests.harness import Stack
-from tests.integration.daemon import has_secret, new_namespace, wait_for
 from tests.integration.tcp_proxy import TcpProxy
 from tests.unit.fakes import FakeSource
 
@@ -106,8 +107,8 @@ def daemonish(
 
 def _first_sync(daemon: Daemonish, core_v1: client.CoreV1Api, namespace: str) -> None:
     new_namespace(core_v1, namespace, {})
-    wait_for(lambda: daemon.cache.values("namespaces") is not None, 30, "the namespace store")
-    wait_for(lambda: daemon.sync() is Action.UNCHANGED and daemon.holds(namespace), 15, "the Secret in the store")
+    wait_until(lambda: daemon.cache.values("namespaces") is not None, 30, "the namespace store")
+    wait_until(lambda: daemon.sync() is Action.UNCHANGED and daemon.holds(namespace), 15, "the Secret in the store")
 
 
 def test_a_secret_deleted_while_the_watch_is_down_is_recreated_from_a_list(
@@ -117,14 +118,14 @@ def test_a_secret_deleted_while_the_watch_is_down_is_recreated_from_a_list(
     _first_sync(daemonish, core_v1, namespace)
 
     proxy.cut()
-    wait_for(lambda: daemonish.cache.values(SECRETS) is None, 15, "the store to go down with its watch")
+    wait_until(lambda: daemonish.cache.values(SECRETS) is None, 15, "the store to go down with its watch")
     core_v1.delete_namespaced_secret("regcred", namespace)
     assert daemonish.sync() is Action.CREATE  # planned from a LIST, not from the store that still holds it
     assert has_secret(core_v1, namespace)
 
     proxy.restore()
-    wait_for(lambda: daemonish.cache.values(SECRETS) is not None, 30, "the watch to come back")
-    wait_for(lambda: daemonish.sync() is Action.UNCHANGED, 10, "the store to hold the recreated Secret")
+    wait_until(lambda: daemonish.cache.values(SECRETS) is not None, 30, "the watch to come back")
+    wait_until(lambda: daemonish.sync() is Action.UNCHANGED, 10, "the store to hold the recreated Secret")
 
 
 @pytest.mark.parametrize("daemonish", [3.0], indirect=True)
@@ -141,7 +142,7 @@ def test_a_secret_deleted_while_the_watch_silently_lost_its_events_is_repaired_b
     assert daemonish.sync() is Action.UNCHANGED  # the store missed the DELETED event: it sees the Secret
     assert not has_secret(core_v1, namespace)
 
-    wait_for(lambda: len(daemonish.relists) > relists and not daemonish.holds(namespace), 30, "a re-list")
+    wait_until(lambda: len(daemonish.relists) > relists and not daemonish.holds(namespace), 30, "a re-list")
     assert daemonish.sync() is Action.CREATE  # what the daemon's re-sync after a re-list does
     assert has_secret(core_v1, namespace)
 
@@ -153,7 +154,7 @@ def test_a_stopped_watch_ends_at_once_and_logs_no_failure(
     sit in a read until the watch times out (minutes) and log a failure when the apiserver goes."""
     _first_sync(daemonish, core_v1, f"{prefix}-stop")
     loops = list(daemonish.loops.values())
-    wait_for(lambda: all(loop.connected.is_set() for loop in loops), 15, "every watch connected")
+    wait_until(lambda: all(loop.connected.is_set() for loop in loops), 15, "every watch connected")
     started = time.monotonic()
     for loop in loops:
         loop.stop(wait=5)

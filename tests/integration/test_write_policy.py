@@ -23,14 +23,16 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from harness import Stack
+from harness.accounts import service_account_token, token_kubeconfig
+from harness.kube_objects import default_service_account, pull_secret_names
+from harness.kubectl import kubectl
+from harness.syncd_process import SyncdProcess, has_secret, new_namespace
+from harness.wait import wait_until
 from syncd.cli.commands import main
 from syncd.config import Config
 from syncd.manifests import admission_policy as policy
 from syncd.manifests import rbac
-from tests.harness import Stack
-from tests.integration.daemon import SyncdProcess, has_secret, new_namespace, wait_for
-from tests.integration.test_deploy_manifests import kubectl, token_for, write_kubeconfig
-from tests.kube_objects import default_service_account, pull_secret_names
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +103,9 @@ def _install(
     settings = _settings(prefix, namespace, tmp)
     edit(settings)
     _apply_rbac(stack, settings, namespace, with_policy=with_policy)
-    kubeconfig = write_kubeconfig(stack, tmp / "kubeconfig", token_for(admin, namespace, "syncd", audiences=[]))
+    kubeconfig = token_kubeconfig(
+        stack.kube, tmp / "kubeconfig", service_account_token(admin, namespace, "syncd", audiences=[])
+    )
     api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
     return Syncd(prefix, namespace, settings, kubeconfig, api)
 
@@ -136,7 +140,7 @@ def test_the_policy_type_checks_without_warnings(stack: Stack, guarded: Syncd) -
             generation = found.metadata.generation if found.metadata else None
             return found.status is not None and found.status.observed_generation == generation
 
-        wait_for(checked, 30, f"the policy status controller to type-check {name}")
+        wait_until(checked, 30, f"the policy status controller to type-check {name}")
         status = policies.read_validating_admission_policy(name).status
         warnings = status.type_checking.expression_warnings if status and status.type_checking else None
         assert not warnings, [w.warning for w in warnings or []]
@@ -160,7 +164,7 @@ def _wait_until_enforced(stack: Stack, syncd: Syncd) -> None:
         admin.delete_namespaced_secret(syncd.name, probe_namespace)
         return False
 
-    wait_for(refused, 30, "the ValidatingAdmissionPolicy to be enforced")
+    wait_until(refused, 30, "the ValidatingAdmissionPolicy to be enforced")
 
 
 def _secret(name: str, secret_type: str, labels: dict[str, str], **annotations: str) -> client.V1Secret:
@@ -189,10 +193,10 @@ def test_with_the_rbac_alone_syncd_mints_a_token_that_may_escalate_cluster_roles
             data = unguarded.api.read_namespaced_secret(unguarded.name, "kube-system").data or {}
             return "token" in data
 
-        wait_for(filled, 30, "the token controller to fill in the Secret syncd created")
+        wait_until(filled, 30, "the token controller to fill in the Secret syncd created")
         data = unguarded.api.read_namespaced_secret(unguarded.name, "kube-system").data or {}
         stolen = base64.b64decode(data["token"])
-        as_controller = write_kubeconfig(stack, Path(unguarded.kubeconfig).with_name("stolen"), stolen.decode())
+        as_controller = token_kubeconfig(stack.kube, Path(unguarded.kubeconfig).with_name("stolen"), stolen.decode())
         review = client.V1SelfSubjectAccessReview(
             spec=client.V1SelfSubjectAccessReviewSpec(
                 resource_attributes=client.V1ResourceAttributes(
@@ -364,8 +368,8 @@ def test_syncd_run_serves_a_new_namespace_under_the_policy(stack: Stack, guarded
         daemon.wait_ready()
         later = _account(guarded, admin)
         admin.patch_namespace(later, {"metadata": {"labels": {"run": guarded.prefix}}})
-        wait_for(lambda: has_secret(admin, later, guarded.name), 30, "the watch-triggered sync")
-        wait_for(
+        wait_until(lambda: has_secret(admin, later, guarded.name), 30, "the watch-triggered sync")
+        wait_until(
             lambda: guarded.name in pull_secret_names(admin.read_namespaced_service_account("default", later)),
             30,
             "the ServiceAccount link",

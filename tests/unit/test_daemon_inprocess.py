@@ -14,6 +14,8 @@ import requests
 import yaml
 from prometheus_client import CollectorRegistry
 
+from harness.process import free_port
+from harness.wait import wait_until
 from syncd.config import Config, parse_config
 from syncd.core.values import NamespaceInfo
 from syncd.core.watch_events import NamespaceEvent
@@ -21,17 +23,7 @@ from syncd.daemon.routing import Loop
 from syncd.daemon.service import Daemon, OnEvent, OnRelist, Ports
 from syncd.engine.metrics import Metrics
 from syncd.engine.reconciler import Reconciler
-from tests.harness.process import free_port
 from tests.unit.fakes import FakeCluster, FakeSource
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class FakeLoop:
@@ -155,7 +147,7 @@ def start(tmp_path: Path, *, election: bool = False) -> tuple[Running, threading
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     syncd, thread = start(tmp_path)
-    wait_until(lambda: syncd.daemon.ready()[0], "the first syncs")
+    wait_until(lambda: syncd.daemon.ready()[0], 10, "the first syncs")
     yield syncd
     syncd.daemon.stop()
     thread.join(10)
@@ -173,15 +165,15 @@ def test_a_namespace_event_writes_that_namespace_from_the_cache(running: Running
     running.cluster.namespaces["team-3"] = {}
     assert running.watches.on_event is not None
     running.watches.on_event(NamespaceEvent("ADDED", NamespaceInfo("team-3")))
-    wait_until(lambda: ("team-3", "pull") in running.cluster.secrets, "the new namespace's Secret")
+    wait_until(lambda: ("team-3", "pull") in running.cluster.secrets, 10, "the new namespace's Secret")
     assert sorted(running.source.calls) == ["a", "b"]
 
 
 def test_a_reload_of_a_selector_moves_the_secret_without_a_source_call(running: Running) -> None:
     running.write(document(running.port, namespaces={"names": ["other"]}))
-    wait_until(lambda: running.reloads() == 1, "the reload")
-    wait_until(lambda: ("other", "pull") in running.cluster.secrets, "the newly selected namespace's Secret")
-    wait_until(lambda: ("team-1", "pull") not in running.cluster.secrets, "the deselected namespace's pruned")
+    wait_until(lambda: running.reloads() == 1, 10, "the reload")
+    wait_until(lambda: ("other", "pull") in running.cluster.secrets, 10, "the newly selected namespace's Secret")
+    wait_until(lambda: ("team-1", "pull") not in running.cluster.secrets, 10, "the deselected namespace's pruned")
     assert sorted(running.source.calls) == ["a", "b"]
     assert running.daemon.router.route(NamespaceEvent("ADDED", NamespaceInfo("team-4"))) == []
 
@@ -190,8 +182,8 @@ def test_a_reload_of_a_credentials_path_fetches_that_credential_alone(running: R
     doc = document(running.port)
     doc["credentials"][0]["vault"]["path"] = "a-moved"
     running.write(doc)
-    wait_until(lambda: running.reloads() == 1, "the reload")
-    wait_until(lambda: len(running.source.calls) == 3, "a fetch of the moved credential")
+    wait_until(lambda: running.reloads() == 1, 10, "the reload")
+    wait_until(lambda: len(running.source.calls) == 3, 10, "a fetch of the moved credential")
     time.sleep(0.3)
     assert sorted(running.source.calls) == ["a", "a", "b"]
 
@@ -200,7 +192,7 @@ def test_a_removed_spec_stops_its_watch_and_is_pruned(running: Running) -> None:
     doc = document(running.port)
     doc["secrets"] = doc["secrets"][:1]
     running.write(doc)
-    wait_until(lambda: ("team-1", "other") not in running.cluster.secrets, "the removed spec's Secret pruned")
+    wait_until(lambda: ("team-1", "other") not in running.cluster.secrets, 10, "the removed spec's Secret pruned")
     assert not running.watches.loops["secrets/other"].running
     assert running.watches.loops["secrets/pull"].running
     assert sorted(running.source.calls) == ["a", "b"]
@@ -209,19 +201,21 @@ def test_a_removed_spec_stops_its_watch_and_is_pruned(running: Running) -> None:
 def test_a_rejected_reload_keeps_the_running_config(running: Running) -> None:
     running.path.write_text("secrets: [{name: Not_Valid}]\n")
     failures = {"result": "failure"}
-    wait_until(lambda: running.registry.get_sample_value("syncd_config_reloads_total", failures) == 1, "a rejection")
+    wait_until(
+        lambda: running.registry.get_sample_value("syncd_config_reloads_total", failures) == 1, 10, "a rejection"
+    )
     assert [s.name for s in running.daemon.config.secrets] == ["pull", "other"]
 
 
 def test_a_standby_writes_nothing_until_it_leads(tmp_path: Path) -> None:
     syncd, thread = start(tmp_path, election=True)
     try:
-        wait_until(lambda: syncd.daemon.healthy()[0], "the scheduler")
+        wait_until(lambda: syncd.daemon.healthy()[0], 10, "the scheduler")
         assert syncd.daemon.ready() == (True, "standby: config loaded, another replica holds the lease")
         time.sleep(0.3)
         assert syncd.cluster.secrets == {}
         syncd.electors[0].take()
-        wait_until(lambda: len(syncd.cluster.secrets) == 3, "the leader's first syncs")
+        wait_until(lambda: len(syncd.cluster.secrets) == 3, 10, "the leader's first syncs")
         assert syncd.registry.get_sample_value("syncd_leader") == 1
     finally:
         syncd.daemon.stop()

@@ -9,19 +9,11 @@ from pathlib import Path
 import requests
 from prometheus_client import CollectorRegistry
 
+from harness.wait import wait_until
 from syncd.daemon.reload import ConfigWatcher
 from syncd.daemon.server import HttpServer
 from syncd.daemon.triggers import TriggerQueue
 from syncd.engine.metrics import Metrics
-
-
-def wait_until(condition: object, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_burst_of_requests_collapses_into_one_run_per_key() -> None:
@@ -30,7 +22,7 @@ def test_a_burst_of_requests_collapses_into_one_run_per_key() -> None:
     queue.start()
     for _ in range(50):
         queue.request(("a", "ns-1"), ("b", "ns-1"), ("b", "ns-2"))
-    wait_until(lambda: len(runs) >= 3)
+    wait_until(lambda: len(runs) >= 3, 5, "three runs")
     time.sleep(0.3)
     queue.stop()
     assert sorted(runs) == [("a", "ns-1"), ("b", "ns-1"), ("b", "ns-2")]
@@ -41,7 +33,7 @@ def test_a_pending_whole_spec_run_absorbs_its_namespace_runs() -> None:
     queue = TriggerQueue(runs.append, debounce=0.2)
     queue.start()
     queue.request(("a", "ns-1"), ("a", None), ("a", "ns-2"), ("b", "ns-1"))
-    wait_until(lambda: len(runs) >= 2)
+    wait_until(lambda: len(runs) >= 2, 5, "two runs")
     time.sleep(0.3)
     queue.stop()
     assert runs == [("a", None), ("b", "ns-1")]
@@ -58,9 +50,9 @@ def test_a_failing_run_does_not_stop_the_queue() -> None:
     queue = TriggerQueue(run, debounce=0.01)
     queue.start()
     queue.request(("bad", None))
-    wait_until(lambda: runs == ["bad"])
+    wait_until(lambda: runs == ["bad"], 5, "the failing run")
     queue.request(("good", None))
-    wait_until(lambda: runs == ["bad", "good"])
+    wait_until(lambda: runs == ["bad", "good"], 5, "the run after it")
     queue.stop()
 
 

@@ -10,19 +10,20 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
+from harness import pki
+from harness.wait import wait_until
 from syncd.config.models import Server, ServerTls
 from syncd.core.errors import ConfigError, KubeError
 from syncd.daemon.server import HttpServer, Limits, TlsFiles
 from syncd.daemon.server.auth import Access, MetricsGuard
 from syncd.engine.metrics import Metrics
-from tests.harness import pki
 
 TOKEN = "eyJhbGciOi.not-a-real-token.but-secret-all-the-same"
 
@@ -57,13 +58,6 @@ def _read_all(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def test_routes(server: HttpServer) -> None:
@@ -136,7 +130,7 @@ def test_probes_answer_under_a_flood_of_idle_and_slow_connections() -> None:
                 sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
             flood.append(sock)
         connections = running.serving.connections
-        _wait_for(lambda: connections.evicted + len(connections) >= 400)
+        wait_until(lambda: connections.evicted + len(connections) >= 400, 10, "400 connections accepted or evicted")
         for path in ("/healthz", "/readyz") * 5:
             started = time.monotonic()
             assert requests.get(f"http://127.0.0.1:{running.port}{path}", timeout=2).status_code == 200
@@ -250,7 +244,7 @@ def test_tls_serves_and_picks_up_a_rotated_certificate(tmp_path: Path) -> None:
         with pytest.raises(requests.exceptions.ConnectionError):
             requests.get(f"http://127.0.0.1:{running.port}/healthz", timeout=5)  # plain HTTP is not spoken
         _copy_pair(second, tmp_path)
-        _wait_for(lambda: _verifies(running, second.ca_cert))
+        wait_until(lambda: _verifies(running, second.ca_cert), 10, "the reloaded certificate served")
         assert not _verifies(running, first.ca_cert)
     finally:
         running.stop()
@@ -280,14 +274,14 @@ def test_request_bodies_in_memory_are_bounded_in_total() -> None:
     try:
         for sock in uploads:
             sock.sendall(head + b"a" * 1000)  # and the rest never comes
-        _wait_for(lambda: running.serving.body_bytes == 2 << 20)
+        wait_until(lambda: running.serving.body_bytes == 2 << 20, 10, "2 MiB of bodies being read")
         refused = _exchange(running, head)
         assert refused.startswith(b"HTTP/1.1 503 ")
         assert b"Retry-After: 1" in refused
     finally:
         for sock in uploads:
             sock.close()
-        _wait_for(lambda: running.serving.body_bytes == 0)
+        wait_until(lambda: running.serving.body_bytes == 0, 10, "every body released")
         running.stop()
 
 

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from harness import pki
 from syncd.core.errors import InvalidCredential, SourceError, SourceUnavailable
 from syncd.core.values import RegistryCredential
 from syncd.registry.login import (
@@ -28,7 +29,6 @@ from syncd.registry.login import (
     registry_base_urls,
     verify_login,
 )
-from tests.harness import pki
 
 USERNAME = "robot$ci"
 PASSWORD = "pw-9d1f6e-secret"

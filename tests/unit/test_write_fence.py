@@ -14,9 +14,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness.process import free_port
 from syncd.core.errors import KubeError
 from syncd.kube.client import WriteFence, call, load_api_client, send_json
-from tests.harness.process import free_port
 
 
 @pytest.fixture

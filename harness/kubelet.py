@@ -10,7 +10,6 @@ Kubernetes release; scripts/kubelet-keyring.sh builds it once and caches it by v
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -18,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.harness.process import HarnessError
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kubelet-keyring.sh"
+from harness.builds import built
+from harness.process import HarnessError
 
 
 @dataclass(frozen=True)
@@ -46,14 +44,9 @@ class Offer:
     error: str | None = None  # the pull fails before the runtime is asked (bad name or bad Secret)
 
 
-@functools.cache
 def binary() -> Path:
     """The kubelet-keyring binary, built on first use (minutes, once per Kubernetes version)."""
-    try:
-        done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, check=True, timeout=1800)
-    except subprocess.CalledProcessError as exc:
-        raise HarnessError(f"{SCRIPT.name} failed:\n{exc.stderr[-3000:]}") from exc
-    return Path(done.stdout.strip().splitlines()[-1])
+    return built("kubelet-keyring.sh")
 
 
 def lookup(request: Mapping[str, Any]) -> list[Offer]:

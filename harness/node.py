@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.harness.kube import REPO_ROOT, Kube
-from tests.harness.process import HarnessError, Server
+from harness.builds import built
+from harness.kube import Kube
+from harness.process import HarnessError, Server
+from harness.wait import TimedOut, wait_until
 
-BUILD_SCRIPT = REPO_ROOT / "scripts" / "hollow-node.sh"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 TMPDIR_NOTE = "tmpdir"
 
@@ -41,10 +40,7 @@ def remove_leftovers(state_dir: Path) -> None:
 
 def find_binary() -> Path:
     """hollow-node from the cache (built if missing, a few minutes cold), or $HOLLOW_NODE."""
-    result = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise HarnessError(f"{BUILD_SCRIPT} failed:\n{result.stderr[-3000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
+    return built("hollow-node.sh")
 
 
 class HollowNode:
@@ -111,14 +107,10 @@ class HollowNode:
 
     def wait_schedulable(self, timeout: float = 60) -> None:
         """Wait until node-lifecycle-controller lifted the not-ready taint."""
-        deadline = time.monotonic() + timeout
-        while not self.schedulable():
-            if time.monotonic() > deadline:
-                raise HarnessError(
-                    f"node {self.name} still tainted {NOT_READY_TAINT} after {timeout:.0f}s: is "
-                    "kube-controller-manager running with node-lifecycle-controller?"
-                )
-            time.sleep(0.5)
+        try:
+            wait_until(self.schedulable, timeout, f"node {self.name} without the {NOT_READY_TAINT} taint", interval=0.5)
+        except TimedOut as exc:
+            raise HarnessError(f"{exc}: is kube-controller-manager running with node-lifecycle-controller?") from exc
 
     def rss_kib(self) -> int:
         """Resident memory of the node process (VmRSS), for cost reports."""

@@ -9,16 +9,16 @@ happens here too.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.harness.process import HarnessError, Server
+from harness.builds import built
+from harness.process import HarnessError, Server
 
 if TYPE_CHECKING:
-    from tests.harness.kube import Kube
+    from harness.kube import Kube
 
-BINARIES_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "control-plane-binaries.sh"
+BINARIES_SCRIPT = "control-plane-binaries.sh"
 # Every controller a small real cluster runs, minus those for cloud providers and node networking
 # (there is no cloud, and the hollow node needs no Pod CIDR). node-lifecycle-controller stays: it
 # lifts a new node's not-ready taint.
@@ -35,12 +35,9 @@ SCHEDULER_STARTED = "Starting Kubernetes Scheduler"
 
 def find_binary(name: str) -> Path:
     """`name` (kube-controller-manager, kube-scheduler) from the version-pinned cache, built if missing."""
-    result = subprocess.run(["bash", str(BINARIES_SCRIPT)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise HarnessError(f"{BINARIES_SCRIPT} failed:\n{result.stderr[-3000:]}")
-    binary = Path(result.stdout.strip().splitlines()[-1]) / name
+    binary = built(BINARIES_SCRIPT) / name
     if not os.access(binary, os.X_OK):
-        raise HarnessError(f"{binary} is missing: run {BINARIES_SCRIPT} (or `make control-plane`)")
+        raise HarnessError(f"{binary} is missing: run scripts/{BINARIES_SCRIPT} (or `make control-plane`)")
     return binary
 
 

@@ -9,16 +9,14 @@ apiserver, patching repeats onto one Event as on a node.
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.harness.process import HarnessError
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "kubelet-events.sh"
+from harness.builds import built
+from harness.process import HarnessError
 
 
 @dataclass(frozen=True)
@@ -38,14 +36,9 @@ class MissingSecrets:
     times: int = 1
 
 
-@functools.cache
 def binary() -> Path:
     """The kubelet-events binary, built on first use (minutes, once per Kubernetes version)."""
-    try:
-        done = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, check=True, timeout=1800)
-    except subprocess.CalledProcessError as exc:
-        raise HarnessError(f"{SCRIPT.name} failed:\n{exc.stderr[-3000:]}") from exc
-    return Path(done.stdout.strip().splitlines()[-1])
+    return built("kubelet-events.sh")
 
 
 def write_events(

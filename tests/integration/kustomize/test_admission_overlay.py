@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 import yaml
 
+from harness import Stack
+from harness.kubectl import kubectl
 from syncd.config import load_config
 from syncd.manifests import rbac, webhook
-from tests.harness import Stack
-from tests.integration.test_deploy_manifests import KUSTOMIZE, apply_for_real, find, kubectl
+from tests.integration.kustomize.manifests import KUSTOMIZE, apply_for_real, find
 
 pytestmark = pytest.mark.integration
 OVERLAY = KUSTOMIZE / "overlays" / "admission"

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,21 +15,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness import Stack
-from tests.harness.process import free_port
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> float:
-    """Poll until `condition()` holds; return the seconds it took, or fail naming `what`."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            if condition():
-                return time.monotonic() - started
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from harness import Stack
+from harness.process import free_port
+from harness.wait import wait_until
 
 
 class SyncdProcess:
@@ -50,7 +37,7 @@ class SyncdProcess:
         argv += ["--kubeconfig", str(self.kubeconfig), "--log-level", log_level, "--log-format", "json"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        wait_for(lambda: self.get("/healthz").status_code == 200, 30, "syncd /healthz")
+        wait_until(lambda: self.get("/healthz").status_code == 200, 30, "syncd /healthz")
         return self
 
     def get(self, path: str) -> requests.Response:
@@ -59,7 +46,7 @@ class SyncdProcess:
         return requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
 
     def wait_ready(self, timeout: float = 30) -> None:
-        wait_for(lambda: self.get("/readyz").status_code == 200, timeout, "syncd /readyz")
+        wait_until(lambda: self.get("/readyz").status_code == 200, timeout, "syncd /readyz")
 
     def metrics(self) -> str:
         return self.get("/metrics").text

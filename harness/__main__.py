@@ -1,4 +1,4 @@
-"""`python -m tests.harness up --dir D` starts everything; `down --dir D` stops it;
+"""`python -m harness up --dir D` starts everything; `down --dir D` stops it;
 `push-image --dir D --repository demo/app` pushes a new private image to D's registry and prints
 its reference."""
 
@@ -9,13 +9,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from tests.harness.oci import push_image
-from tests.harness.process import HarnessError
-from tests.harness.stack import Stack
+from harness.oci import push_image
+from harness.process import HarnessError
+from harness.stack import Stack
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.harness", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
     parser.add_argument("action", choices=["up", "down", "push-image"])
     parser.add_argument("--dir", required=True, type=Path, help="state folder: kubeconfig, env, logs, data")
     parser.add_argument("--repository", default="demo/app", help="push-image: the repository to push to")

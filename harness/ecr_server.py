@@ -7,7 +7,7 @@ registry id of the host it is given, so neither new AWS keys nor a restart chang
 answer is taken and, once the file named by `--generation-file` holds a number N, `-N` is appended to
 each password (`<registry id>-auth-token-N`). Without that file the answer is moto's, byte for byte.
 
-    python tests/harness/ecr_server.py --generation-file FILE -p PORT
+    python harness/ecr_server.py --generation-file FILE -p PORT
 """
 
 from __future__ import annotations

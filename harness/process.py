@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from harness.wait import TimedOut, wait_until
+
 
 class HarnessError(RuntimeError):
     """A server could not be started or found; the message says how to fix it."""
@@ -54,19 +56,19 @@ class Server:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def wait_healthy(self, probe: Callable[[], bool], timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Until `probe()` holds; a server that exits meanwhile fails at once, with its log."""
+
+        def healthy() -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise HarnessError(
                     f"{self.name} exited with {self.process.returncode}; log {self.log_path}:\n{self.log_tail()}"
                 )
-            try:
-                if probe():
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise HarnessError(f"{self.name} not healthy after {timeout:.0f}s; log {self.log_path}:\n{self.log_tail()}")
+            return probe()
+
+        try:
+            wait_until(healthy, timeout, f"{self.name} to be healthy", interval=0.2)
+        except TimedOut as exc:
+            raise HarnessError(f"{exc}; log {self.log_path}:\n{self.log_tail()}") from exc
 
     def stop(self, timeout: float = 15.0) -> None:
         stop_pid_file(self.pid_path, timeout)

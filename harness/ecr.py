@@ -8,32 +8,26 @@ The helper itself is built by scripts/ecr-login-helper.sh (or named by $ECR_LOGI
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import requests
 
-from tests.harness.process import HarnessError, Server, free_port
+from harness.builds import built
+from harness.process import Server, free_port
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def helper_binary() -> Path:
     """docker-credential-ecr-login: $ECR_LOGIN_HELPER, else built once and cached by the script."""
-    result = subprocess.run(
-        [str(REPO_ROOT / "scripts" / "ecr-login-helper.sh")], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise HarnessError(f"scripts/ecr-login-helper.sh failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    return Path(result.stdout.strip())
+    return built("ecr-login-helper.sh")
 
 
 class EcrEmulator:
-    """moto's server on a free loopback port (tests/harness/ecr_server.py: moto plus a token generation)."""
+    """moto's server on a free loopback port (harness/ecr_server.py: moto plus a token generation)."""
 
     def __init__(self, state_dir: Path) -> None:
         self.dir = state_dir / "ecr"

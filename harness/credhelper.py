@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.harness.process import HarnessError
+from harness.process import HarnessError
 
 APT_HINT = "apt-get install golang-docker-credential-helpers pass gnupg (or run `make deps`)"
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from tests.harness import pki
-from tests.harness.controllers import ControllerManager, Scheduler
-from tests.harness.process import HarnessError, Server, free_port
+from harness import pki
+from harness.builds import built
+from harness.controllers import ControllerManager, Scheduler
+from harness.process import HarnessError, Server, free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BINARIES_SCRIPT = REPO_ROOT / "scripts" / "envtest-binaries.sh"
+BINARIES_SCRIPT = "envtest-binaries.sh"
 
 
 @dataclass(frozen=True)
@@ -32,22 +31,15 @@ def find_binaries() -> KubeBinaries:
     if all(explicit):
         binaries = KubeBinaries(etcd=Path(explicit[1] or ""), kube_apiserver=Path(explicit[0] or ""))
     else:
-        assets = os.environ.get("KUBEBUILDER_ASSETS") or _built_assets()
+        assets = os.environ.get("KUBEBUILDER_ASSETS") or built(BINARIES_SCRIPT)
         binaries = KubeBinaries(etcd=Path(assets) / "etcd", kube_apiserver=Path(assets) / "kube-apiserver")
     for path in (binaries.etcd, binaries.kube_apiserver):
         if not os.access(path, os.X_OK):
             raise HarnessError(
-                f"{path} is missing or not executable. Run `{BINARIES_SCRIPT}` (or `make envtest`) to build "
+                f"{path} is missing or not executable. Run `scripts/{BINARIES_SCRIPT}` (or `make envtest`) to build "
                 "etcd and kube-apiserver, or point KUBEBUILDER_ASSETS at a folder holding both."
             )
     return binaries
-
-
-def _built_assets() -> str:
-    result = subprocess.run(["bash", str(BINARIES_SCRIPT)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise HarnessError(f"{BINARIES_SCRIPT} failed:\n{result.stderr[-3000:]}")
-    return result.stdout.strip().splitlines()[-1]
 
 
 class Kube:
@@ -133,7 +125,7 @@ class Kube:
 
     def start_apiserver(self, binary: Path) -> None:
         self.apiserver.start(self.apiserver_argv(binary))
-        self.apiserver.wait_healthy(self._ready, timeout=120)
+        self.apiserver.wait_healthy(self.ready, timeout=120)
 
     def restart_apiserver(self) -> None:
         """Stop and start kube-apiserver on the same port, against the same etcd."""
@@ -148,9 +140,10 @@ class Kube:
         """
         self.etcd.stop(timeout=0.5)
         self.start_etcd(find_binaries().etcd)
-        self.apiserver.wait_healthy(self._ready, timeout=120)
+        self.apiserver.wait_healthy(self.ready, timeout=120)
 
-    def _ready(self) -> bool:
+    def ready(self) -> bool:
+        """The apiserver answers /readyz with 200 (etcd reachable, every post-start hook done)."""
         assert self.pki is not None
         response = requests.get(
             f"{self.url}/readyz",
