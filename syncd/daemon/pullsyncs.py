@@ -36,6 +36,7 @@ from syncd.engine.pullsync_status import (
 log = logging.getLogger(__name__)
 COALESCE = 1.0  # seconds between two writes of one object while a burst lasts
 PULL_FAILURE_WINDOW = dt.timedelta(hours=1)
+MAX_RETRY_SECONDS = 300.0
 
 
 class PullSyncStore(Protocol):
@@ -136,13 +137,16 @@ class StatusPublisher:
         self.disabled = False
         self._dirty: set[str] = set()
         self._wake = threading.Condition()
-        self._stopping = False
+        self._stop = threading.Event()
+        self._state = threading.RLock()  # ledgers, written, expiry_seen: runs' threads vs this one
+        self._retries: dict[str, int] = {}
         self._thread: threading.Thread | None = None
 
     # --- fed by the runs ---------------------------------------------------------------------
-    def record(self, spec: SecretSpec, result: SyncResult, namespace: str | None) -> None:
-        ledger = self.ledgers.setdefault(spec.name, SpecLedger(spec.name))
-        ledger.record(result, self.clock(), namespace=namespace)
+    def record(self, spec: SecretSpec, result: SyncResult, namespace: str | None, *, fetched: bool = True) -> None:
+        with self._state:
+            ledger = self.ledgers.setdefault(spec.name, SpecLedger(spec.name))
+            ledger.record(result, self.clock(), namespace=namespace, fetched=fetched)
         self.touch([spec.name])
 
     def pull_failed(self, secret: str, times: int) -> None:
@@ -169,24 +173,27 @@ class StatusPublisher:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stop.set()
         with self._wake:
-            self._stopping = True
             self._wake.notify()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        while True:
+        while not self._stop.is_set():
             with self._wake:
-                while not self._dirty and not self._stopping:
+                while not self._dirty and not self._stop.is_set():
                     self._wake.wait()
-                if self._stopping:
-                    return
-            # Let the rest of a burst arrive: one write per object per COALESCE seconds at most.
+            # Let the rest of a burst arrive (a touch does not cut this short): one write per
+            # object per COALESCE seconds at most.
+            if self._stop.wait(COALESCE):
+                return
             with self._wake:
-                self._wake.wait(timeout=COALESCE)
                 dirty, self._dirty = self._dirty, set()
-            self.flush(dirty)
+            try:
+                self.flush(dirty)
+            except Exception:
+                log.exception("writing PullSecretSync status failed")
 
     def flush(self, names: Iterable[str]) -> None:
         """Write the status of these specs where it changed (leader only)."""
@@ -198,13 +205,26 @@ class StatusPublisher:
             if spec is None:
                 continue
             try:
-                self._publish(spec)
+                with self._state:
+                    self._publish(spec)
+                self._retries.pop(name, None)
             except self.crd_missing as exc:
                 self._disable(exc)
                 return
             except KubeError as exc:
                 self.counter.status_write("failed")
                 log.warning("could not write the status of PullSecretSync %s: %s", name, exc)
+                self._retry_later(name)
+
+    def _retry_later(self, name: str) -> None:
+        """Read the object again next time (it may have been deleted), and try again after 2, 4, ...
+        seconds, up to 5 minutes, rather than wait for the next sync."""
+        with self._state:
+            self.written.pop(name, None)
+        failures = self._retries[name] = self._retries.get(name, 0) + 1
+        timer = threading.Timer(min(2.0**failures, MAX_RETRY_SECONDS), self.touch, args=([name],))
+        timer.daemon = True
+        timer.start()
 
     def _disable(self, exc: Exception) -> None:
         self.disabled = True
@@ -226,8 +246,10 @@ class StatusPublisher:
     def _publish(self, spec: SecretSpec) -> None:
         config, now = self.config(), self.clock()
         name = object_name(config.instance, spec.name)
+        ledger = self.ledgers.get(spec.name)
+        if ledger is None or ledger.last_sync is None:
+            return  # nothing known yet (a new leader, a restart): the last status written stands
         current = self._current(spec, name)
-        ledger = self.ledgers.setdefault(spec.name, SpecLedger(spec.name))
         identity = Identity(config.instance, self.leader, config_hash(config), config.schedule.refresh_before_expiry)
         described = credential_facts(self.credentials, spec.credentials, self.expiry_seen)
         failures = self._pull_failures_last_hour(spec.name, now) if config.pull_failures else None
@@ -247,29 +269,44 @@ class StatusPublisher:
 
     # --- config changes and leadership -------------------------------------------------------
     def reconcile_objects(self) -> None:
-        """As a new leader or after a reload: delete this instance's objects of specs no longer in
-        the config, and write every spec's status (one LIST, then by name)."""
+        """As a new leader or after a reload, off the caller's thread (the elector's must renew its
+        lease): delete this instance's objects of specs no longer in the config (one LIST, then by
+        name), and write every spec's status once it has one."""
+        threading.Thread(target=self.reconcile_objects_now, name="pullsync-reconcile", daemon=True).start()
+
+    def reconcile_objects_now(self) -> None:
         if self.disabled or not self.may_write():
             return
         config = self.config()
         keep = {object_name(config.instance, spec.name) for spec in config.secrets}
         try:
-            for name in self.store.names():
-                if name not in keep:
-                    self.store.delete(name)
-                    self.written.pop(name, None)
-                    log.info("deleted PullSecretSync %s: its spec left the config", name)
+            names = self.store.names()
         except self.crd_missing as exc:
             self._disable(exc)
             return
         except KubeError as exc:
             log.warning("could not list PullSecretSyncs: %s", exc)
-        self.ledgers = {k: v for k, v in self.ledgers.items() if k in {s.name for s in config.secrets}}
+            names = []
+        for name in (n for n in names if n not in keep):
+            self._delete(name)
+        with self._state:
+            self.ledgers = {k: v for k, v in self.ledgers.items() if k in {s.name for s in config.secrets}}
         self.touch(spec.name for spec in config.secrets)
+
+    def _delete(self, name: str) -> None:
+        try:
+            self.store.delete(name)
+        except KubeError as exc:  # one refused (RBAC regenerated without it) must not stop the others
+            log.warning("could not delete PullSecretSync %s of a spec no longer in the config: %s", name, exc)
+            return
+        with self._state:
+            self.written.pop(name, None)
+        log.info("deleted PullSecretSync %s: its spec left the config", name)
 
     def lost_leadership(self) -> None:
         """A standby forgets what it wrote: the next leader may have written since."""
-        self.written.clear()
+        with self._state:
+            self.written.clear()
 
 
 def _epoch() -> dt.datetime:

@@ -55,7 +55,7 @@ class SpecRuns:
         may_write: Callable[[], bool],
         stopping: threading.Event,
         clock: Callable[[], dt.datetime] = _utcnow,
-        on_result: Callable[[SecretSpec, SyncResult, str | None], None] = lambda *_: None,
+        on_result: Callable[[SecretSpec, SyncResult, str | None, bool], None] = lambda *_: None,
     ) -> None:
         self.reconciler = reconciler
         self.jobs = jobs
@@ -64,7 +64,8 @@ class SpecRuns:
         self.may_write = may_write
         self.clock = clock
         self.stopping = stopping  # set once: no new run starts, none is scheduled
-        self.on_result = on_result  # every result, whole spec (namespace None) or one namespace
+        # Every result: whole spec (namespace None) or one namespace, and whether it asked the sources.
+        self.on_result = on_result
         self.attempted: set[str] = set()  # specs whose first scheduled run has finished
         self._locks: dict[str, threading.Lock] = {}
         self._state_lock = threading.Lock()
@@ -96,7 +97,7 @@ class SpecRuns:
         freshness = Freshness.kept(started) if after_reload else Freshness.scheduled(started)
         with self._lock(name):
             result = self.reconciler.sync(spec, freshness=freshness)
-        self.on_result(spec, result, None)
+        self.on_result(spec, result, None, freshness.vouches_for_sources)
         self.attempted.add(name)
         failed = bool(result.source_errors or result.failed_writes)
         at = self.cadence.next_run(spec, self.config().schedule, failed=failed, now=self.clock(), pending=pending)
@@ -112,9 +113,9 @@ class SpecRuns:
             return
         with self._lock(name):
             if namespace is None:
-                self.on_result(spec, self.reconciler.sync(spec, freshness=Freshness.cached()), None)
+                self.on_result(spec, self.reconciler.sync(spec, freshness=Freshness.cached()), None, False)
             elif (result := self.reconciler.sync_namespace(spec, namespace)) is not None:
-                self.on_result(spec, result, namespace)
+                self.on_result(spec, result, namespace, False)
 
     def _spec(self, name: str) -> SecretSpec | None:
         return next((s for s in self.config().secrets if s.name == name), None)

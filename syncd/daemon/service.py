@@ -159,10 +159,10 @@ class Daemon:
             self.webhook.start()
         log.info("admission webhook serving", extra={"address": self.config.admission.address})
 
-    def _on_result(self, spec: SecretSpec, result: SyncResult, namespace: str | None) -> None:
+    def _on_result(self, spec: SecretSpec, result: SyncResult, namespace: str | None, fetched: bool) -> None:
         self.conflicts.record(spec, result, namespace)
         if self.status is not None:
-            self.status.record(spec, result, namespace)
+            self.status.record(spec, result, namespace, fetched=fetched)
 
     def _status_publisher(self, ports: Ports) -> StatusPublisher | None:
         if ports.status_objects is None or ports.condition_events is None:

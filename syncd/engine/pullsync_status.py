@@ -13,6 +13,7 @@ written again before `relist_interval` has passed, so an idle daemon makes no re
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,26 +74,32 @@ class SpecLedger:
     synced: bool = False
     last_sync: dt.datetime | None = None
 
-    def record(self, result: SyncResult, at: dt.datetime, *, namespace: str | None = None) -> None:
+    def record(
+        self, result: SyncResult, at: dt.datetime, *, namespace: str | None = None, fetched: bool = True
+    ) -> None:
         """A whole-spec result (`namespace` None) replaces the namespace states; a single-namespace
-        one updates that namespace. A result with source errors keeps the last known states."""
+        one updates that namespace. A result with source errors keeps the last known states. Only
+        a run that asked its sources (`fetched`) says whether they answer: one from the cache while
+        Vault is down must not clear the error."""
         if result.dry_run:
             return
         self.last_sync = at
         if result.source_errors:
-            self.source_error = result.source_errors[0]
+            self.source_error = _without_detail(result.source_errors[0])
             return
-        self.source_error = None
+        if fetched:
+            self.source_error = None
         self.synced = True
-        if namespace is None:
-            self.states = {}
-            self.account_errors = len(result.service_account_errors)
+        states = {} if namespace is None else dict(self.states)
         for outcome in result.outcomes:
             state = _state(outcome.change.action, outcome.error)
             if state is None:
-                self.states.pop(outcome.change.namespace, None)
+                states.pop(outcome.change.namespace, None)
             else:
-                self.states[outcome.change.namespace] = state
+                states[outcome.change.namespace] = state
+        self.states = states  # swapped whole: a reader never sees a half-filled map
+        if namespace is None:
+            self.account_errors = len(result.service_account_errors)
 
     def counts(self) -> dict[str, int]:
         states = [state for state, _ in self.states.values()]
@@ -107,6 +114,17 @@ class SpecLedger:
         troubled = sorted((ns, reason) for ns, (state, reason) in self.states.items() if state != IN_SYNC)
         shown = [{"namespace": ns, "reason": reason} for ns, reason in troubled[:FIRST_FAILURES]]
         return shown, max(0, len(troubled) - FIRST_FAILURES)
+
+
+_CREDENTIAL = re.compile(r"credential '([^']*)'")
+
+
+def _without_detail(error: str) -> str:
+    """What the status says of a source error: the credential by name, never a path or address
+    (anyone who may read PullSecretSyncs reads it); the log line `sync failed` has the rest."""
+    found = _CREDENTIAL.search(error)
+    which = f"credential {found.group(1)!r}" if found else "a credential"
+    return f"could not fetch {which}; syncd's log (`sync failed`) says why"
 
 
 def _state(action: Action, error: str | None) -> tuple[str, str] | None:

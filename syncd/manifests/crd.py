@@ -87,7 +87,8 @@ _COLUMNS = [
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
     {"name": "In sync", "type": "integer", "jsonPath": ".status.namespaces.inSync"},
     {"name": "Selected", "type": "integer", "jsonPath": ".status.namespaces.selected"},
-    {"name": "Expires", "type": "date", "jsonPath": ".status.expiresAt"},
+    # A string: a `date` column shows the age of a time, and kubectl prints a future one as <invalid>.
+    {"name": "Expires", "type": "string", "jsonPath": ".status.expiresAt"},
     {"name": "Last sync", "type": "date", "jsonPath": ".status.lastSyncTime"},
     {"name": "Reason", "type": "string", "priority": 1, "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from harness.wait import wait_until
 from syncd.config import Config, parse_config
 from syncd.core.errors import KubeError
 from syncd.core.values import Action, ChangeOutcome, FetchedCredential, PlannedChange, RegistryCredential, SyncResult
@@ -145,7 +147,7 @@ def test_without_the_crd_it_stops_trying_and_counts_once() -> None:
     setup.store.crd = False
     setup.sync("regcred", ok("team-a"))
     setup.sync("other", ok("team-a"))
-    setup.publisher.reconcile_objects()
+    setup.publisher.reconcile_objects_now()
     assert setup.publisher.disabled
     assert setup.counter.results == ["skipped_no_crd"]
 
@@ -155,7 +157,7 @@ def test_objects_of_specs_removed_from_the_config_are_deleted() -> None:
     setup.sync("regcred", ok("team-a"))
     setup.sync("gone", ok("team-a"))
     setup.config = config("regcred")
-    setup.publisher.reconcile_objects()
+    setup.publisher.reconcile_objects_now()
     assert list(setup.store.objects) == ["default.regcred"]
 
 
@@ -181,3 +183,63 @@ def test_without_pull_failures_the_count_is_absent() -> None:
     setup = Setup("regcred")
     setup.sync("regcred", ok("team-a"))
     assert "pullFailuresLastHour" not in setup.store.patches[-1][1]["namespaces"]
+
+
+def test_a_new_leader_writes_nothing_before_its_first_result() -> None:
+    """A restart or failover must not turn Ready objects into NotSyncedYet (and page on the flap)."""
+    setup = Setup("regcred")
+    setup.store.objects["default.regcred"] = {"metadata": {"uid": "u", "generation": 1}, "status": {"conditions": []}}
+    setup.publisher.reconcile_objects_now()
+    setup.publisher.flush(["regcred"])
+    assert setup.store.patches == []
+    setup.sync("regcred", ok("team-a"))
+    assert len(setup.store.patches) == 1
+
+
+def test_a_sync_from_the_cache_does_not_clear_a_source_error() -> None:
+    setup = Setup("regcred")
+    setup.sync("regcred", errors=["credential 'hub': cannot connect to Vault at https://vault.invalid (secret/hub)"])
+    spec = setup.config.secrets[0]
+    setup.publisher.record(spec, SyncResult("regcred", outcomes=[ok("team-b")]), "team-b", fetched=False)
+    setup.publisher.flush(["regcred"])
+    conditions = {c["type"]: c for c in setup.store.patches[-1][1]["conditions"]}
+    assert conditions["SourceAvailable"]["status"] == "False"
+    # The credential by name; never the address or the path (anyone who reads the object reads it).
+    assert conditions["SourceAvailable"]["message"].startswith("could not fetch credential 'hub'")
+    assert "vault.invalid" not in repr(setup.store.patches)
+    assert "secret/hub" not in repr(setup.store.patches)
+
+
+def test_a_burst_is_coalesced_into_about_one_write_per_second() -> None:
+    setup = Setup("regcred")
+    spec = setup.config.secrets[0]
+    setup.publisher.start()
+    try:
+        for i in range(40):
+            setup.publisher.record(spec, SyncResult("regcred", outcomes=[ok(f"team-{i}")]), f"team-{i}")
+            time.sleep(0.025)
+        wait_until(lambda: any(p[1].get("namespaces", {}).get("selected") == 40 for p in setup.store.patches), 10, "40")
+    finally:
+        setup.publisher.stop()
+    assert 1 <= len(setup.store.patches) <= 3, len(setup.store.patches)
+
+
+def test_a_failed_write_is_tried_again_without_waiting_for_a_sync() -> None:
+    setup = Setup("regcred")
+    failures = [KubeError("writing the status: HTTP 503", status=503)]
+    original = setup.store.patch_status
+
+    def flaky(name: str, patch: dict[str, Any]) -> None:
+        if failures:
+            raise failures.pop()
+        original(name, patch)
+
+    setup.store.patch_status = flaky  # type: ignore[method-assign]
+    setup.publisher.start()
+    try:
+        setup.sync("regcred", ok("team-a"))
+        assert setup.store.patches == []
+        wait_until(lambda: len(setup.store.patches) == 1, 10, "the retry")
+    finally:
+        setup.publisher.stop()
+    assert setup.counter.results == ["failed", "written"]
