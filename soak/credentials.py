@@ -14,9 +14,11 @@ import uuid
 from dataclasses import dataclass
 
 import hvac
+import hvac.exceptions
 
 from harness.credhelper import CredentialHelper
 from harness.vault import Vault
+from harness.wait import wait_until
 from soak.settings import CREDENTIALS, CredentialPlan
 
 USERNAME = "soak-robot"
@@ -109,7 +111,8 @@ class CredentialStore:
     def _write(self, plan: CredentialPlan, value: str) -> None:
         if plan.source == "vault":
             bao = hvac.Client(url=self.vault.address, token=self.vault.token)
-            bao.secrets.kv.v2.create_or_update_secret(plan.vault_path, secret={"username": USERNAME, "password": value})
+            secret = {"username": USERNAME, "password": value}
+            wait_until(lambda: _written(bao, plan.vault_path, secret), 30, f"writing {plan.vault_path} to OpenBao")
         else:
             self.helper.store(plan.registry, USERNAME, value)
 
@@ -121,3 +124,15 @@ class CredentialStore:
         except hvac.exceptions.InvalidPath:
             return None
         return self.ledger.generation_of(plan.name, str(data["data"]["data"]["password"]))
+
+
+def _written(bao: hvac.Client, path: str, secret: dict[str, str]) -> bool:
+    """One write; False while a restarted dev server's KV v2 mount still upgrades (it answers 400
+    "Upgrading from non-versioned to versioned data" for a moment after a restart)."""
+    try:
+        bao.secrets.kv.v2.create_or_update_secret(path, secret=secret)
+    except hvac.exceptions.InvalidRequest as exc:
+        if "Upgrading from non-versioned to versioned data" in str(exc):
+            return False
+        raise
+    return True
