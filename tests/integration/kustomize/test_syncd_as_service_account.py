@@ -4,6 +4,7 @@ and repair, and a spec the RBAC does not grant failing alone."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import uuid
@@ -95,7 +96,16 @@ def test_syncd_once_as_the_service_account_writes_prunes_and_records_events(
     # A foreign Secret of that name is a conflict (read by name), then adopted.
     foreign = f"{prefix}-foreign"
     new_namespace(core_v1, foreign, {})
-    core_v1.create_namespaced_secret(foreign, client.V1Secret(metadata=client.V1ObjectMeta(name="regcred")))
+    # A pull Secret made by hand (an Opaque one cannot be adopted: its type is immutable).
+    handmade = base64.b64encode(b'{"auths":{"ghcr.io":{"auth":"eDp5"}}}').decode()
+    core_v1.create_namespaced_secret(
+        foreign,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="regcred"),
+            type="kubernetes.io/dockerconfigjson",
+            data={".dockerconfigjson": handmade},
+        ),
+    )
     assert f"{foreign}: conflict" in once({"names": [*kept, foreign]}, expect=1)
     adopted = once({"names": [*kept, foreign]}, on_conflict="adopt")
     assert "1 adopted" in adopted
