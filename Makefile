@@ -19,9 +19,11 @@ KUBELET_KEYRING = $(shell scripts/kubelet-keyring.sh)
 KUBELET_EVENTS = $(shell scripts/kubelet-events.sh)
 # docker-credential-ecr-login (amazon-ecr-credential-helper), built once and cached by version.
 ECR_LOGIN_HELPER = $(shell scripts/ecr-login-helper.sh)
-# Two pytest-xdist workers, each with its own servers; a test file stays on one worker.
-# `make test PYTEST_WORKERS=` runs in one process.
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# Two pytest-xdist workers, each with its own servers; a test file stays on one worker, handed
+# out in the order tests/integration/conftest.py sorts them (the image build first, the soak's
+# test last: the soak itself runs in the background from the start). `make test PYTEST_WORKERS=`
+# runs in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
 # `make check`: the unit tests on two workers too (a test file stays on one worker);
 # `make check CHECK_WORKERS=` runs them in one process.
 CHECK_WORKERS ?= -n 2 --dist loadfile
