@@ -19,16 +19,22 @@ KUBELET_KEYRING = $(shell scripts/kubelet-keyring.sh)
 KUBELET_EVENTS = $(shell scripts/kubelet-events.sh)
 # docker-credential-ecr-login (amazon-ecr-credential-helper), built once and cached by version.
 ECR_LOGIN_HELPER = $(shell scripts/ecr-login-helper.sh)
-# Two pytest-xdist workers, each with its own servers; a test file stays on one worker.
-# `make test PYTEST_WORKERS=` runs in one process.
-PYTEST_WORKERS ?= -n 2 --dist loadfile
+# Two pytest-xdist workers, each with its own servers; a test file stays on one worker, handed
+# out in the order tests/integration/conftest.py sorts them (the image build first, the soak's
+# test last: the soak itself runs in the background from the start). `make test PYTEST_WORKERS=`
+# runs in one process.
+PYTEST_WORKERS ?= -n 2 --dist loadfile --no-loadscope-reorder
+# `make check`: the unit tests on two workers too (a test file stays on one worker);
+# `make check CHECK_WORKERS=` runs them in one process.
+CHECK_WORKERS ?= -n 2 --dist loadfile
 # Everything, the 3-minute soak included (`make test PYTEST_SELECT='-m "not soak"'` leaves it out).
 PYTEST_SELECT ?=
 
-.PHONY: help deps venv envtest control-plane hollow-node helm kubelet-keyring kubelet-events ecr-login-helper image lock lint test test-soak bench soak soak-report demo demo-up demo-down clean
+.PHONY: help deps venv envtest control-plane hollow-node helm kubelet-keyring kubelet-events ecr-login-helper image lock lint check test test-soak bench soak soak-report demo demo-up demo-down clean
 
 help:
 	@echo "make demo   start a throwaway cluster + OpenBao + helper + registry, run syncd, stop"
+	@echo "make check  lint + unit tests, no servers: before each commit (about a minute warm)"
 	@echo "make test   install what is missing, lint, and run every test against real servers"
 	@echo "make image  build the container image with buildah (base debootstrapped here, cached)"
 	@echo "make lock   regenerate requirements/*.txt, the image's hash-pinned Python dependencies"
@@ -101,6 +107,11 @@ lint: venv helm
 	$(PY) -m syncd.manifests.crd --check
 	$(PY) -m syncd.manifests.webhook --kustomize deploy/kustomize/overlays/admission --check
 	$(PY) deploy/prometheus/generate.py --check
+
+# The tier before each commit: lint and the unit tests, no server started (tests/unit needs
+# none; promtool comes from `make deps`, kubectl from the venv).
+check: deps lint
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(CHECK_WORKERS) tests/unit $(PYTEST_ARGS)
 
 test: deps venv envtest control-plane hollow-node helm kubelet-keyring kubelet-events ecr-login-helper lint
 	KUBEBUILDER_ASSETS="$(ENVTEST)" HELM="$(HELM)" KUBELET_KEYRING="$(KUBELET_KEYRING)" KUBELET_EVENTS="$(KUBELET_EVENTS)" ECR_LOGIN_HELPER="$(ECR_LOGIN_HELPER)" PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_SELECT) $(PYTEST_ARGS)

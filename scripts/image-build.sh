@@ -8,6 +8,8 @@
 #   - `buildah bud --isolation chroot`: the RUN steps run chrooted with the host's network and
 #     no new user, PID or network namespace, which is what this sandbox allows (the OCI isolation
 #     needs a runtime that sets rlimits and namespaces it refuses);
+#   - unchanged inputs (every file the build reads, hashed) reuse the image built from them before,
+#     without a build (see inputs_key below);
 #   - --layers: unchanged steps come from the store's layer cache on the next build. buildah 1.28
 #     reuses a LABEL step whose build-arg values changed, so the per-commit labels (revision,
 #     created) are also given with --label, which applies at commit time.
@@ -37,9 +39,33 @@ if [[ "$BASE" != *@sha256:* ]]; then
   [[ "${NAME##*/}" == *:* ]] && NAME="${NAME%:*}"   # the tag goes, a registry's port stays
   BASE="$NAME@$DIGEST"
 fi
-"$HERE/image-wheels.sh" >/dev/null
 REVISION="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 CREATED="$(git log -1 --format=%cI 2>/dev/null || echo unknown)"
+
+# Unchanged inputs, unchanged image: everything the build reads (the Dockerfile, the context
+# .dockerignore lets in, this script, the base's digest, the labels' values) hashed, and an image
+# of the store tagged with that hash stands for the build when build/image/ still holds its OCI
+# layout and SBOM (make test again on the same tree: no two-minute build). Any change rebuilds.
+inputs_key() {
+  {
+    printf '%s\n' "$BASE" "$VERSION" "$REVISION" "$CREATED"
+    find Dockerfile .dockerignore scripts/image-build.sh pyproject.toml README.md requirements syncd \
+      -type f ! -path '*/__pycache__/*' ! -name '*.py[cod]' -print0 | sort -z | xargs -0 sha256sum
+  } | sha256sum | cut -c1-32
+}
+KEY="$(inputs_key)"
+BUILT="localhost/syncd-built:$KEY"
+STAMP="$OUT/inputs"
+if [[ "$(cat "$STAMP" 2>/dev/null)" == "$KEY" && -d "$OUT/syncd-$VERSION.oci" && -f "$OUT/syncd-$VERSION.cdx.json" ]] \
+  && buildah "${SYNCD_STORAGE_OPTS[@]}" inspect --type image "$BUILT" >/dev/null 2>&1; then
+  buildah "${SYNCD_STORAGE_OPTS[@]}" tag "$BUILT" "$IMAGE"
+  log "inputs unchanged ($KEY): $IMAGE is the image built from them before"
+  echo "$IMAGE"
+  exit 0
+fi
+rm -f "$STAMP"
+
+"$HERE/image-wheels.sh" >/dev/null
 log "buildah bud $IMAGE on $BASE"
 buildah "${SYNCD_STORAGE_OPTS[@]}" bud --isolation chroot --layers --pull-never \
   --build-arg BASE="$BASE" --build-arg WHEELS=local \
@@ -105,5 +131,12 @@ sbom_path.write_text(json.dumps(sbom, indent=2) + "\n", encoding="utf-8")
 print(f"image-build: SBOM: {len(packages)} Debian packages added", file=sys.stderr)
 EOF
 buildah "${SYNCD_STORAGE_OPTS[@]}" umount "$CTR" >/dev/null
+# The inputs' tag on this image; the store keeps the images of the two newest sets of inputs
+# (another checkout's, say) and lets the older go to the prune below (vfs: ~300 MB an image).
+buildah "${SYNCD_STORAGE_OPTS[@]}" tag "$IMAGE" "$BUILT"
+buildah "${SYNCD_STORAGE_OPTS[@]}" images --noheading --format '{{.CreatedAtRaw}} {{.Name}}:{{.Tag}}' \
+  --filter reference=localhost/syncd-built | sort -r | tail -n +3 | awk '{print $NF}' \
+  | xargs -r podman "${SYNCD_STORAGE_OPTS[@]}" untag >/dev/null 2>&1 || true
+echo "$KEY" >"$STAMP"
 "$HERE/image-prune.sh" || log "could not prune old images (the store keeps growing)"
 echo "$IMAGE"

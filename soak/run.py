@@ -125,6 +125,17 @@ class Soak:
                 self.planned.pop()
                 break
         time.sleep(max(self._remaining(), 0))
+        # The last fault may have cleared in the tail: its last-success check gets its whole SLO,
+        # as every earlier fault had, before the samples stop (else a slow-but-in-time metric,
+        # under load, read as "never advanced").
+        cleared = [f.cleared for f in self.observer.faults if f.cleared is not None]
+        if cleared:
+            self._wait(self._every_last_success_seen, max(cleared) + self.settings.slo_seconds - time.time())
+
+    def _every_last_success_seen(self) -> bool:
+        names = [s.name for s in specs(0)]
+        cleared = [f.cleared for f in self.observer.faults if f.cleared is not None]
+        return all(judge_metrics.last_success_after(self.samples, at, names) is not None for at in cleared)
 
     def _maybe_sabotage(self) -> None:
         if not self.settings.sabotage or self.sabotaged or self._remaining() > self.settings.duration / 2:

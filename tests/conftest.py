@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import hvac
 import pytest
@@ -14,6 +15,19 @@ from kubernetes import client, config
 from harness import Stack
 from harness.kube_objects import install_pullsync_crd
 from harness.kubectl import kubectl_binary
+from tests.integration import soak_background
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: Sequence[str]) -> None:
+    """pytest-xdist's controller (which loads this file, not tests/integration/conftest.py): the
+    soak starts here, beside the workers, once one of them has collected its test."""
+    soak_background.collected_by_a_worker(node.config, node.workerinput["testrunuid"], list(ids))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A soak this process started and whose test never came (a stopped run) is stopped."""
+    soak_background.stop(session.config)
 
 
 @pytest.fixture(autouse=True)

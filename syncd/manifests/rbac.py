@@ -3,7 +3,8 @@
 Secrets are granted by name: syncd lists and watches them with the field selector
 `metadata.name=<spec>`, which RBAC authorizes against `resourceNames` (so does a GET, PATCH or
 DELETE of that name). Only `create` cannot be limited by name. ServiceAccounts are granted by
-name too, unless a spec edits every one (`"*"`). The Lease gets a Role in its own namespace.
+name too, unless a spec edits every one (`"*"`). With leader election on, the Lease gets a Role
+in its own namespace.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from syncd.core.values import DEFAULT_INSTANCE
 from syncd.manifests import admission_policy as policy
 from syncd.manifests import crd
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+RBAC_V1 = f"{RBAC_GROUP}/v1"
 NAME_VERBS = ["get", "list", "watch", "patch", "delete"]
 ACCOUNT_VERBS = ["get", "list", "watch", "patch"]
 HEADER = """\
@@ -29,10 +32,10 @@ HEADER = """\
 # ValidatingAdmissionPolicy at the end (type, labels, names, namespaces; see
 # syncd/manifests/admission_policy.py).
 # Namespaces: list/watch (selection). Events: create (and list/watch with pull_failures: true, for
-# the kubelet's pull-failure Events). The Lease: a Role in leader_election.namespace, by name
-# except create. With admission.enabled: the webhook's TLS Secret (get/update by name) and
-# MutatingWebhookConfiguration (get/patch by name). Never: update (PUT) of any other object,
-# deletecollection, any other kind.
+# the kubelet's pull-failure Events). The Lease, with leader_election.enabled only: a Role in
+# leader_election.namespace, by name except create. With admission.enabled: the webhook's TLS
+# Secret (get/update by name) and MutatingWebhookConfiguration (get/patch by name). Never: update
+# (PUT) of any other object, deletecollection, any other kind.
 """
 
 
@@ -83,39 +86,26 @@ def status_object_rules(config: Config) -> list[dict[str, Any]]:
 
 def lease_rules(lease: str) -> list[dict[str, Any]]:
     """`create` cannot be limited by name in RBAC; reading and renewing can."""
-    group = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"]}
-    return [{**group, "verbs": ["create"]}, {**group, "resourceNames": [lease], "verbs": ["get", "patch"]}]
+
+    def group() -> dict[str, list[str]]:  # a dict per rule: shared lists would print as YAML anchors
+        return {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"]}
+
+    return [{**group(), "verbs": ["create"]}, {**group(), "resourceNames": [lease], "verbs": ["get", "patch"]}]
 
 
 def manifests(config: Config, *, namespace: str, service_account: str) -> list[dict[str, Any]]:
     name = role_name(service_account, config.instance)
     subject = [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}]
-    lease_namespace = config.leader_election.namespace
-    role_ref = {"apiGroup": "rbac.authorization.k8s.io"}
-    rbac = "rbac.authorization.k8s.io/v1"
-    lease_role = f"{name}-leader-election"
     return [
-        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": name}, "rules": cluster_rules(config)},
+        {"apiVersion": RBAC_V1, "kind": "ClusterRole", "metadata": {"name": name}, "rules": cluster_rules(config)},
         {
-            "apiVersion": rbac,
+            "apiVersion": RBAC_V1,
             "kind": "ClusterRoleBinding",
             "metadata": {"name": name},
-            "roleRef": {**role_ref, "kind": "ClusterRole", "name": name},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
             "subjects": subject,
         },
-        {
-            "apiVersion": rbac,
-            "kind": "Role",
-            "metadata": {"name": lease_role, "namespace": lease_namespace},
-            "rules": lease_rules(config.leader_election.name),
-        },
-        {
-            "apiVersion": rbac,
-            "kind": "RoleBinding",
-            "metadata": {"name": lease_role, "namespace": lease_namespace},
-            "roleRef": {**role_ref, "kind": "Role", "name": lease_role},
-            "subjects": subject,
-        },
+        *_lease_role(config, name, subject),
         *_metrics_reviewer(config, name, subject),
         *webhook_rbac(config, name, subject),
         *policy.manifests(
@@ -165,6 +155,30 @@ def webhook_rbac(config: Config, role: str, subject: list[dict[str, str]]) -> li
             "kind": "RoleBinding",
             "metadata": {"name": name, "namespace": namespace},
             "roleRef": {**ref, "kind": "Role", "name": name},
+            "subjects": subject,
+        },
+    ]
+
+
+def _lease_role(config: Config, role: str, subject: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The Lease's Role and binding in leader_election.namespace, with leader election on only:
+    without it syncd never reads the Lease, and that namespace need not exist (`kubectl apply`
+    of a Role there would fail)."""
+    if not config.leader_election.enabled:
+        return []
+    metadata = {"name": f"{role}-leader-election", "namespace": config.leader_election.namespace}
+    return [
+        {
+            "apiVersion": RBAC_V1,
+            "kind": "Role",
+            "metadata": metadata,
+            "rules": lease_rules(config.leader_election.name),
+        },
+        {
+            "apiVersion": RBAC_V1,
+            "kind": "RoleBinding",
+            "metadata": metadata,
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": metadata["name"]},
             "subjects": subject,
         },
     ]

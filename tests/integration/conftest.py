@@ -22,15 +22,17 @@ from harness.vault import Vault
 from syncd.cli.commands import main
 from tests.integration import faults, soak_background
 
-# Under pytest-xdist (`make test`), the files that run longest go first, each to a worker of its
-# own, and the others fill in around them (--dist loadfile hands files out in this order).
-LONGEST_FIRST = ("tests/integration/test_soak.py", "tests/integration/test_image.py")
+# Under pytest-xdist (`make test`), the file that runs longest (the image build) goes first and
+# the others fill in around it: --dist loadfile hands files out in this order when the Makefile
+# says --no-loadscope-reorder (xdist's own order, most tests first, put it near the end).
+LONGEST_FIRST = ("tests/integration/test_image.py",)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest files first under xdist (after pytest-randomly's shuffle); in one process the
-    3-minute soak starts in the background now, beside the suite (soak_background.py)."""
+    """Longest files first under xdist (after pytest-randomly's shuffle); the 3-minute soak's
+    test last, waiting for the soak that runs in the background beside the suite meanwhile
+    (soak_background.py)."""
     if hasattr(config, "workerinput"):
         rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
         items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))  # stable
@@ -39,10 +41,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     faults.RAN.append(item.nodeid)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    soak_background.stop(session.config)
 
 
 @dataclass

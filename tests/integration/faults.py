@@ -51,6 +51,7 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 SECRET_VALUES: dict[str, str] = {}  # every secret value the fault tests used -> a label for the report
 TEXTS: list[tuple[str, str]] = []  # (where, text): every text syncd produced in the fault tests
 RAN: list[str] = []  # node ids of the tests this process ran, in order (conftest: pytest_runtest_setup)
+CAPTURED: list[str] = []  # node ids of the tests whose texts fault_capture took, even when there were none
 
 
 # --- the secrecy ledger ------------------------------------------------------------------------
@@ -112,6 +113,7 @@ def fault_capture(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixtu
     formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
     records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)]
     record(request.node.nodeid, "\n".join(formatter.format(r) for r in records))
+    CAPTURED.append(request.node.nodeid)
     found = forms_found(TEXTS[first:])
     assert found == [], f"secret values (by label) found in what syncd produced: {found[:10]}"
 

@@ -2,7 +2,7 @@
 
 TLS passes through untouched (the apiserver's certificate names 127.0.0.1, as the proxy does).
 `deafen()` is a half-open connection, the failure a watch cannot notice: bytes from the server
-on the connections open now are dropped, while the connections themselves stay up until the
+on the connections open now are dropped (and counted: `dropped`), while the connections themselves stay up until the
 server closes them; connections opened afterwards work. `cut()` closes every connection and
 refuses new ones until `restore()`.
 """
@@ -21,6 +21,7 @@ class TcpProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self.refusing = False
+        self.dropped = 0  # chunks from the server that deafened connections never passed on
         self._deaf: set[socket.socket] = set()
         self._open: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
@@ -63,9 +64,12 @@ class TcpProxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket, deaf_key: socket.socket | None) -> None:
         for chunk in _chunks(source):
-            if deaf_key is None or deaf_key not in self._deaf:
-                with contextlib.suppress(OSError):
-                    sink.sendall(chunk)
+            if deaf_key is not None and deaf_key in self._deaf:
+                with self._lock:
+                    self.dropped += 1
+                continue
+            with contextlib.suppress(OSError):
+                sink.sendall(chunk)
         _close(source, sink)
 
 

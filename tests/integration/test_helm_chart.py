@@ -249,8 +249,11 @@ def test_chart_renders_what_kustomize_renders(helm_home: Path, variant: str) -> 
 def test_rbac_rules_are_those_of_the_kustomize_base(helm_home: Path) -> None:
     # Covered field for field above; spelled out, because RBAC is what a reviewer checks first.
     base, chart = kustomize("base"), render(helm_home)
-    for kind in ("ClusterRole", "Role"):
-        assert find(chart, kind)["rules"] == find(base, kind)["rules"]
+    assert find(chart, "ClusterRole")["rules"] == find(base, "ClusterRole")["rules"]
+    # The Lease's Role with leader election on only, as syncd rbac prints it.
+    assert [d for d in chart if d["kind"] in ("Role", "RoleBinding")] == []
+    elected = render(helm_home, "replicaCount=2")
+    assert find(elected, "Role")["rules"] == find(kustomize("overlays/ha"), "Role")["rules"]
     rules = find(chart, "ClusterRole")["rules"]
     secrets = [rule for rule in rules if rule["resources"] == ["secrets"]]
     assert secrets == [
@@ -304,9 +307,11 @@ def test_config_map_holds_a_valid_config_wired_to_the_pod(helm_home: Path, tmp_p
     assert main(["check-config", "--config", str(config_file)]) == 0
     settings = syncd_config(docs)
     replicas = find(docs, "Deployment")["spec"]["replicas"]
-    # The Lease lives where the chart's Role grants it: the release namespace.
-    assert settings["leader_election"]["namespace"] == find(docs, "Role")["metadata"]["namespace"] == "platform"
+    # The Lease lives where the chart's Role grants it (with leader election on): the release namespace.
+    assert settings["leader_election"]["namespace"] == "platform"
     assert settings["leader_election"]["enabled"] is (replicas > 1)
+    roles = [d["metadata"]["namespace"] for d in docs if d["kind"] in ("Role", "RoleBinding")]
+    assert roles == (["platform", "platform"] if replicas > 1 else [])
     [container] = find(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     port = int(settings["server"]["address"].rsplit(":", 1)[1])
     assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
@@ -414,7 +419,7 @@ def test_image_and_service_account_values(helm_home: Path) -> None:
     annotations = find(docs, "ServiceAccount")["metadata"]["annotations"]
     assert annotations == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/syncd"}
 
-    existing = render(helm_home, "serviceAccount.create=false", "serviceAccount.name=registry-sync")
+    existing = render(helm_home, "serviceAccount.create=false", "serviceAccount.name=registry-sync", "replicaCount=2")
     assert "ServiceAccount" not in kinds(existing)
     assert find(existing, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "registry-sync"
     for binding in ("ClusterRoleBinding", "RoleBinding"):

@@ -7,7 +7,6 @@ Every test gives its installations instance names of their own, so that no other
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -106,7 +105,7 @@ def test_the_same_spec_name_in_two_instances_is_a_conflict_both_ways_with_no_pin
     for instance in (first, second):
         settings = base_config(stack, tmp_path, vault_path, prefix)
         settings["instance"] = instance
-        settings["schedule"] = {"interval": "2s", "jitter": "0s"}
+        settings["schedule"] = {"interval": "1s", "jitter": "0s"}
         daemons.append(start_syncd(settings, name=instance))
         if not daemons[1:]:
             wait_until(lambda: has_secret(core_v1, shared), 20, "the first instance's Secret")
@@ -116,7 +115,17 @@ def test_the_same_spec_name_in_two_instances_is_a_conflict_both_ways_with_no_pin
     writes_before = [
         d.metric("syncd_secret_writes_total", secret="regcred", operation="update", result="success") for d in daemons
     ]
-    time.sleep(60)  # thirty scheduled syncs each, plus whatever their watches trigger
+    # Twenty scheduled syncs each (counted, not slept for), plus whatever their watches trigger.
+    runs = [("success", owner), ("partial", loser)]
+    runs_before = [d.metric("syncd_sync_runs_total", secret="regcred", result=result) for result, d in runs]
+    wait_until(
+        lambda: all(
+            d.metric("syncd_sync_runs_total", secret="regcred", result=result) >= before_runs + 20
+            for (result, d), before_runs in zip(runs, runs_before, strict=True)
+        ),
+        120,
+        "twenty more syncs of each instance",
+    )
     assert _versions(core_v1, (shared, "regcred")) == before, "a write happened: ping-pong"
     writes_after = [
         d.metric("syncd_secret_writes_total", secret="regcred", operation="update", result="success") for d in daemons

@@ -2,9 +2,9 @@
 
 A shorter, smaller run than `make soak` (60 namespaces instead of 300, faults of 12-16 s; source
 outages 24 s): the same servers, two replicas, churn, rotations, reloads and faults, judged by the
-same observer. In one process it is started in the background when collected and runs beside the
-rest of the suite (soak_background.py); this test, moved to the end, waits for it. Under
-pytest-xdist (`make test`) this test starts it, first, on a worker of its own. It must record no
+same observer. It is started in the background as soon as its test is known to be selected (in
+one process at collection, under pytest-xdist by the controller) and runs beside the rest of the
+suite (soak_background.py); this test, moved to the end, waits for it. It must record no
 violation, and it must have seen enough (faults of several kinds, rotations, churn, writes in the
 audit log) that a quiet run cannot pass for a good one.
 """
@@ -15,15 +15,15 @@ import json
 
 import pytest
 
-from tests.integration.soak_background import KEY, start
+from tests.integration.soak_background import started
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak]
 
 
 @pytest.mark.timeout(600)
 def test_a_three_minute_soak_records_no_violation(request: pytest.FixtureRequest) -> None:
-    soak = request.config.stash.get(KEY, None) or start(request.config)  # started here under xdist
-    code = soak.process.wait(timeout=570)
+    soak = started(request.config)
+    code = soak.wait(timeout=570)
     print(soak.output()[-5000:])
     [path] = soak.results.glob("*.json")
     results = json.loads(path.read_text())

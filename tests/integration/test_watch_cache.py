@@ -136,9 +136,10 @@ def test_a_secret_deleted_while_the_watch_silently_lost_its_events_is_repaired_b
     _first_sync(daemonish, core_v1, namespace)
 
     proxy.deafen()
-    relists = len(daemonish.relists)
+    relists, dropped = len(daemonish.relists), proxy.dropped
     core_v1.delete_namespaced_secret("regcred", namespace)
-    time.sleep(0.5)
+    # The apiserver sent the DELETED event and the proxy swallowed it (no other watch has news).
+    wait_until(lambda: proxy.dropped > dropped, 15, "the DELETED event to reach the deaf proxy")
     assert daemonish.sync() is Action.UNCHANGED  # the store missed the DELETED event: it sees the Secret
     assert not has_secret(core_v1, namespace)
 

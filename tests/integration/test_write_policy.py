@@ -84,7 +84,7 @@ def _settings(prefix: str, namespace: str, tmp: Path) -> dict[str, Any]:
         ],
         "retired_secrets": [f"old-{prefix}"],
         "schedule": {"interval": "1h"},
-        # The Lease Role `syncd rbac` prints lives here.
+        # Off, so `syncd rbac` prints no Lease Role; on, it would print it in this namespace.
         "leader_election": {"namespace": namespace},
     }
 

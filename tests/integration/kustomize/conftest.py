@@ -20,7 +20,7 @@ from tests.integration.kustomize.manifests import Identity, VaultAuth, apply_for
 def identity(stack: Stack, kube_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identity]:
     suffix = f"-{uuid.uuid4().hex[:8]}"
     namespace = f"syncd{suffix}"
-    docs = renamed(render("base"), namespace, suffix)
+    docs = renamed(render("overlays/ha"), namespace, suffix)
     assert [d["kind"] for d in docs].count("ClusterRole") == 1
     apply_for_real(stack, docs)
     token = service_account_token(client.CoreV1Api(kube_api), namespace, "syncd", audiences=[])

@@ -74,7 +74,8 @@ def apply_for_real(stack: Stack, docs: list[dict[str, Any]]) -> None:
 
 @dataclass
 class Identity:
-    """The base's ServiceAccount, roles and bindings, applied under names of their own."""
+    """The ServiceAccount, roles and bindings of overlays/ha (the base's, and the Lease's Role),
+    applied under names of their own."""
 
     namespace: str
     suffix: str

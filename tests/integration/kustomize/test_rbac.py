@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -19,7 +20,7 @@ from harness.syncd_process import has_secret, new_namespace
 from syncd.cli.commands import main
 from syncd.config import load_config
 from syncd.manifests import rbac
-from tests.integration.kustomize.manifests import ALL_NAMESPACES, KUSTOMIZE, VARIANTS, Identity, VaultAuth, find, render
+from tests.integration.kustomize.manifests import ALL_NAMESPACES, KUSTOMIZE, VARIANTS, Identity, VaultAuth, render
 
 pytestmark = pytest.mark.integration
 
@@ -36,24 +37,27 @@ EXACT_GRANTS = {
     *(("ClusterRole", "syncd.io", "pullsecretsyncs", verb, "") for verb in ("create", "list")),
     *(("ClusterRole", "syncd.io", "pullsecretsyncs", verb, "default.regcred") for verb in ("get", "delete")),
     ("ClusterRole", "syncd.io", "pullsecretsyncs/status", "patch", "default.regcred"),
+}
+LEASE_GRANTS = {  # what overlays/ha adds: leader election's Role
     ("Role", "coordination.k8s.io", "leases", "create", ""),  # RBAC cannot limit create by name
     *(("Role", "coordination.k8s.io", "leases", verb, "syncd") for verb in ("get", "patch")),
 }
 
 
-def test_the_roles_grant_exactly_what_syncd_uses() -> None:
-    docs = render("base")
+@pytest.mark.parametrize("variant", ["base", "overlays/ha"])
+def test_the_roles_grant_exactly_what_syncd_uses(variant: str) -> None:
+    docs = render(variant)
     granted = set()
-    for role in (find(docs, "ClusterRole", "syncd"), find(docs, "Role", "syncd-leader-election")):
+    for role in [d for d in docs if d["kind"] in ("ClusterRole", "Role")]:
         for rule in role["rules"]:
             assert set(rule) <= {"apiGroups", "resources", "resourceNames", "verbs"}, rule  # no nonResourceURLs
             for group in rule["apiGroups"]:
                 for resource in rule["resources"]:
                     for name in rule.get("resourceNames", [""]):
                         granted |= {(role["kind"], group, resource, verb, name) for verb in rule["verbs"]}
-    assert granted == EXACT_GRANTS
-    assert find(docs, "Role")["metadata"]["namespace"] == "syncd"
-    for binding in (find(docs, "ClusterRoleBinding", "syncd"), find(docs, "RoleBinding", "syncd-leader-election")):
+    assert granted == (EXACT_GRANTS | LEASE_GRANTS if variant == "overlays/ha" else EXACT_GRANTS)
+    assert all(d["metadata"]["namespace"] == "syncd" for d in docs if d["kind"] in ("Role", "RoleBinding"))
+    for binding in [d for d in docs if d["kind"] in ("ClusterRoleBinding", "RoleBinding")]:
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "syncd", "namespace": "syncd"}]
 
 
@@ -202,12 +206,21 @@ def test_real_calls_outside_the_role_are_forbidden(
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_the_base_rbac_is_what_syncd_rbac_prints_for_each_variants_config(variant: str) -> None:
-    """deploy/kustomize/base/rbac.yaml is generated; every overlay's config must need no more."""
+def test_each_variants_rbac_is_what_syncd_rbac_prints_for_its_config(variant: str) -> None:
+    """deploy/kustomize/base/rbac.yaml is generated; overlays/ha adds the Lease's Role and binding
+    (leader-election.yaml), which syncd rbac prints only with leader election on."""
     config_file = KUSTOMIZE / variant / "syncd.yaml"
     expected = rbac.manifests(load_config(config_file), namespace="syncd", service_account="syncd")
-    committed = [d for d in yaml.safe_load_all((KUSTOMIZE / "base" / "rbac.yaml").read_text()) if d]
-    assert committed == expected, "regenerate: syncd rbac --config deploy/kustomize/base/syncd.yaml > rbac.yaml"
+    files = [KUSTOMIZE / "base" / "rbac.yaml"]
+    files += [KUSTOMIZE / variant / "leader-election.yaml"] if variant == "overlays/ha" else []
+    committed = [d for file in files for d in yaml.safe_load_all(file.read_text()) if d]
+    assert sorted(committed, key=_kind_and_name) == sorted(expected, key=_kind_and_name), (
+        "regenerate: syncd rbac --config deploy/kustomize/base/syncd.yaml > rbac.yaml"
+    )
+
+
+def _kind_and_name(doc: dict[str, Any]) -> tuple[str, str]:
+    return doc["kind"], doc["metadata"]["name"]
 
 
 def test_a_spec_the_rbac_does_not_grant_fails_alone_and_names_the_fix(
