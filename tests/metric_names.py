@@ -16,4 +16,6 @@ SPEC_METRICS = [
     "syncd_status_writes_total",
     "syncd_admission_requests_total",
     "syncd_admission_duration_seconds",
+    "syncd_vault_lease_renewals_total",
+    "syncd_vault_lease_revocations_total",
 ]

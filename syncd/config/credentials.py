@@ -83,6 +83,12 @@ class VaultSecret(_Strict):
         description="a field holding how long the login is valid from the read, in seconds or as a duration "
         "(GCP engine: `token_ttl`)",
     )
+    revoke_previous: bool = Field(
+        True,
+        description="for a leased login (a dynamic engine's plain logical read): revoke the previous lease once "
+        "every secret spec using this credential has written the new login to all its namespaces without a "
+        "failed write; never at shutdown, and a restart forgets the leases it did not revoke",
+    )
 
     @model_validator(mode="after")
     def _one_username(self) -> VaultSecret:

@@ -19,13 +19,25 @@ class RegistryCredential:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A dynamic secret's lease as Vault handed it out. The id revokes or renews the login it
+    leases: sensitive like a password (hidden from repr, masked in logs, never a metric label)."""
+
+    id: str = field(repr=False)
+    renewable: bool
+    duration: dt.timedelta
+
+
+@dataclass(frozen=True)
 class FetchedCredential:
-    """What one source call returned for one configured credential."""
+    """What one source call returned for one configured credential; `lease` is set for a leased
+    login (a dynamic engine's), which the fetcher may renew, and revokes once it is replaced everywhere."""
 
     name: str
     source: str
     entries: tuple[RegistryCredential, ...]
     expires_at: dt.datetime | None = None
+    lease: Lease | None = None
 
 
 class RunResult(enum.StrEnum):

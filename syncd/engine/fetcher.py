@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -18,12 +19,15 @@ from syncd.config import Config
 from syncd.core.errors import InvalidCredential, SourceError, SyncdError
 from syncd.core.logs import REDACTOR
 from syncd.core.token_expiry import earliest, jwt_expiry
-from syncd.core.values import FetchedCredential, RegistryCredential
+from syncd.core.values import FetchedCredential, Lease, RegistryCredential
+from syncd.engine.leases import LeaseLedger, PendingRevoke
 from syncd.engine.metrics import Metrics, Verification
 from syncd.engine.timing import Lifetime, refresh_at
 from syncd.registry.credential_rules import credential_problems
 from syncd.registry.login import VerificationFailed, verify_login
-from syncd.sources.base import Source
+from syncd.sources.base import LeaseHolder, Source
+
+log = logging.getLogger(__name__)
 
 Verifier = Callable[[str, RegistryCredential], None]
 # A credential fetched this recently by another spec's job is reused: the jobs of every spec
@@ -112,6 +116,7 @@ class CredentialFetcher:
         # This fetcher's share of the process-wide redactor: another fetcher (a test's, say) caching
         # a credential of the same name holds its values apart.
         self._masks = object()
+        self.leases = LeaseLedger()
 
     def fetch_all(self, config: Config, names: Iterable[str], freshness: Freshness) -> list[FetchedCredential]:
         """The credentials of one sync, each from the cache or its source as `freshness` allows."""
@@ -190,13 +195,21 @@ class CredentialFetcher:
 
     def _refresh(self, config: Config, name: str, cached: _Cached) -> FetchedCredential:
         started = self.clock()
+        renewed = self._renewed(config, name, cached.credential, started)
+        if renewed is not None:
+            with self._lock:
+                cached.credential, cached.fetched_at = renewed, started
+            return renewed
         try:
             credential = self._fetch_and_check(config, name)
         except SourceError as exc:
             cached.error, cached.failed_at = exc, started
             raise
         with self._lock:
+            previous = cached.credential
             cached.credential, cached.fetched_at = credential, started
+            if self._cache.get(name) is cached:
+                self.leases.replaced(config, previous, credential)
             # The answer it replaces is forgotten, unless another credential or rendered content holds
             # it. An entry a reload dropped meanwhile holds nothing (nothing would release it), and
             # leaves the masks of the entry that replaced it alone.
@@ -204,6 +217,59 @@ class CredentialFetcher:
                 REDACTOR.hold((self._masks, _CACHED, name), secret_values([credential]))
                 REDACTOR.release((self._masks, _ATTEMPT, name))
         return credential
+
+    def _renewed(
+        self, config: Config, name: str, current: FetchedCredential | None, now: dt.datetime
+    ) -> FetchedCredential | None:
+        """The cached login with its lease renewed, instead of a new login: None when it cannot be
+        (no renewable lease, an expiry it does not set alone) or Vault granted less than the
+        lease's duration (its max TTL is near: a new login then, as without a lease)."""
+        credential = config.credential(name)
+        source = self.sources.get(credential.source)
+        lease = current.lease if current is not None else None
+        if current is None or lease is None or not _renewal_applies(credential, lease, source):
+            return None
+        assert isinstance(source, LeaseHolder)  # noqa: S101 - checked by _renewal_applies, for mypy
+        try:
+            granted = source.renew(credential, lease)
+        except SourceError as exc:
+            log.info("renewing the lease of credential %s failed (%s); reading a new login", name, exc)
+            self.metrics.record_lease_renewal(name, ok=False)
+            return None
+        if granted.duration < lease.duration:
+            # The max TTL is near: the lease runs out sooner than asked. It stays the previous lease
+            # of the new login, and is revoked once that is everywhere.
+            self.metrics.record_lease_renewal(name, ok=False)
+            log.info("the lease of credential %s is near its max TTL; reading a new login", name)
+            return None
+        self.metrics.record_lease_renewal(name, ok=True)
+        renewed = _with_token_expiry(replace(current, lease=granted, expires_at=now + granted.duration), now)
+        if renewed.expires_at is not None:
+            self.metrics.set_expiry(name, renewed.expires_at)
+        return renewed
+
+    def rolled_out(self, spec: str, rendered: Iterable[FetchedCredential]) -> None:
+        """`spec` wrote `rendered` to every namespace it selects, without a failed write: revoke the
+        replaced leases no spec holds any more."""
+        for pending in self.leases.rolled_out(spec, rendered):
+            self._revoke(pending)
+
+    def _revoke(self, pending: PendingRevoke) -> None:
+        name = pending.credential.name
+        source = self.sources.get(pending.credential.source)
+        try:
+            if not isinstance(source, LeaseHolder):
+                raise InvalidCredential(name, "its source cannot revoke leases any more (reloaded)")
+            source.revoke(pending.credential, pending.lease)
+        except SourceError as exc:
+            # Not retried: the login it leases stays valid until its TTL ends (docs/runbooks.md).
+            log.warning("revoking the previous lease of credential %s failed: %s", name, exc)
+            self.metrics.record_lease_revocation(name, ok=False)
+        else:
+            log.info("revoked the previous lease of credential %s: no Secret holds its login any more", name)
+            self.metrics.record_lease_revocation(name, ok=True)
+        finally:
+            self.leases.done(pending)
 
     def _fetch_and_check(self, config: Config, name: str) -> FetchedCredential:
         credential = config.credential(name)
@@ -242,10 +308,22 @@ class CredentialFetcher:
 
 
 def secret_values(credentials: Iterable[FetchedCredential]) -> list[str]:
-    """What the redactor masks of each login: the password, and `username:password` as a basic
-    auth header or a URL carries it."""
+    """What the redactor masks of each login: the password, `username:password` as a basic auth
+    header or a URL carries it, and its lease id (which revokes or renews it)."""
+    credentials = list(credentials)
     entries = [entry for credential in credentials for entry in credential.entries]
-    return [value for e in entries for value in (e.password, f"{e.username}:{e.password}")]
+    leases = [c.lease.id for c in credentials if c.lease is not None and c.lease.id]
+    return [value for e in entries for value in (e.password, f"{e.username}:{e.password}")] + leases
+
+
+def _renewal_applies(credential: Any, lease: Lease, source: object) -> bool:
+    """A renewable lease of a source that renews, whose duration alone sets the login's expiry
+    (a `lifetime` or an expiry field would not move with a renewal)."""
+    vault = getattr(credential, "vault", None)
+    own_expiry = credential.lifetime is not None or (
+        vault is not None and (vault.expires_at_field is not None or vault.ttl_field is not None)
+    )
+    return lease.renewable and bool(lease.id) and not own_expiry and isinstance(source, LeaseHolder)
 
 
 def _changed(old: Config, new: Config, name: str) -> bool:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from syncd import __version__
-from syncd.config import Config
+from syncd.config import Config, VaultCredential
 from syncd.core.values import NamespaceState, PullFailureReason, RunResult, WriteOperation
 from syncd.engine.admission import AdmissionResult
 
@@ -126,6 +126,20 @@ class Metrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2),
         )
+        self.lease_renewals = Counter(
+            "syncd_vault_lease_renewals",
+            "Renewals of the lease of a fetched login (instead of reading a new one), by result: failure "
+            "includes a renewal granting less than asked (max TTL near), after which a new login is read.",
+            ["credential", "result"],
+            registry=registry,
+        )
+        self.lease_revocations = Counter(
+            "syncd_vault_lease_revocations",
+            "Revocations of a replaced login's lease once every spec using it rolled the new login out, by "
+            "result: a failure leaves the old login valid until its lease's TTL ends.",
+            ["credential", "result"],
+            registry=registry,
+        )
         self.build_info = Gauge(
             "syncd_build_info", "Always 1; the version label says which build.", ["version"], registry=registry
         )
@@ -146,6 +160,12 @@ class Metrics:
 
     def record_source_request(self, credential: str, source: str, *, ok: bool) -> None:
         self.source_requests.labels(credential=credential, source=source, result=_result(ok)).inc()
+
+    def record_lease_renewal(self, credential: str, *, ok: bool) -> None:
+        self.lease_renewals.labels(credential=credential, result=_result(ok)).inc()
+
+    def record_lease_revocation(self, credential: str, *, ok: bool) -> None:
+        self.lease_revocations.labels(credential=credential, result=_result(ok)).inc()
 
     def set_expiry(self, credential: str, at: dt.datetime) -> None:
         with self._lock:
@@ -184,6 +204,10 @@ class Metrics:
         for credential in config.credentials:
             for call in CallResult:
                 self.source_requests.labels(credential=credential.name, source=credential.source, result=call)
+            if isinstance(credential, VaultCredential) and credential.vault.kv is None:
+                for call in CallResult:
+                    self.lease_renewals.labels(credential=credential.name, result=call)
+                    self.lease_revocations.labels(credential=credential.name, result=call)
             if credential.verify:
                 for verification in Verification:
                     self.credential_verifications.labels(credential=credential.name, result=verification)

@@ -20,7 +20,7 @@ from syncd.config import Config, SecretSpec
 from syncd.config.selection import selects
 from syncd.core.clock import utcnow
 from syncd.core.errors import KubeError, SyncdError
-from syncd.core.values import DesiredSecret, PlannedChange, SyncResult
+from syncd.core.values import DesiredSecret, FetchedCredential, PlannedChange, SyncResult
 from syncd.engine.fetcher import CredentialFetcher, Freshness, Verifier
 from syncd.engine.links import AccountLinks
 from syncd.engine.metrics import Metrics
@@ -115,12 +115,15 @@ class Reconciler:
         started = time.monotonic()
         result = SyncResult(secret=spec.name, dry_run=dry_run)
         try:
-            desired = self.desired(spec, freshness)
+            desired, fetched = self._render(spec, freshness)
             plan = self.plan(spec, desired)
             if dry_run:
                 self.rollout.preview(spec, plan, result)
             else:
                 self.rollout.apply(spec, desired, plan, result)
+                if not result.source_errors and not result.failed_writes:
+                    # Every selected namespace holds these logins now: replaced leases may go.
+                    self.fetcher.rolled_out(spec.name, fetched)
         except SyncdError as exc:
             result.source_errors.append(str(exc))
         self.report.record(spec.name, result, time.monotonic() - started, vouched=freshness.vouches_for_sources)
@@ -129,6 +132,10 @@ class Reconciler:
 
     def desired(self, spec: SecretSpec, freshness: Freshness) -> DesiredSecret:
         """Fetch (once per run), validate and render; any failure here means nothing is written."""
+        return self._render(spec, freshness)[0]
+
+    def _render(self, spec: SecretSpec, freshness: Freshness) -> tuple[DesiredSecret, list[FetchedCredential]]:
+        """What `desired` renders, and the fetched credentials it rendered (with their leases)."""
         fetched = self.fetcher.fetch_all(self.config, spec.credentials, freshness)
         rendered = render(entry for credential in fetched for entry in credential.entries)
         desired = DesiredSecret(
@@ -143,7 +150,7 @@ class Reconciler:
         )
         self.fetcher.mask_rendered(spec.name, fetched)
         self.last_desired[spec.name] = desired
-        return desired
+        return desired, fetched
 
     def plan(self, spec: SecretSpec, desired: DesiredSecret) -> list[PlannedChange]:
         selected = self.cluster.select_namespaces(spec.namespaces)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from syncd.config import Credential
-from syncd.core.values import FetchedCredential
+from syncd.core.values import FetchedCredential, Lease
 
 CredentialT_contra = TypeVar("CredentialT_contra", contravariant=True)
 
@@ -23,6 +23,18 @@ class Source(Protocol[CredentialT_contra]):
     kind: str  # the `source` label of syncd_source_requests_total: vault / helper / docker_config
 
     def fetch(self, credential: CredentialT_contra) -> FetchedCredential: ...
+
+
+@runtime_checkable
+class LeaseHolder(Protocol[CredentialT_contra]):
+    """A source whose logins may come with a lease (Vault's dynamic engines). Both raise SourceError
+    subclasses whose messages never carry the lease id."""
+
+    def revoke(self, credential: CredentialT_contra, lease: Lease) -> None: ...
+
+    def renew(self, credential: CredentialT_contra, lease: Lease) -> Lease:
+        """Ask for the lease's full duration again; the answer says what was granted."""
+        ...
 
 
 def expiry(credential: Credential, *, now: dt.datetime, lease: dt.timedelta | None = None) -> dt.datetime | None:

@@ -33,7 +33,7 @@ from syncd.core.clock import utcnow
 from syncd.core.durations import parse_duration
 from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
 from syncd.core.token_expiry import earliest
-from syncd.core.values import FetchedCredential, RegistryCredential
+from syncd.core.values import FetchedCredential, Lease, RegistryCredential
 from syncd.sources.base import expiry
 
 log = logging.getLogger(__name__)
@@ -244,14 +244,33 @@ class VaultSource:
         secret, registry = credential.vault, credential.host
         place = _place(secret)
         answer = self.session.call(credential.name, place, lambda client: _read(client, secret))
-        data, lease = _secret_data(credential.name, place, secret, answer)
+        data = _secret_data(credential.name, place, secret, answer)
+        lease = _lease(secret, answer)
         entry = _registry_login(credential.name, registry, secret, place, data)
         now = self.session.now()
+        duration = lease.duration if lease is not None else None
         expires_at = earliest(
-            expiry(credential, now=now, lease=lease), _field_expiry(credential.name, place, secret, data, now)
+            expiry(credential, now=now, lease=duration), _field_expiry(credential.name, place, secret, data, now)
         )
         log.debug("fetched credential %s from Vault %s", credential.name, place)
-        return FetchedCredential(credential.name, source=self.kind, entries=(entry,), expires_at=expires_at)
+        return FetchedCredential(
+            credential.name, source=self.kind, entries=(entry,), expires_at=expires_at, lease=lease
+        )
+
+    def revoke(self, credential: VaultCredential, lease: Lease) -> None:
+        """Revoke a lease this source handed out (`sys/leases/revoke`): the engine deletes what it made."""
+        self.session.call(credential.name, _REVOKE, lambda client: client.sys.revoke_lease(lease.id))
+
+    def renew(self, credential: VaultCredential, lease: Lease) -> Lease:
+        """Renew for the lease's own duration; Vault may grant less (its max TTL is near)."""
+        seconds = int(lease.duration.total_seconds())
+        answer = self.session.call(
+            credential.name, _RENEW, lambda client: client.sys.renew_lease(lease.id, increment=seconds)
+        )
+        granted = _mapping(answer).get("lease_duration")
+        if not isinstance(granted, int) or granted <= 0:
+            raise InvalidCredential(credential.name, f"Vault answered {_RENEW} without a lease duration")
+        return Lease(lease.id, bool(_mapping(answer).get("renewable")), dt.timedelta(seconds=granted))
 
 
 def _place(secret: VaultSecret) -> str:
@@ -267,10 +286,26 @@ def _read(client: Any, secret: VaultSecret) -> object:
     return client.read(f"{mount}/{path}")  # None on 404
 
 
-def _secret_data(
-    name: str, place: str, secret: VaultSecret, answer: object
-) -> tuple[Mapping[str, Any], dt.timedelta | None]:
-    """The fields of the secret, and its lease when it comes from a dynamic engine."""
+# The places named in errors about leases: never the lease id, which revokes the login.
+_REVOKE, _RENEW = "sys/leases/revoke", "sys/leases/renew"
+
+
+def _lease(secret: VaultSecret, answer: object) -> Lease | None:
+    """The lease of a dynamic engine's answer. Only a plain logical read has one: a KV
+    lease_duration is a refresh hint at most, and KV has nothing to revoke."""
+    if secret.kv is not None or not isinstance(answer, Mapping):
+        return None
+    seconds, lease_id = answer.get("lease_duration"), answer.get("lease_id")
+    if not isinstance(seconds, int) or seconds <= 0:
+        return None
+    # A lease without an id (some engines' answers) still says how long the login lives.
+    return Lease(
+        lease_id if isinstance(lease_id, str) else "", bool(answer.get("renewable")), dt.timedelta(seconds=seconds)
+    )
+
+
+def _secret_data(name: str, place: str, secret: VaultSecret, answer: object) -> Mapping[str, Any]:
+    """The fields of the secret."""
     if not isinstance(answer, Mapping) or answer.get("data") is None:
         raise CredentialNotFound(name, f"nothing at {place}")
     data = answer["data"]
@@ -280,11 +315,7 @@ def _secret_data(
             raise CredentialNotFound(name, f"nothing at {place} (latest version deleted)")
     if not isinstance(data, Mapping):
         raise InvalidCredential(name, f"Vault answered for {place} without a map of fields")
-    # Only dynamic engines lease what they hand out; a KV lease_duration is a refresh hint at most.
-    seconds = answer.get("lease_duration")
-    if secret.kv is None and isinstance(seconds, int) and seconds > 0:
-        return data, dt.timedelta(seconds=seconds)
-    return data, None
+    return data
 
 
 def _registry_login(

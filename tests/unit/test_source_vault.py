@@ -23,6 +23,7 @@ import requests
 
 from syncd.config import VaultConfig, VaultCredential
 from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
+from syncd.core.values import Lease
 from syncd.sources.vault import VaultSession, VaultSource
 
 START = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -179,6 +180,15 @@ def test_logical_read_uses_the_lease_as_expiry(source: VaultSource, fake: FakeHv
     fetched = source.fetch(_credential(kv=None, mount="robots", path="creds/ci"))
     assert fake.named("read")[0].args == ("robots/creds/ci",)
     assert fetched.expires_at == START + dt.timedelta(hours=1)
+
+
+def test_a_logical_read_carries_its_lease_and_kv_never_does(source: VaultSource, fake: FakeHvac) -> None:
+    fake.will("read", {"data": GOOD, "lease_duration": 3600, "lease_id": "robots/creds/ci/abc", "renewable": True})
+    fetched = source.fetch(_credential(kv=None, mount="robots", path="creds/ci"))
+    assert fetched.lease == Lease("robots/creds/ci/abc", True, dt.timedelta(hours=1))
+    assert "abc" not in repr(fetched)
+    fake.will("kv1.read_secret", {"data": GOOD, "lease_duration": 2764800, "lease_id": "kv/a"})
+    assert source.fetch(_credential(kv=1)).lease is None
 
 
 def test_configured_lifetime_wins_over_the_lease(source: VaultSource, fake: FakeHvac) -> None:
