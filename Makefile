@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-APT_PACKAGES := golang-docker-credential-helpers pass gnupg docker-registry apache2-utils openssl prometheus util-linux skopeo buildah podman crun debootstrap lua5.4
+APT_PACKAGES := golang-docker-credential-helpers pass gnupg docker-registry apache2-utils openssl prometheus util-linux skopeo buildah podman crun debootstrap lua5.4 postgresql
 DEMO_DIR ?= /tmp/syncd-demo
 # The envtest folder (etcd + kube-apiserver): built once and cached by version, see the script.
 ENVTEST = $(shell scripts/envtest-binaries.sh)
