@@ -24,6 +24,8 @@ printf '{"ServerURL":"%s","Username":"%s","Secret":"%s"}' \
 for i in $(seq -w 1 20); do kubectl create namespace "team-$i" >/dev/null; done
 kubectl create namespace payments >/dev/null && kubectl label namespace payments pull-secrets=enabled >/dev/null
 kubectl create namespace kube-demo >/dev/null
+# syncd's status objects, as Helm (crds/) and the Kustomize base install them.
+kubectl apply -f deploy/kustomize/base/crd.yaml >/dev/null
 # No ServiceAccount to create: kube-controller-manager gives every namespace its `default` one.
 kubectl -n team-03 create secret generic regcred --from-literal=owner=someone-else >/dev/null
 
@@ -84,6 +86,9 @@ grep "sync finished" "$DEMO_DIR/syncd.log" | tail -2
 
 step "syncd status (no secret values, ever)"
 syncd status --config "$DEMO_DIR/syncd.yaml" --log-level warning | head -8 || true
+step "what kubectl shows of it: kubectl get pullsync (status objects, written on change only)"
+kubectl wait --for=condition=Ready pullsync --all --timeout=30s >/dev/null || true
+kubectl get pullsync -o wide
 step "team-01's default ServiceAccount"
 kubectl -n team-01 get serviceaccount default -o jsonpath='{.imagePullSecrets}'; echo
 step "a few lines of /metrics"
