@@ -203,7 +203,10 @@ class Daemon:
             self.metrics.set_leader(False)
             self.elector.start()
         log.info("syncd running", extra={"specs": len(self.config.secrets), "address": self.config.server.address})
-        self.stopping.wait()
+        # Woken every second: a SIGTERM whose C-level handler ran on another thread is only acted
+        # on when the main thread next runs Python code, which a wait without timeout may never do.
+        while not self.stopping.wait(timeout=1.0):
+            pass
         return self._shutdown()
 
     def stop(self) -> None:
