@@ -166,6 +166,19 @@ def _wait_until_enforced(stack: Stack, syncd: Syncd) -> None:
 
     wait_until(refused, 30, "the ValidatingAdmissionPolicy to be enforced")
 
+    # The ServiceAccounts' policy and binding are objects of their own, cached apart: probe it too
+    # (a random test order once ran a ServiceAccount attempt before the apiserver had it).
+    served = _account(syncd, admin)
+
+    def account_refused() -> bool:
+        try:
+            syncd.api.patch_namespaced_service_account("default", served, {"metadata": {"labels": {"probe": "x"}}})
+        except ApiException as exc:
+            return exc.status == 403 and "ValidatingAdmissionPolicy" in str(exc.body)
+        return False
+
+    wait_until(account_refused, 30, "the ServiceAccounts' ValidatingAdmissionPolicy to be enforced")
+
 
 def _secret(name: str, secret_type: str, labels: dict[str, str], **annotations: str) -> client.V1Secret:
     meta = client.V1ObjectMeta(name=name, labels=labels, annotations=annotations or None)
