@@ -69,17 +69,37 @@ class EventRecorder:
         return written
 
     def _create(self, namespace: str, secret: str, reason: str, message: str, now: dt.datetime) -> int:
+        involved = {"apiVersion": "v1", "kind": "Secret", "namespace": namespace, "name": secret}
+        kind = "Normal" if reason == EventReason.SYNCED else "Warning"
+        return self._post(namespace, involved, reason, kind, message, now=now)
+
+    def condition_changed(self, name: str, uid: str, condition: Mapping[str, str], now: dt.datetime) -> None:
+        """An Event on a PullSecretSync whose condition changed. Cluster-scoped objects have their
+        Events in `default`, where `kubectl describe pullsync` looks; repeats are held back as above."""
+        healthy = (condition["type"] in ("ExpiringSoon", "Degraded")) != (condition["status"] == "True")
+        reason = f"{condition['type']}{condition['status']}"
+        if not self._allowed(("", name, f"{reason}/{condition.get('reason', '')}"), now):
+            return
+        involved = {"apiVersion": "syncd.io/v1alpha1", "kind": "PullSecretSync", "name": name, "uid": uid}
+        message = f"{condition['type']} is {condition['status']} ({condition.get('reason', '')}): "
+        message += condition.get("message", "")
+        self._post("default", involved, reason, "Normal" if healthy else "Warning", message, now=now)
+
+    def _post(
+        self, namespace: str, involved: dict[str, str], reason: str, kind: str, message: str, *, now: dt.datetime
+    ) -> int:
+        """One Event (names and counts, never a value); 1 when written, 0 when refused."""
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         body: dict[str, Any] = {
             "metadata": {
-                "name": f"{secret}.{uuid.uuid4().hex[:16]}",
+                "name": f"{involved['name']}.{uuid.uuid4().hex[:16]}",
                 "namespace": namespace,
                 "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, INSTANCE_LABEL: self.instance},
             },
-            "involvedObject": {"apiVersion": "v1", "kind": "Secret", "namespace": namespace, "name": secret},
+            "involvedObject": involved,
             "reason": reason,
             "message": message[:1024],
-            "type": "Normal" if reason == EventReason.SYNCED else "Warning",
+            "type": kind,
             "source": {"component": "syncd"},
             "reportingComponent": "syncd",
             "reportingInstance": f"syncd-{self.instance}",
@@ -96,37 +116,3 @@ class EventRecorder:
             log.debug("could not record event: %s", exc)
             return 0
         return 1
-
-    def condition_changed(self, name: str, uid: str, condition: Mapping[str, str], now: dt.datetime) -> None:
-        """An Event on a PullSecretSync whose condition changed. Cluster-scoped objects have their
-        Events in `default`, where `kubectl describe pullsync` looks; repeats are held back as above."""
-        healthy = (condition["type"] in ("ExpiringSoon", "Degraded")) != (condition["status"] == "True")
-        reason = f"{condition['type']}{condition['status']}"
-        if not self._allowed(("", name, f"{reason}/{condition.get('reason', '')}"), now):
-            return
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        body: dict[str, Any] = {
-            "metadata": {
-                "name": f"{name}.{uuid.uuid4().hex[:16]}",
-                "namespace": "default",
-                "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, INSTANCE_LABEL: self.instance},
-            },
-            "involvedObject": {"apiVersion": "syncd.io/v1alpha1", "kind": "PullSecretSync", "name": name, "uid": uid},
-            "reason": reason,
-            "message": f"{condition['type']} is {condition['status']} ({condition.get('reason', '')}): "
-            f"{condition.get('message', '')}"[:1024],
-            "type": "Normal" if healthy else "Warning",
-            "source": {"component": "syncd"},
-            "reportingComponent": "syncd",
-            "reportingInstance": f"syncd-{self.instance}",
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-        }
-        try:
-            send(
-                lambda: self.core.create_namespaced_event("default", cast(Any, body), _preload_content=False),
-                what="creating Event in default",
-            )
-        except KubeError as exc:  # an Event is a courtesy
-            log.debug("could not record event: %s", exc)
