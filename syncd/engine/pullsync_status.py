@@ -90,14 +90,16 @@ class SpecLedger:
         if fetched:
             self.source_error = None
         self.synced = True
-        states = {} if namespace is None else dict(self.states)
+        # A namespace's result updates in place: a copy per watch event would cost O(namespaces) on
+        # the hot path. Readers hold the publisher's lock, so no one sees a half-done update.
+        states = {} if namespace is None else self.states
         for outcome in result.outcomes:
             state = _state(outcome.change.action, outcome.error)
             if state is None:
                 states.pop(outcome.change.namespace, None)
             else:
                 states[outcome.change.namespace] = state
-        self.states = states  # swapped whole: a reader never sees a half-filled map
+        self.states = states
         if namespace is None:
             self.account_errors = len(result.service_account_errors)
 
