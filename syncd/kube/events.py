@@ -12,7 +12,8 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from kubernetes import client
@@ -39,10 +40,12 @@ class EventRecorder:
         instance: str = DEFAULT_INSTANCE,
         per_sync: int = 20,
         min_interval: dt.timedelta = dt.timedelta(minutes=10),
+        workers: int = 8,
     ) -> None:
         self.core = client.CoreV1Api(api)
         self.instance = instance
         self.per_sync = per_sync
+        self.workers = workers
         self.min_interval = min_interval
         self._last: dict[tuple[str, str, str], dt.datetime] = {}
         self._lock = threading.Lock()
@@ -56,17 +59,28 @@ class EventRecorder:
             return True
 
     def emit(self, events: list[EventNote], now: dt.datetime) -> int:
-        """(namespace, secret, reason, message) tuples, Warnings first; returns how many were written."""
+        """(namespace, secret, reason, message) tuples, Warnings first; returns how many were written.
+
+        At most `per_sync` are attempted, all at once on up to `workers` threads: one after the
+        other, the 20 Events of a first rollout or a rotation added 20 round trips to its sync.
+        A refused one is not replaced by the next (at most `per_sync` requests, whatever happens)."""
         ordered = sorted(events, key=lambda e: e[2] == EventReason.SYNCED)
-        written = 0
-        for namespace, secret, reason, message in ordered:
-            if written >= self.per_sync:
+        chosen: list[EventNote] = []
+        for note in ordered:
+            if len(chosen) >= self.per_sync:
                 break
-            if self._allowed((namespace, secret, reason), now):
-                written += self._create(namespace, secret, reason, message, now)
+            if self._allowed((note[0], note[1], note[2]), now):
+                chosen.append(note)
+        written = sum(self._each(lambda note: self._create(*note, now), chosen))
         if len(events) > written:
             log.debug("events: %d written, %d held back by the rate limit", written, len(events) - written)
         return written
+
+    def _each(self, create: Callable[[EventNote], int], notes: list[EventNote]) -> list[int]:
+        if len(notes) <= 1:  # a namespace's sync: no thread to start for one Event
+            return [create(note) for note in notes]
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(notes)), thread_name_prefix="syncd-event") as pool:
+            return list(pool.map(create, notes))
 
     def _create(self, namespace: str, secret: str, reason: str, message: str, now: dt.datetime) -> int:
         involved = {"apiVersion": "v1", "kind": "Secret", "namespace": namespace, "name": secret}
