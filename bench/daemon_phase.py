@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import threading
 import time
@@ -22,6 +23,7 @@ from bench.measure import memory_kib
 from bench.population import PREFIX, create_namespace
 from bench.rawkube import Credentials, RawKube
 from harness.syncd_process import SyncdProcess
+from harness.wait import wait_until
 from syncd.core.values import MANAGED_SELECTOR
 
 
@@ -139,6 +141,26 @@ def sync_durations(daemon: SyncdProcess) -> list[float]:
         if '"sync finished"' in line:
             found.append(float(json.loads(line).get("duration_seconds", 0.0)))
     return found
+
+
+def wait_for_syncs(daemon: SyncdProcess, count: int, timeout: float) -> int:
+    """Wait until the daemon has logged `count` whole-spec `sync finished` lines; returns how many it has."""
+    found = 0
+
+    def enough() -> bool:
+        nonlocal found
+        found = len(sync_durations(daemon))
+        return found >= count
+
+    wait_until(enough, timeout, f"{count} syncs of the daemon", interval=0.2)
+    return found
+
+
+def cpu_seconds(daemon: SyncdProcess) -> float:
+    """utime + stime of the daemon process so far."""
+    assert daemon.process is not None
+    fields = Path(f"/proc/{daemon.process.pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sync_runs(daemon: SyncdProcess) -> float:

@@ -60,18 +60,32 @@ def kubectl_figure(results: dict[str, Any], entry: dict[str, Any]) -> tuple[floa
     return (basis[1] * entry["n"], True) if basis else (None, False)
 
 
+def _floor(entry: dict[str, Any], key: str) -> str:
+    """`1.23 s (x32)`, or `-` where the run had no such floor (results before issue 25: no Go floor)."""
+    floor = entry.get(key) or {}
+    if floor.get("seconds") is None:
+        return "-"
+    return f"{_s(floor['seconds'])} (x{floor['best_concurrency']})"
+
+
+def _seconds(entry: dict[str, Any], key: str) -> float | None:
+    value = (entry.get(key) or {}).get("seconds")
+    return float(value) if value is not None else None
+
+
 def rollout_table(results: dict[str, Any]) -> list[str]:
     lines = [
         "| namespaces | syncd (in-process `sync_all`, best of runs) | `syncd once` (subprocess) "
-        "| floor (raw HTTP, best concurrency) | kubectl loop | syncd / floor | kubectl / syncd "
-        "| others' CPU (syncd / floor / kubectl) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Python floor (best concurrency) | Go floor (best concurrency) | kubectl loop "
+        "| syncd / Python floor | syncd / Go floor | kubectl / syncd "
+        "| others' CPU (syncd / Python floor / Go floor / kubectl) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     basis = kubectl_per_namespace(results)
     for entry in _sizes(results):
         if "syncd" not in entry:
             continue
-        syncd, floor = entry["syncd"]["seconds"], entry["floor"]["seconds"]
+        syncd = entry["syncd"]["seconds"]
         kubectl, extrapolated = kubectl_figure(results, entry)
         kubectl_text, ratio = _s(kubectl), _ratio(kubectl, syncd)
         if extrapolated and basis:
@@ -80,8 +94,9 @@ def rollout_table(results: dict[str, Any]) -> list[str]:
         runs = ", ".join(_s(r["seconds"]) for r in entry["syncd"]["runs"])
         lines.append(
             f"| {entry['n']:,} | {_s(syncd)} ({runs}) | {_s(entry['syncd_once']['seconds'])} "
-            f"| {_s(floor)} (x{entry['floor']['best_concurrency']}) | {kubectl_text} | {_ratio(syncd, floor)} "
-            f"| {ratio} | {_load(entry, 'syncd', 'floor', 'kubectl')} |"
+            f"| {_floor(entry, 'floor')} | {_floor(entry, 'go_floor')} | {kubectl_text} "
+            f"| {_ratio(syncd, _seconds(entry, 'floor'))} | {_ratio(syncd, _seconds(entry, 'go_floor'))} "
+            f"| {ratio} | {_load(entry, 'syncd', 'floor', 'go_floor', 'kubectl')} |"
         )
     return lines
 
@@ -94,8 +109,9 @@ def cpu_table(results: dict[str, Any]) -> list[str]:
     """CPU seconds are steadier than wall time on a shared machine; the floor row covers all its runs."""
     lines = [
         "| namespaces | syncd: client / servers | `syncd once`: client / servers "
-        "| floor, all concurrencies: client / servers | kubectl loop: client / servers |",
-        "|---:|---:|---:|---:|---:|",
+        "| Python floor, all concurrencies: client / servers | Go floor, all concurrencies: client / servers "
+        "| kubectl loop: client / servers |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
 
     def pair(phase: dict[str, Any] | None) -> str:
@@ -108,18 +124,25 @@ def cpu_table(results: dict[str, Any]) -> list[str]:
         if "syncd" in entry:
             lines.append(
                 f"| {entry['n']:,} | {pair(_best_run(entry))} | {pair(entry['syncd_once'])} "
-                f"| {pair(entry['floor'])} | {pair(entry.get('kubectl'))} |"
+                f"| {pair(entry['floor'])} | {pair(entry.get('go_floor'))} | {pair(entry.get('kubectl'))} |"
             )
     return lines
 
 
 def floor_table(results: dict[str, Any]) -> list[str]:
-    levels = sorted({int(c) for e in _sizes(results) if "floor" in e for c in e["floor"]["by_concurrency"]})
-    lines = ["| namespaces | " + " | ".join(f"x{c}" for c in levels) + " |", "|---:|" + "---:|" * len(levels)]
+    """Each floor's time at each concurrency it ran at, one row per size and floor."""
+    keys = {"floor": "Python", "go_floor": "Go", "first_floor": "Python, 2N", "first_go_floor": "Go, 2N"}
+    levels = sorted({int(c) for e in _sizes(results) for k in keys if k in e for c in e[k]["by_concurrency"]})
+    lines = [
+        "| namespaces | floor | " + " | ".join(f"x{c}" for c in levels) + " |",
+        "|---:|---|" + "---:|" * len(levels),
+    ]
     for entry in _sizes(results):
-        if "floor" in entry:
-            runs = entry["floor"]["by_concurrency"]
-            lines.append(f"| {entry['n']:,} | " + " | ".join(_s(runs.get(str(c))) for c in levels) + " |")
+        for key, label in keys.items():
+            if key in entry:
+                runs = entry[key]["by_concurrency"]
+                cells = " | ".join(_s(runs.get(str(c))) for c in levels)
+                lines.append(f"| {entry['n']:,} | {label} | {cells} |")
     return lines
 
 
@@ -176,32 +199,38 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**missed**")
 
 
-def _first_ratio(entry: dict[str, Any]) -> float | None:
-    if "first_syncd" not in entry or "first_floor" not in entry:
-        return None
-    return float(entry["first_syncd"]["seconds"]) / float(entry["first_floor"]["seconds"])
-
-
 def _rollout_rows(sizes: dict[int, dict[str, Any]], results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     rows: list[tuple[str, str, bool | None]] = []
     at = sizes.get(1000) or {}
     if "syncd" in at:
-        syncd, floor = at["syncd"]["seconds"], at["floor"]["seconds"]
+        syncd = at["syncd"]["seconds"]
         kubectl, guessed = kubectl_figure(results, at)
-        rows.append(("rollout at 1,000 within 1.5x the floor", _ratio(syncd, floor), syncd <= 1.5 * floor))
+        rows += _against_floors(at, "syncd", "rollout at 1,000 within 1.5x", 1.5)
         label = _ratio(kubectl, syncd) + (" (extrapolated)" if guessed else "")
         rows.append(
             ("rollout at 1,000 at least 20x faster than kubectl", label, bool(kubectl) and kubectl >= 20 * syncd)
         )
     big = sizes.get(10000) or {}
     if "syncd" in big:
-        syncd, floor = big["syncd"]["seconds"], big["floor"]["seconds"]
-        rows.append(("rollout at 10,000 within 1.3x the floor", _ratio(syncd, floor), syncd <= 1.3 * floor))
+        rows += _against_floors(big, "syncd", "rollout at 10,000 within 1.3x", 1.3)
     for n in (1000, 5000):
-        ratio = _first_ratio(sizes.get(n) or {})
-        if ratio is not None:
-            text = f"first rollout (N Secrets + N ServiceAccounts) at {n:,} within 1.5x the floor of 2N writes"
-            rows.append((text, f"{ratio:.2f}x", ratio <= 1.5))
+        entry = sizes.get(n) or {}
+        if "first_syncd" in entry:
+            text = f"first rollout (N Secrets + N ServiceAccounts) at {n:,} within 1.5x"
+            rows += _against_floors(entry, "first_syncd", text, 1.5, prefix="first_", of="the floor of 2N writes")
+    return rows
+
+
+def _against_floors(
+    entry: dict[str, Any], syncd_key: str, text: str, limit: float, *, prefix: str = "", of: str = "the floor"
+) -> list[tuple[str, str, bool | None]]:
+    """One target row per floor the run measured (Python; Go since issue 25)."""
+    syncd = float(entry[syncd_key]["seconds"])
+    rows: list[tuple[str, str, bool | None]] = []
+    for key, name in ((f"{prefix}floor", "Python"), (f"{prefix}go_floor", "Go")):
+        floor = _seconds(entry, key)
+        if floor:
+            rows.append((f"{text} {of} ({name})", _ratio(syncd, floor), syncd <= limit * floor))
     return rows
 
 
@@ -265,24 +294,29 @@ def _of(timed: dict[str, Any]) -> str:
 
 def first_rollout_table(results: dict[str, Any]) -> list[str]:
     lines = [
-        "| namespaces | syncd (in-process `sync_all`, best run) | floor: 2N writes (raw HTTP, best concurrency) "
-        "| syncd / floor "
-        "| floor by concurrency | not rolled out (syncd / floor) | CPU client / servers (syncd) "
-        "| others' CPU (syncd / floor) |",
-        "|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| namespaces | syncd (in-process `sync_all`, best run) | Python floor: 2N writes (best concurrency) "
+        "| Go floor: 2N writes (best concurrency) | syncd / Python floor | syncd / Go floor "
+        "| not rolled out (syncd / Python / Go) | CPU client / servers (syncd; Python floor; Go floor) "
+        "| others' CPU (syncd / Python floor / Go floor) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def cpu(phase: dict[str, Any] | None) -> str:
+        found = (phase or {}).get("cpu") or {}
+        return f"{found['client_cpu_seconds']:.2f} / {found['server_cpu_seconds']:.2f}" if found else "-"
+
     for entry in _sizes(results):
         if "first_syncd" not in entry:
             continue
-        syncd, floor = entry["first_syncd"], entry["first_floor"]
-        runs = ", ".join(f"x{c}: {_s(v)}" for c, v in floor["by_concurrency"].items())
-        cpu = syncd["cpu"]
+        syncd, go = entry["first_syncd"], entry.get("first_go_floor") or {}
+        seconds = float(syncd["seconds"])
         lines.append(
-            f"| {entry['n']:,} | {_s(syncd['seconds'])}{_of(syncd)} "
-            f"| {_s(floor['seconds'])} (x{floor['best_concurrency']}) "
-            f"| {_ratio(syncd['seconds'], floor['seconds'])} | {runs} | {syncd['wrong']} / {floor['wrong']} "
-            f"| {cpu['client_cpu_seconds']:.2f} / {cpu['server_cpu_seconds']:.2f} "
-            f"| {_load(entry, 'first_syncd')} / {_load(entry, 'first_floor')} |"
+            f"| {entry['n']:,} | {_s(seconds)}{_of(syncd)} | {_floor(entry, 'first_floor')} "
+            f"| {_floor(entry, 'first_go_floor')} | {_ratio(seconds, _seconds(entry, 'first_floor'))} "
+            f"| {_ratio(seconds, _seconds(entry, 'first_go_floor'))} "
+            f"| {syncd['wrong']} / {entry['first_floor']['wrong']} / {go.get('wrong', '-')} "
+            f"| {cpu(syncd)}; {cpu(entry['first_floor'])}; {cpu(go)} "
+            f"| {_load(entry, 'first_syncd', 'first_floor', 'first_go_floor')} |"
         )
     return lines
 
@@ -290,8 +324,9 @@ def first_rollout_table(results: dict[str, Any]) -> list[str]:
 def idle_daemon_table(results: dict[str, Any]) -> list[str]:
     lines = [
         "| namespaces | window | scheduled syncs in it | apiserver requests by syncd, besides its watches "
-        "| its watches' WATCH requests ending in the window | all apiserver requests | OpenBao requests |",
-        "|---:|---:|---:|---:|---:|---|---|",
+        "| its watches' WATCH requests ending in the window | all apiserver requests | OpenBao requests "
+        "| daemon CPU per minute |",
+        "|---:|---:|---:|---:|---:|---|---|---:|",
     ]
     for entry in _sizes(results):
         idle = (entry.get("daemon") or {}).get("idle_daemon")
@@ -300,11 +335,22 @@ def idle_daemon_table(results: dict[str, Any]) -> list[str]:
         api = idle["apiserver"]
         everything = ", ".join(f"{k}: {v}" for k, v in api["by"].items()) or "none"
         lines.append(
-            f"| {entry['n']:,} | {idle['seconds']:.0f} s | {int(idle['syncs'])} "
+            f"| {entry['n']:,} | {idle['seconds']:.0f} s | {int(idle['syncs'])}{_relists(idle)} "
             f"| **{idle['syncd_requests_besides_watches']}** | {api.get('syncd_watches', 0)} | {api['total']} "
-            f"({everything}) | **{idle['openbao_requests']}** |"
+            f"({everything}) | **{idle['openbao_requests']}** | {_cpu_per_minute(idle)} |"
         )
     return lines
+
+
+def _relists(idle: dict[str, Any]) -> str:
+    """Watch relists in the window: each triggers a whole-spec sync from cached credentials."""
+    return f" ({idle['watch_relists']} after watch relists)" if idle.get("watch_relists") else ""
+
+
+def _cpu_per_minute(idle: dict[str, Any]) -> str:
+    """CPU seconds per minute and the share of one core (results before issue 25 lack it)."""
+    per_minute = idle.get("daemon_cpu_seconds_per_minute")
+    return "-" if per_minute is None else f"{per_minute:.2f} s ({per_minute / 60:.1%} of a core)"
 
 
 def _mib(kib: int | None) -> str:
@@ -334,7 +380,7 @@ def section(results: dict[str, Any]) -> str:
         "",
         *cpu_table(results),
         "",
-        "Write floor by concurrency (the fastest is the floor above):",
+        "Write floors by concurrency (the fastest of each is the floor above; Python: threads, Go: goroutines):",
         "",
         *floor_table(results),
         "",
@@ -371,7 +417,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
         "kubectl loop": [(e["n"], e["kubectl"].get("seconds")) for e in sizes],
         "syncd (in-process)": [(e["n"], e["syncd"]["seconds"]) for e in sizes],
         "syncd once (subprocess)": [(e["n"], e["syncd_once"]["seconds"]) for e in sizes],
-        "floor (raw HTTP)": [(e["n"], e["floor"]["seconds"]) for e in sizes],
+        "Python floor (http.client)": [(e["n"], e["floor"]["seconds"]) for e in sizes],
+        "Go floor (client-go, HTTP/2)": [(e["n"], (e.get("go_floor") or {}).get("seconds")) for e in sizes],
     }
     for label, points in series.items():
         known = [(n, s) for n, s in points if s is not None]

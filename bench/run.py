@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from prometheus_client import CollectorRegistry
 
 import syncd
 from bench import contenders, daemon_phase, first_rollout, measure, population, report
+from bench.gofloor import GoFloor
 from bench.rawkube import Credentials, RawKube
 from harness import Stack
 from harness.kube import find_binaries
@@ -53,10 +55,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="100,1000,5000,10000", help="namespace counts for every measurement")
     parser.add_argument("--memory-size", type=int, default=50000, help="extra size, `syncd run` only (0: none)")
     parser.add_argument("--first-rollout-max", type=int, default=5000, help="largest size of the first-rollout figure")
-    parser.add_argument("--daemon-interval", type=int, default=12, help="`syncd run` schedule interval, seconds")
+    parser.add_argument(
+        "--daemon-interval",
+        type=int,
+        default=12,
+        help="`syncd run` schedule interval, seconds; above 10, or a sync reuses the last one's OpenBao answer",
+    )
     parser.add_argument("--idle-intervals", type=int, default=3, help="scheduled syncs counted for the idle daemon")
     parser.add_argument("--kubectl-max", type=int, default=1000, help="largest size the kubectl loop is run at")
-    parser.add_argument("--concurrency", default="1,4,8,16,32", help="write-floor concurrency levels")
+    parser.add_argument("--concurrency", default="1,4,8,16,32", help="Python write-floor concurrency levels")
+    parser.add_argument("--go-concurrency", default="16,32,64", help="Go write-floor concurrency levels")
     parser.add_argument("--repeats", type=int, default=3, help="in-process syncd rollouts per size (best counts)")
     parser.add_argument("--new-namespaces", type=int, default=50, help="namespaces created for the latency figure")
     parser.add_argument("--readme", type=Path, default=Path(__file__).parent / "README.md")
@@ -75,6 +83,7 @@ class Bench:
             stack.kube.url, stack.kube.pki.ca_cert, stack.kube.pki.admin_cert, stack.kube.pki.admin_key
         )
         self.kube = RawKube(self.credentials)
+        self.go = GoFloor.build(self.credentials)
         self.vault = contenders.Vault(stack.vault.address, stack.vault.token)
         self.config = contenders.syncd_config(self.vault, work / "vault-token")
         self.config_path = contenders.write_config(self.config, work / "syncd.yaml")
@@ -114,16 +123,30 @@ class Bench:
         return entry
 
     def first_rollouts(self, n: int, names: list[str]) -> dict[str, Any]:
-        """Secrets and ServiceAccount links into namespaces that have neither: floor, then syncd, each
-        run as many times (the floor once per concurrency), the fastest of each counting."""
-        log.info("N=%d: first rollout with ServiceAccounts (floor, then syncd)", n)
+        """Secrets and ServiceAccount links into namespaces that have neither: the Python floor, the
+        Go floor, then syncd, each run as many times (a floor once per concurrency), the fastest
+        of each counting. Resets and checks are outside every CPU figure."""
+        log.info("N=%d: first rollout with ServiceAccounts (floors, then syncd)", n)
         concurrency = [c for c in _ints(self.args.concurrency) if c >= 8] or [8]
-        found = {"first_floor": self._phase(lambda: first_rollout.floor(self.kube, names, concurrency))}
+        go_levels = _ints(self.args.go_concurrency)
+        found = {
+            "first_floor": first_rollout.floor(self.kube, names, concurrency, self._meter).as_dict(),
+            "first_go_floor": first_rollout.go_floor(self.go, self.kube, names, go_levels, self._meter).as_dict(),
+        }
         # As many syncd runs as the floor has (one per concurrency), the fastest counting on both
         # sides: one syncd run against the best of three floor runs biased the ratio upward.
-        runs = [self._phase(lambda: first_rollout.syncd_first(self.reconciler, self.kube, names)) for _ in concurrency]
+        runs = [self._first_syncd(names) for _ in concurrency]
         found["first_syncd"] = {**min(runs, key=lambda run: float(run["seconds"])), "runs": runs}
         return found
+
+    def _first_syncd(self, names: list[str]) -> dict[str, Any]:
+        first_rollout.reset(self.kube, names)
+        run = self._phase(lambda: first_rollout.syncd_first(self.reconciler))
+        run["wrong"] = first_rollout.not_rolled_out(self.kube, names)
+        return run
+
+    def _meter(self) -> measure.CpuMeter:
+        return measure.CpuMeter(self.servers).start()
 
     def rollouts(self, n: int, names: list[str]) -> dict[str, Any]:
         log.info("N=%d: syncd rollouts", n)
@@ -137,6 +160,9 @@ class Bench:
         )
         log.info("N=%d: write floor", n)
         found["floor"] = self._phase(lambda: contenders.floor(self.kube, names, _ints(self.args.concurrency)))
+        log.info("N=%d: Go write floor", n)
+        go_levels = _ints(self.args.go_concurrency)
+        found["go_floor"] = self._phase(lambda: contenders.go_floor(self.go, self.kube, names, go_levels))
         if n <= self.args.kubectl_max:
             log.info("N=%d: kubectl loop", n)
             found["kubectl"] = self._phase(
@@ -212,22 +238,43 @@ class Bench:
         return found
 
     def idle_daemon(self, process: Any) -> dict[str, Any]:
-        """`syncd run` left alone for several scheduled syncs: apiserver requests (the watches'
-        own long-running WATCH requests set apart), OpenBao requests, and syncs run."""
+        """`syncd run` left alone for --idle-intervals scheduled syncs: apiserver requests (the
+        watches' own long-running WATCH requests set apart), OpenBao requests, syncs run, and the
+        daemon's CPU.
+
+        The window opens right after a sync finished and closes right after the Kth next one
+        finished, so it holds exactly K whole syncs, each with its OpenBao read. A window of fixed
+        length cut syncs at its edges: a sync that read OpenBao before the window and finished in
+        it counted as a sync without a read (Scale II's "2 OpenBao requests in 3 syncs" at
+        50,000, where a sync lasts longest). Syncs are counted from the daemon's log, which costs
+        it nothing, rather than by polling its /metrics."""
         time.sleep(3)  # the re-syncs the new namespaces triggered end
-        runs = daemon_phase.sync_runs(process)
+        intervals = self.args.idle_intervals
+        timeout = (self.args.daemon_interval + 60) * (intervals + 1)
+        opened = daemon_phase.wait_for_syncs(process, len(daemon_phase.sync_durations(process)) + 1, timeout)
+        runs, log_from = daemon_phase.sync_runs(process), len(process.log())
         self.audit.mark()
         before = measure.request_totals(self.kube)
-        started = time.monotonic()
-        time.sleep(self.args.daemon_interval * self.args.idle_intervals + 2)
+        cpu_before, started = daemon_phase.cpu_seconds(process), time.monotonic()
+        daemon_phase.wait_for_syncs(process, opened + intervals, timeout)
+        seconds = time.monotonic() - started
+        cpu = daemon_phase.cpu_seconds(process) - cpu_before
         requests = measure.diff_requests(before, measure.request_totals(self.kube))
+        runs = daemon_phase.sync_runs(process) - runs  # the metric counts triggered whole-spec syncs too
+        vault = measure.wait_for_audit(self.audit, intervals)
         return {
-            "seconds": round(time.monotonic() - started, 1),
-            "syncs": daemon_phase.sync_runs(process) - runs,
+            "seconds": round(seconds, 1),
+            "syncs": intervals,
+            "syncs_by_metric": runs,
+            # Each is followed by a whole-spec sync from cached credentials (no OpenBao read).
+            "watch_relists": process.log()[log_from:].count("expired (410); listing again"),
             "apiserver": requests.as_dict(),
             "syncd_requests_besides_watches": requests.syncd - requests.syncd_watches,
-            "openbao_requests": len(self.audit.requests_since_mark()),
-            "openbao_by_path": self.audit.requests_since_mark(),
+            "openbao_requests": len(vault),
+            "openbao_by_path": vault,
+            "daemon_cpu_seconds": round(cpu, 2),
+            "daemon_cpu_seconds_per_minute": round(60 * cpu / seconds, 3) if seconds else None,
+            "loadavg": [round(v, 2) for v in os.getloadavg()],
         }
 
     def _phase(self, measured: Any) -> dict[str, Any]:
@@ -286,8 +333,31 @@ def machine() -> dict[str, Any]:
     }
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: the run ends through its `finally`, which stops the servers."""
+
+
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM end the run as an exception, so that the stack is stopped.
+
+    Without this a SIGTERM killed the process at once and left kube-apiserver, etcd and OpenBao
+    running (each in its own process group), and a run started in the background by a shell
+    (`python -m bench.run ... &`) ignored SIGINT: such a shell starts it with SIGINT ignored, and
+    Python then installs no KeyboardInterrupt handler. A second signal during the cleanup is
+    ignored: the cleanup is what the first one asked for."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    stop_on_signals()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("syncd").setLevel(logging.WARNING)
     started, wall_start = time.monotonic(), dt.datetime.now(dt.UTC)
@@ -298,16 +368,20 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {k: str(v) for k, v in vars(args).items()},
         "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
     }
-    with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
-        stack = Stack(Path(tmp) / "stack")
-        stack.up()
-        try:
-            # As installed (Helm crds/, the Kustomize base): the daemon's status objects are part
-            # of what the idle figure holds at 0.
-            install_pullsync_crd(kubectl_binary(), str(stack.kube.kubeconfig))
-            results.update(Bench(stack, Path(tmp), args).run())
-        finally:
-            stack.down()
+    try:
+        with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
+            stack = Stack(Path(tmp) / "stack")
+            stack.up()  # stops what it started if it fails or is interrupted
+            try:
+                # As installed (Helm crds/, the Kustomize base): the daemon's status objects are part
+                # of what the idle figure holds at 0.
+                install_pullsync_crd(kubectl_binary(), str(stack.kube.kubeconfig))
+                results.update(Bench(stack, Path(tmp), args).run())
+            finally:
+                stack.down()
+    except Interrupted as exc:
+        log.warning("stopped by %s: servers stopped, no results written", exc)
+        return 128 + int(getattr(signal, str(exc)))
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
