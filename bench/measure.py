@@ -165,27 +165,35 @@ class CpuMeter:
 
     servers: list[int] = field(default_factory=list)
     root: int = field(default_factory=os.getpid)
+    controllers: list[int] = field(default_factory=list)  # kube-controller-manager, kube-scheduler
     started: float = 0.0
     busy: int = 0
     ours: int = 0
     server: int = 0
+    controller: int = 0
 
     def start(self) -> CpuMeter:
         self.started, self.busy = time.monotonic(), _busy_jiffies()
-        self.ours, self.server = our_jiffies(self.root, frozenset(self.servers)), _servers_jiffies(self.servers)
+        self.ours, self.server = our_jiffies(self.root, self._apart()), _servers_jiffies(self.servers)
+        self.controller = _servers_jiffies(self.controllers)
         return self
+
+    def _apart(self) -> frozenset[int]:
+        return frozenset(self.servers + self.controllers)
 
     def stop(self) -> dict[str, float]:
         seconds = time.monotonic() - self.started
         tick = os.sysconf("SC_CLK_TCK")
         capacity = seconds * tick * (os.cpu_count() or 1)
-        busy, ours = _busy_jiffies() - self.busy, our_jiffies(self.root, frozenset(self.servers)) - self.ours
+        busy, ours = _busy_jiffies() - self.busy, our_jiffies(self.root, self._apart()) - self.ours
         server = _servers_jiffies(self.servers) - self.server
-        others = max(0, busy - ours - server)
+        controller = _servers_jiffies(self.controllers) - self.controller
+        others = max(0, busy - ours - server - controller)
         return {
             "seconds": round(seconds, 3),
             "client_cpu_seconds": round(ours / tick, 2),
             "server_cpu_seconds": round(server / tick, 2),
+            "controller_cpu_seconds": round(controller / tick, 2),
             "machine_busy": round(busy / capacity, 3) if capacity else 0.0,
             "others": round(others / capacity, 3) if capacity else 0.0,
             "loadavg_1m": round(os.getloadavg()[0], 2),
