@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import ssl
 import threading
+import time
 import urllib.parse
 import weakref
 from typing import Any
@@ -27,8 +28,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-# The server closed a kept-alive connection before answering: sent again once, on a new one.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# A kept-alive connection idle longer than this is closed, not reused: servers and load balancers
+# close idle connections (urllib3 polls each one before reuse instead; that poll was a quarter of
+# its cost here). One that fails anyway before an answer is replaced once (`send`).
+IDLE_SECONDS = 15.0
 
 
 class FenceClosed(Exception):
@@ -41,7 +44,7 @@ class DirectWrites:
     def __init__(self, configuration: client.Configuration, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.context = _context(configuration)
-        self._idle: list[http.client.HTTPSConnection] = []
+        self._idle: list[tuple[http.client.HTTPSConnection, float]] = []  # with when it was last used
         self._lock = threading.Lock()
 
     def send(self, method: str, url: str, headers: dict[str, str], body: bytes, fence: Any = None) -> None:
@@ -56,12 +59,19 @@ class DirectWrites:
             try:
                 connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
-                data = response.read()
-            except _STALE:
+            except (OSError, http.client.HTTPException):
+                # No answer: on a kept-alive connection, most likely one the server had closed
+                # (reset, TLS EOF, empty status line). Sent again once on a new connection; a
+                # create that did arrive the first time then meets a 409, which `create` handles.
                 connection.close()
                 if reused and attempt == 1:
                     continue
                 raise
+            except BaseException:
+                connection.close()
+                raise
+            try:
+                data = response.read()
             except BaseException:
                 connection.close()
                 raise
@@ -78,13 +88,21 @@ class DirectWrites:
         """Close the idle connections (those in use close when their writer is done with them)."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for connection in idle:
+        for connection, _ in idle:
             connection.close()
 
     def _take(self) -> tuple[http.client.HTTPSConnection, bool]:
+        """The most recently used idle connection, or a new one. The stack's top is its newest:
+        if that one has been idle too long, so have all the others, and all are closed."""
+        expired: list[tuple[http.client.HTTPSConnection, float]] = []
         with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
+            if self._idle and time.monotonic() - self._idle[-1][1] > IDLE_SECONDS:
+                expired, self._idle = self._idle, []
+            found = self._idle.pop()[0] if self._idle else None
+        for connection, _ in expired:
+            connection.close()
+        if found is not None:
+            return found, True
         return http.client.HTTPSConnection(self.host, self.port, context=self.context), False
 
     def _give(self, connection: http.client.HTTPSConnection, response: http.client.HTTPResponse) -> None:
@@ -92,7 +110,7 @@ class DirectWrites:
             connection.close()
             return
         with self._lock:
-            self._idle.append(connection)
+            self._idle.append((connection, time.monotonic()))
 
 
 def _context(configuration: client.Configuration) -> ssl.SSLContext:

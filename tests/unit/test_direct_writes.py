@@ -129,6 +129,15 @@ def test_a_stale_kept_alive_connection_is_replaced_and_the_write_sent_once(serve
     assert len(seen.connections) == 2
 
 
+def test_a_connection_idle_too_long_is_not_reused(server: tuple[Seen, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    seen, kubeconfig = server
+    api = load_api_client(kubeconfig=str(kubeconfig), context=None, pool_size=4)
+    patch(api, "team-a")
+    monkeypatch.setattr(direct, "IDLE_SECONDS", 0.0)
+    patch(api, "team-b")
+    assert len(seen.connections) == 2
+
+
 def test_an_error_status_is_a_kube_error_and_a_429_is_retried(server: tuple[Seen, Path]) -> None:
     seen, kubeconfig = server
     api = load_api_client(kubeconfig=str(kubeconfig), context=None, pool_size=4)
