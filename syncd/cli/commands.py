@@ -10,7 +10,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from syncd import __version__
-from syncd.app import ClusterOptions, build_cluster, build_reconciler, read_status_objects, run_daemon, write_workers
+from syncd.app import (
+    ClusterOptions,
+    build_cluster,
+    build_reconciler,
+    read_status_objects,
+    repair_once,
+    run_daemon,
+    write_workers,
+)
 from syncd.cli.explain import explain
 from syncd.cli.output import (
     explain_json,
@@ -19,6 +27,7 @@ from syncd.cli.output import (
     pullsync_json,
     pullsync_rows,
     pullsync_table,
+    repairs_table,
     results_json,
     status_json,
     status_table,
@@ -94,13 +103,17 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_once(args: argparse.Namespace, config: Config) -> int:
-    reconciler = build_reconciler(config, ClusterOptions(args.kubeconfig, args.context))
-    results = reconciler.sync_all(dry_run=args.dry_run)
+    options = ClusterOptions(args.kubeconfig, args.context)
+    results = build_reconciler(config, options).sync_all(dry_run=args.dry_run)
+    repairs = repair_once(config, options, results, dry_run=args.dry_run) if config.repair_pods else []
     if args.output == "json":
-        print(results_json(results))
+        print(results_json(results, repairs if config.repair_pods else None))
     else:
         print(plan_table(results) if args.dry_run else summary(results))
-    return EXIT_OK if all(r.result is RunResult.SUCCESS for r in results) else EXIT_FAILURE
+        if config.repair_pods:
+            print(repairs_table(repairs))
+    ok = all(r.result is RunResult.SUCCESS for r in results) and all(r.error is None for r in repairs)
+    return EXIT_OK if ok else EXIT_FAILURE
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:

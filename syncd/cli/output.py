@@ -10,6 +10,7 @@ from typing import Any
 from syncd.cli.explain import Explanation
 from syncd.cli.status import StatusRow
 from syncd.core.values import Action, SyncResult
+from syncd.engine.repair import RepairOutcome
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -59,7 +60,27 @@ def summary(results: Sequence[SyncResult]) -> str:
     return "\n".join(lines)
 
 
-def results_json(results: Sequence[SyncResult]) -> str:
+def repairs_table(repairs: Sequence[RepairOutcome]) -> str:
+    """repair_pods: the Pods evicted (or that --dry-run would evict), one row each."""
+    rows = [[*_repair_row(r).values()] for r in repairs]
+    headers = ["POD", "OWNER", "IMAGE", "SECRET", "REPAIR", "DETAIL"]
+    return table(headers, rows) if rows else "repair_pods: no Pod stuck without its pull Secret"
+
+
+def _repair_row(repair: RepairOutcome) -> dict[str, str]:
+    eviction = repair.eviction
+    return {
+        "pod": f"{eviction.pod.namespace}/{eviction.pod.name}",
+        "owner": f"{eviction.owner.kind}/{eviction.owner.name}",
+        "image": eviction.image,
+        "secret": eviction.secret,
+        "action": repair.action.value,
+        "error": repair.error or "",
+    }
+
+
+def results_json(results: Sequence[SyncResult], repairs: Sequence[RepairOutcome] | None = None) -> str:
+    """One object per spec; with repair_pods each has `repairs`, the Pods evicted for its Secret."""
     return json.dumps(
         [
             {
@@ -86,6 +107,11 @@ def results_json(results: Sequence[SyncResult]) -> str:
                     }
                     for c in r.account_changes
                 ],
+                **(
+                    {"repairs": [_repair_row(p) for p in repairs if p.eviction.secret == r.secret]}
+                    if repairs is not None
+                    else {}
+                ),
             }
             for r in results
         ],

@@ -78,6 +78,7 @@ class EventReason(enum.StrEnum):
     SYNCED = "Synced"  # Normal: created, updated or adopted
     SYNC_FAILED = "SyncFailed"  # Warning: a write failed
     CONFLICT = "Conflict"  # Warning: a Secret of that name is not this instance's
+    POD_REPAIRED = "PodRepaired"  # Normal, on a Pod's owner: the Pod was evicted to get its pull Secret
 
 
 # (namespace, secret, reason, message) of one Event to write: names and counts, never a value.
@@ -297,4 +298,34 @@ class NamespaceInfo:
 
     name: str
     terminating: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PodOwner:
+    """A Pod's controller, from its ownerReference with `controller: true`."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedPod:
+    """What repair reads of a Pod (syncd.engine.repair), parsed once at the API's edge (syncd.kube.pods).
+
+    `failing_images` are the spec images of the containers (init ones included) the kubelet reports
+    waiting in ErrImagePull or ImagePullBackOff, in the Pod's order."""
+
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    service_account: str
+    phase: str
+    terminating: bool
+    pull_secrets: tuple[str, ...]
+    controller: PodOwner | None
+    failing_images: tuple[str, ...]
     labels: Mapping[str, str] = field(default_factory=dict, compare=False)

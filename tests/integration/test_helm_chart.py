@@ -285,8 +285,19 @@ def _specs(*service_accounts: list[str]) -> str:
         ],
         [_specs(["default", "builder"], ["default"]), "config.instance=platform"],
         ["config.pull_failures=true"],
+        ["config.repair_pods=true"],
+        ["config.repair_pods=true", "config.pull_failures=true"],
     ],
-    ids=["default", "every-account", "retired-no-accounts", "retired-with-accounts", "two-specs", "pull-failures"],
+    ids=[
+        "default",
+        "every-account",
+        "retired-no-accounts",
+        "retired-with-accounts",
+        "two-specs",
+        "pull-failures",
+        "repair-pods",
+        "repair-and-pull-failures",
+    ],
 )
 def test_the_cluster_role_is_what_syncd_rbac_prints_for_the_release_config(helm_home: Path, values: list[str]) -> None:
     docs = render(helm_home, *values)
