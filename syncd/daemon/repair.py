@@ -34,6 +34,9 @@ from syncd.engine.repair import Knowledge, Pods, Refusal, RepairAction, Repairer
 log = logging.getLogger(__name__)
 MAX_QUEUED = 10_000  # Pods waiting for a decision; a small value each (a key, or a parsed Pod)
 SETTLED = 4096  # Pods never to read again (evicted, or listing the Secret: imagePullSecrets is immutable)
+# A sweep follows the syncs that just wrote the Secrets and linked the ServiceAccounts; the
+# decision reads those from the watch stores, which their watch events reach milliseconds later.
+SWEEP_SETTLE = 2.0
 PodKey = tuple[str, str]
 
 
@@ -91,7 +94,9 @@ class RepairWorker:
         *,
         config: Callable[[], Config],
         may_write: Callable[[], bool],
+        sweep_settle: float = SWEEP_SETTLE,
     ) -> None:
+        self.sweep_settle = sweep_settle
         self.repairer = repairer
         self.pods = pods
         self.known = known
@@ -168,7 +173,7 @@ class RepairWorker:
                 log.exception("repair_pods: unexpected error")
 
     def _run_sweep(self) -> None:
-        if not self._on():
+        if self._stopped.wait(self.sweep_settle) or not self._on():
             return
         queued = 0
         try:
