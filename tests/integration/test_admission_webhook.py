@@ -29,13 +29,18 @@ import hvac
 import pytest
 import yaml
 from kubernetes import client
+from kubernetes import config as config_loader
 from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
+from harness.accounts import service_account_token, token_kubeconfig
 from harness.kube_objects import default_service_account
+from harness.kubectl import kubectl
 from harness.process import free_port
 from harness.syncd_process import SyncdProcess, vault_config
 from harness.wait import wait_until
+from syncd.config import Config
+from syncd.manifests import rbac
 from tests.integration import test_hollow_node as hollow
 from tests.integration.test_hollow_node import Cluster, Image
 
@@ -369,6 +374,19 @@ def repair_events(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     return list(cluster.core.api_client.sanitize_for_serialization(found)["items"])
 
 
+def as_service_account(stack: Stack, cluster: Cluster, settings: dict[str, Any], directory: Path) -> Path:
+    """A kubeconfig of ServiceAccount `syncd` in the installation's namespace, bound by exactly the
+    RBAC `syncd rbac` prints for `settings` (pods get/list and pods/eviction create for repair)."""
+    home = settings["admission"]["namespace"]
+    account = client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="syncd"))
+    cluster.core.create_namespaced_service_account(home, account)
+    docs = rbac.manifests(Config.model_validate(settings), namespace=home, service_account="syncd")
+    applied = kubectl("apply", "-f", "-", kubeconfig=stack.kube.kubeconfig, stdin=yaml.safe_dump_all(docs))
+    assert applied.returncode == 0, applied.stderr
+    token = service_account_token(cluster.core, home, "syncd", audiences=[])
+    return token_kubeconfig(stack.kube, directory / "syncd-kubeconfig", token)
+
+
 def test_pods_stuck_without_the_secret_are_evicted_for_their_controller_and_nothing_else(
     cluster: Cluster,
     image: Image,
@@ -401,8 +419,9 @@ def test_pods_stuck_without_the_secret_are_evicted_for_their_controller_and_noth
     }
     config = webhook.directory / "repair.yaml"
     config.write_text(yaml.safe_dump(settings))
+    kubeconfig = as_service_account(stack, cluster, settings, webhook.directory)
 
-    listed = _syncd_cli(config, "once", "--dry-run", "--kubeconfig", str(stack.kube.kubeconfig))
+    listed = _syncd_cli(config, "once", "--dry-run", "--kubeconfig", str(kubeconfig))
     print(f"\nonce --dry-run:\n{listed}")
     lines = [line for line in listed.splitlines() if "would evict" in line]
     assert [line.split()[0] for line in lines] == [f"{selected}/{stuck['metadata']['name']}"]
@@ -410,7 +429,7 @@ def test_pods_stuck_without_the_secret_are_evicted_for_their_controller_and_noth
     assert image.reference in lines[0]
     assert stuck["metadata"]["uid"] in uids(cluster, selected)  # nothing evicted
 
-    daemon = SyncdProcess(settings, webhook.directory / "repair", webhook.kubeconfig, {}).start()
+    daemon = SyncdProcess(settings, webhook.directory / "repair", kubeconfig, {}).start()
     try:
         daemon.wait_ready()
         took = repaired_and_running(cluster, selected, stuck)
@@ -429,6 +448,10 @@ def test_pods_stuck_without_the_secret_are_evicted_for_their_controller_and_noth
         daemon.stop_quietly()
     for namespace, uid in untouched.items():  # the bare Pod and the unselected one: still there
         assert uid in uids(cluster, namespace), namespace
+    as_syncd = client.CoreV1Api(config_loader.new_client_from_config(config_file=str(kubeconfig)))
+    with pytest.raises(ApiException) as refused:  # evictions only: the RBAC grants no delete
+        as_syncd.delete_namespaced_pod("app", selected)
+    assert refused.value.status == 403
     assert repair_events(cluster, unselected) == []
 
     # syncd down again: a new namespace's Pod is stuck; `once` evicts it.
@@ -437,7 +460,7 @@ def test_pods_stuck_without_the_secret_are_evicted_for_their_controller_and_noth
     # `Always`: the node holds the image now (the repaired Pod pulled it), and IfNotPresent would not pull.
     apps.create_namespaced_deployment(later, deployment("app", image.reference, "Always"))
     stuck_later = stuck_pod(cluster, later)
-    done = _syncd_cli(config, "once", "--kubeconfig", str(stack.kube.kubeconfig))
+    done = _syncd_cli(config, "once", "--kubeconfig", str(kubeconfig))
     print(f"once:\n{done}")
     assert f"{later}/{stuck_later['metadata']['name']}" in done
     assert "evicted" in done
