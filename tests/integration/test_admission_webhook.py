@@ -444,6 +444,17 @@ def test_pods_stuck_without_the_secret_are_evicted_for_their_controller_and_noth
         assert stuck["metadata"]["name"] in event["message"]
         assert stack.registry.password not in event["message"]
         assert "evicted a Pod stuck without its pull Secret" in daemon.log()
+        # The race while syncd runs (webhook off): the Pod, mostly admitted before syncd linked the
+        # ServiceAccount, is found by the kubelet's pull-failure Event (the sweep is over).
+        live = f"race-{tag}-live"
+        cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=live)))
+        apps.create_namespaced_deployment(live, deployment("app", image.reference, "Always"))  # the node has it
+        first = admitted(cluster, [live])[live]
+        lost = "regcred" not in pull_names(first)
+        took = wait_until(lambda: any(p["status"].get("phase") == "Running" for p in pods(cluster, live)), 90, "live")
+        print(f"repair_pods: a Pod that {'lost' if lost else 'won'} the race Running {took:.1f}s after admission")
+        assert all("regcred" in pull_names(p) for p in pods(cluster, live) if p["status"].get("phase") == "Running")
+        assert daemon.metric("syncd_pods_repaired_total", secret="regcred", result="success") == 1 + lost
     finally:
         daemon.stop_quietly()
     for namespace, uid in untouched.items():  # the bare Pod and the unselected one: still there
@@ -457,7 +468,7 @@ def test_pods_stuck_without_the_secret_are_evicted_for_their_controller_and_noth
     # syncd down again: a new namespace's Pod is stuck; `once` evicts it.
     cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=later)))
     default_account(cluster, later)
-    # `Always`: the node holds the image now (the repaired Pod pulled it), and IfNotPresent would not pull.
+    # `Always`: the node holds the image now (the repaired Pods pulled it), and IfNotPresent would not pull.
     apps.create_namespaced_deployment(later, deployment("app", image.reference, "Always"))
     stuck_later = stuck_pod(cluster, later)
     done = _syncd_cli(config, "once", "--kubeconfig", str(kubeconfig))
@@ -465,4 +476,4 @@ def test_pods_stuck_without_the_secret_are_evicted_for_their_controller_and_noth
     assert f"{later}/{stuck_later['metadata']['name']}" in done
     assert "evicted" in done
     repaired_and_running(cluster, later, stuck_later)
-    delete_namespaces(cluster, [selected, unselected, later])
+    delete_namespaces(cluster, [selected, unselected, later, f"race-{tag}-live"])
