@@ -6,7 +6,8 @@ whose serviceaccount-controller makes each namespace's `default`, kube-scheduler
 harness registry (htpasswd). This module adds a HollowNode to it: v1.34.4's kubelet over fake
 containers, whose image service logs in to the registry with the AuthConfig the kubelet hands it.
 Every outcome asserted on is the kubelet's own: the Pod's phase and container state, and the
-Events it writes.
+Events it writes. A pull the registry refuses (a wrong, stale or missing Secret) is in
+test_pods_pull.py, as a Deployment beside `syncd explain --verify`; its fixtures are these.
 """
 
 from __future__ import annotations
@@ -161,9 +162,9 @@ class Event:
     host: str
 
 
-def kubelet_events(cluster: Cluster, namespace: str, reason: str) -> list[Event]:
-    """The Events with `reason` the kubelet wrote about Pod `app`."""
-    found = cluster.core.list_namespaced_event(namespace, field_selector="involvedObject.name=app")
+def kubelet_events(cluster: Cluster, namespace: str, reason: str, pod: str = "app") -> list[Event]:
+    """The Events with `reason` the kubelet wrote about `pod`."""
+    found = cluster.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}")
     events: list[dict[str, Any]] = cluster.core.api_client.sanitize_for_serialization(found)["items"]
     return [
         Event(e["type"], e["message"], e["source"].get("host", ""))
@@ -193,44 +194,6 @@ def test_a_pull_secret_that_logs_in_runs_the_pod(cluster: Cluster, image: Image,
     assert any(image.reference in e.message for e in pulled), pulled
 
 
-def _assert_refused(cluster: Cluster, namespace: str, image: Image) -> None:
-    """The kubelet's own failure: the container waits on the pull, the Event names the 401."""
-    phases: set[str] = set()
-
-    def refused_pulls() -> list[Event]:
-        return [e for e in kubelet_events(cluster, namespace, "Failed") if image.reference in e.message]
-
-    def refused() -> bool:
-        state = pod_state(cluster, namespace)
-        phases.add(state.phase)
-        return state.waiting in PULL_FAILED and bool(refused_pulls())
-
-    wait_until(refused, 90, "the kubelet's pull failure")
-    event = refused_pulls()[0]
-    assert event.type == "Warning"
-    assert event.host == cluster.node.name
-    assert event.message.startswith(f'Failed to pull image "{image.reference}": ')
-    assert "401 Unauthorized" in event.message
-    assert "unauthorized: authentication required" in event.message
-    # The kubelet backs off and stays there (its retry is refused too), never Running meanwhile.
-    wait_until(lambda: pod_state(cluster, namespace).waiting == "ImagePullBackOff", 60, "ImagePullBackOff")
-    state = pod_state(cluster, namespace)
-    phases.add(state.phase)
-    assert phases == {"Pending"}
-    assert not state.running
-    assert not state.ready
-
-
-def test_a_wrong_password_never_runs(cluster: Cluster, image: Image, namespace: str) -> None:
-    create_pod(cluster, namespace, image.reference, pull_secret(cluster, namespace, "not-the-password-3c1e"))
-    _assert_refused(cluster, namespace, image)
-
-
-def test_no_pull_secret_never_runs(cluster: Cluster, image: Image, namespace: str) -> None:
-    create_pod(cluster, namespace, image.reference, None)
-    _assert_refused(cluster, namespace, image)
-
-
 def create_named_pod(
     cluster: Cluster, namespace: str, name: str, image: str, pull_secrets: list[str] | None = None
 ) -> None:
@@ -245,16 +208,10 @@ def create_named_pod(
     cluster.core.create_namespaced_pod(namespace, client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=spec))
 
 
-def messages(cluster: Cluster, namespace: str, pod: str, reason: str) -> list[str]:
-    """The messages of the kubelet's Events with `reason` about `pod`."""
-    found = cluster.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}")
-    events: list[dict[str, Any]] = cluster.core.api_client.sanitize_for_serialization(found)["items"]
-    return [e["message"] for e in events if e["reason"] == reason and e["source"].get("component") == "kubelet"]
-
-
 def failed_pulls(cluster: Cluster, namespace: str, pod: str) -> list[str]:
     """The kubelet's `Failed` Events of the pull itself (the other says `Error: ErrImagePull`)."""
-    return [m for m in messages(cluster, namespace, pod, "Failed") if m.startswith("Failed to pull image ")]
+    failed = kubelet_events(cluster, namespace, "Failed", pod)
+    return [e.message for e in failed if e.message.startswith("Failed to pull image ")]
 
 
 def pull_failure_settings(stack: Stack, tmp_path: Path, selected: str, refused: str, closed: str) -> dict[str, Any]:
@@ -343,7 +300,8 @@ def test_syncd_counts_the_kubelets_refused_pulls_and_missing_secrets_not_its_oth
             60,
             "the kubelet's missing pull Secret counted by syncd",
         )
-        assert any("(absent)" in m for m in messages(cluster, selected, "absent", "FailedToRetrieveImagePullSecret"))
+        unavailable = kubelet_events(cluster, selected, "FailedToRetrieveImagePullSecret", "absent")
+        assert any("(absent)" in e.message for e in unavailable), unavailable
 
         create_named_pod(cluster, refused, "app", image.reference)
         wait_until(

@@ -45,8 +45,12 @@ class Outcome:
     """What the kubelet made of the Deployment's Pod: Running, or waiting on a failed pull."""
 
     running: bool
+    ready: bool
     waiting: str | None
+    node: str
+    image_id: str
     events: dict[str, list[str]]  # the kubelet's Events about the Pod: reason -> messages
+    hosts: set[str]  # the nodes those Events came from
 
 
 def create_deployment(cluster: Cluster, namespace: str, image: str) -> None:
@@ -72,23 +76,28 @@ def outcome(cluster: Cluster, namespace: str) -> Outcome | None:
     found: list[dict[str, Any]] = cluster.core.api_client.sanitize_for_serialization(pods)["items"]
     if len(found) != 1:
         return None
-    status = found[0].get("status", {})
-    state = (status.get("containerStatuses") or [{}])[0].get("state", {})
+    pod, status = found[0], found[0].get("status", {})
+    container = (status.get("containerStatuses") or [{}])[0]
+    state = container.get("state", {})
     waiting = state.get("waiting", {}).get("reason")
     if status.get("phase") != "Running" and waiting != "ImagePullBackOff":
-        assert status.get("phase") == "Pending", status
+        assert status.get("phase") == "Pending", status  # never Running on the way to a back-off
         return None
-    return Outcome("running" in state, waiting, pod_events(cluster, namespace, found[0]["metadata"]["name"]))
+    events, hosts = pod_events(cluster, namespace, pod["metadata"]["name"])
+    node = pod["spec"].get("nodeName", "")
+    return Outcome("running" in state, bool(container.get("ready")), waiting, node, container["imageID"], events, hosts)
 
 
-def pod_events(cluster: Cluster, namespace: str, pod: str) -> dict[str, list[str]]:
+def pod_events(cluster: Cluster, namespace: str, pod: str) -> tuple[dict[str, list[str]], set[str]]:
     listed = cluster.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}")
     events: list[dict[str, Any]] = cluster.core.api_client.sanitize_for_serialization(listed)["items"]
     found: dict[str, list[str]] = {}
+    hosts = set()
     for event in events:
         if event["source"].get("component") == "kubelet":
             found.setdefault(event["reason"], []).append(event["message"])
-    return found
+            hosts.add(event["source"].get("host", ""))
+    return found, hosts
 
 
 @dataclass
@@ -192,6 +201,11 @@ def test_a_deployment_runs_with_syncds_secret_only_and_explain_says_so(
 
     # explain and the kubelet agree everywhere: a login accepted exactly where the Pod runs.
     assert {case: o.running for case, o in outcomes.items()} == {case: case == "syncd" for case in CASES}
+    assert {o.node for o in outcomes.values()} == {cluster.node.name}
+    assert set().union(*(o.hosts for o in outcomes.values())) == {cluster.node.name}
+    assert outcomes["syncd"].ready
+    assert outcomes["syncd"].image_id.endswith(image.digest)
+    assert any(image.reference in m for m in outcomes["syncd"].events["Pulled"]), outcomes["syncd"].events
     assert {case: run.code == 0 for case, run in explained.items()} == {case: o.running for case, o in outcomes.items()}
     answers = {case: json.loads(run.out) for case, run in explained.items()}
     # The runtime tries the logins in the Pod's order (kuberuntime_image.go) until one works: the
@@ -219,7 +233,10 @@ def test_a_deployment_runs_with_syncds_secret_only_and_explain_says_so(
 
 
 def assert_refused_by_the_registry(found: Outcome, image: Image) -> None:
+    """The kubelet's own failure: the container waits on the pull, the Event names the 401."""
     assert found.waiting == "ImagePullBackOff"
+    assert not found.running
+    assert not found.ready
     failed = [m for m in found.events.get("Failed", []) if m.startswith(f'Failed to pull image "{image.reference}": ')]
     assert failed, found.events
     assert all("401 Unauthorized" in m for m in failed), failed
