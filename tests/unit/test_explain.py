@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from syncd.cli.explain import ACCEPTED, REFUSED, UNAVAILABLE, CheckLogin, Offer, explain
+import pytest
+
+from syncd.cli import explain as explain_module
+from syncd.cli.explain import ACCEPTED, REFUSED, UNAVAILABLE, CheckLogin, Offer, check_login, explain
 from syncd.cli.output import explain_json, explain_table
 from syncd.config import Config, parse_config
+from syncd.core.errors import InvalidCredential, SourceUnavailable
 from syncd.core.values import RegistryCredential
 from syncd.registry.dockerconfig import render
 from syncd.registry.kubelet import DOCKERCONFIGJSON, Login, PullSecret
+from syncd.registry.login import VerificationFailed
 
 
 @dataclass
@@ -144,3 +149,27 @@ def test_without_verify_the_output_has_no_login_column() -> None:
     result = explain(TWO_LOGINS, CONFIG, namespace="a", image="nginx", service_account="default")
     assert "LOGIN" not in explain_table(result)
     assert all("login" not in offer for offer in json.loads(explain_json(result))["offers"])
+
+
+@pytest.mark.parametrize(
+    ("raised", "answer"),
+    [
+        (None, ACCEPTED),
+        (VerificationFailed("regcred", "401"), REFUSED),
+        (SourceUnavailable("regcred", "connection refused"), UNAVAILABLE),
+        (InvalidCredential("regcred", "not a registry address"), UNAVAILABLE),
+    ],
+)
+def test_check_login_asks_the_registry_of_the_key_with_the_secrets_login(
+    monkeypatch: pytest.MonkeyPatch, raised: Exception | None, answer: str
+) -> None:
+    asked: list[tuple[str, RegistryCredential]] = []
+
+    def verify(name: str, login: RegistryCredential) -> None:
+        asked.append((name, login))
+        if raised is not None:
+            raise raised
+
+    monkeypatch.setattr(explain_module, "verify_login", verify)
+    assert check_login(Login("regcred", "127.0.0.1:5000", "robot", "pw")) == answer
+    assert asked == [("regcred", RegistryCredential("127.0.0.1:5000", "robot", "pw"))]
