@@ -195,7 +195,7 @@ def readme_lease_policy() -> str:
     blocks = re.findall(r"```hcl\n(.*?)```", readme, re.DOTALL)
     found = [block for block in blocks if "sys/leases/renew" in block]
     assert len(found) == 1, "README has no single hcl block granting sys/leases/renew"
-    return found[0]
+    return str(found[0])
 
 
 def _policy_token(bao: hvac.Client) -> str:
