@@ -53,7 +53,7 @@ def summary(results: Sequence[SyncResult]) -> str:
             if n
         )
         lines.append(f"{r.secret}: {r.result}" + (f" ({counts})" if counts else ""))
-        lines += [f"  error: {e}" for e in r.source_errors + r.service_account_errors]
+        lines += [f"  error: {e}" for e in r.errors]
         lines += [f"  {o.change.namespace}: {o.error}" for o in r.failed_writes]
         lines += [f"  {o.change.namespace}: conflict: {o.change.reason}" for o in r.conflicts]
     return "\n".join(lines)
@@ -66,7 +66,7 @@ def results_json(results: Sequence[SyncResult]) -> str:
                 "secret": r.secret,
                 "result": r.result,
                 "dry_run": r.dry_run,
-                "errors": r.source_errors + r.service_account_errors,
+                "errors": r.errors,
                 "namespaces": [
                     {
                         "namespace": o.change.namespace,
