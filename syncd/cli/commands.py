@@ -19,7 +19,7 @@ from syncd.app import (
     run_daemon,
     write_workers,
 )
-from syncd.cli.explain import explain
+from syncd.cli.explain import check_login, explain
 from syncd.cli.output import (
     explain_json,
     explain_table,
@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--image", required=True, help="the image reference as the Pod spec writes it")
     explain.add_argument("--service-account", default="default", help="the Pod's ServiceAccount (default: default)")
     explain.add_argument("--output", choices=["table", "json"], default="table")
+    explain.add_argument(
+        "--verify",
+        action="store_true",
+        help="also log in to the registry with each offered login, in the kubelet's order (no image is pulled)",
+    )
     rbac = commands.add_parser("rbac", parents=[common], help="print the least-privilege RBAC for the config")
     rbac.add_argument("--namespace", default="syncd", help="namespace of syncd's ServiceAccount (default syncd)")
     rbac.add_argument("--service-account", default="syncd", help="syncd's ServiceAccount (default syncd)")
@@ -136,10 +141,16 @@ def cmd_status_from_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, config: Config) -> int:
-    """Exit 0 when a login is offered and every listed Secret is readable and well formed."""
+    """Exit 0 when a login is offered and every listed Secret is readable and well formed (and, with
+    --verify, the registry accepts one of the offered logins)."""
     cluster = build_cluster(ClusterOptions(args.kubeconfig, args.context), write_workers())
     explanation = explain(
-        cluster, config, namespace=args.namespace, image=args.image, service_account=args.service_account
+        cluster,
+        config,
+        namespace=args.namespace,
+        image=args.image,
+        service_account=args.service_account,
+        check=check_login if args.verify else None,
     )
     print(explain_json(explanation) if args.output == "json" else explain_table(explanation))
     return EXIT_OK if explanation.ok else EXIT_FAILURE

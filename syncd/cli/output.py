@@ -54,7 +54,7 @@ def summary(results: Sequence[SyncResult]) -> str:
             if n
         )
         lines.append(f"{r.secret}: {r.result}" + (f" ({counts})" if counts else ""))
-        lines += [f"  error: {e}" for e in r.source_errors + r.service_account_errors]
+        lines += [f"  error: {e}" for e in r.errors]
         lines += [f"  {o.change.namespace}: {o.error}" for o in r.failed_writes]
         lines += [f"  {o.change.namespace}: conflict: {o.change.reason}" for o in r.conflicts]
     return "\n".join(lines)
@@ -87,7 +87,7 @@ def results_json(results: Sequence[SyncResult], repairs: Sequence[RepairOutcome]
                 "secret": r.secret,
                 "result": r.result,
                 "dry_run": r.dry_run,
-                "errors": r.source_errors + r.service_account_errors,
+                "errors": r.errors,
                 "namespaces": [
                     {
                         "namespace": o.change.namespace,
@@ -121,18 +121,24 @@ def results_json(results: Sequence[SyncResult], repairs: Sequence[RepairOutcome]
 
 def explain_table(explanation: Explanation) -> str:
     rows = [[str(i), o.secret, o.key, o.credential or "-"] for i, o in enumerate(explanation.offers, start=1)]
+    headers = ["ORDER", "SECRET", "KEY", "CREDENTIAL"]
+    if any(o.login is not None for o in explanation.offers):  # --verify: what the registry said
+        headers.append("LOGIN")
+        rows = [[*row, o.login or "not tried"] for row, o in zip(rows, explanation.offers, strict=True)]
     head = (
         f"image {explanation.image} in namespace {explanation.namespace}, ServiceAccount "
         f"{explanation.service_account} (imagePullSecrets: {', '.join(explanation.pull_secrets) or 'none'})"
     )
-    body = (
-        table(["ORDER", "SECRET", "KEY", "CREDENTIAL"], rows) if rows else "no login is offered: the pull is anonymous"
-    )
+    body = table(headers, rows) if rows else "no login is offered: the pull is anonymous"
     return "\n".join([head, body, *(f"problem: {p}" for p in explanation.problems)])
 
 
 def explain_json(explanation: Explanation) -> str:
-    return json.dumps({**asdict(explanation), "ok": explanation.ok}, indent=2)
+    document = asdict(explanation)
+    for offer in document["offers"]:  # `login` only with --verify, so that plain output stays as it was
+        if offer["login"] is None:
+            del offer["login"]
+    return json.dumps({**document, "ok": explanation.ok}, indent=2)
 
 
 def status_table(rows: Sequence[StatusRow]) -> str:

@@ -149,6 +149,10 @@ class SyncResult:
     secret: str
     outcomes: list[ChangeOutcome] = field(default_factory=list)
     source_errors: list[str] = field(default_factory=list)
+    # The apiserver refused or did not answer a read the sync needs (a list, a namespace): nothing
+    # was planned, so nothing was written. Apart from source_errors, so that the status blames the
+    # cluster, not Vault or the helper.
+    cluster_errors: list[str] = field(default_factory=list)
     service_account_errors: list[str] = field(default_factory=list)
     account_changes: list[AccountChange] = field(default_factory=list)
     dry_run: bool = False
@@ -165,8 +169,18 @@ class SyncResult:
         return [o for o in self.outcomes if o.change.action is Action.CONFLICT]
 
     @property
+    def errors(self) -> list[str]:
+        """Every error of the run that is not one namespace's write: for logs and the CLI."""
+        return self.source_errors + self.cluster_errors + self.service_account_errors
+
+    @property
+    def stopped(self) -> bool:
+        """The run stopped before writing: its sources or the apiserver's reads failed."""
+        return bool(self.source_errors or self.cluster_errors)
+
+    @property
     def result(self) -> RunResult:
-        if self.source_errors:
+        if self.stopped:
             return RunResult.FAILURE
         if self.failed_writes or self.conflicts or self.service_account_errors:
             return RunResult.PARTIAL

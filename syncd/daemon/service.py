@@ -330,6 +330,6 @@ class Daemon:
         if not self.config.retired_secrets or not self.may_write():
             return
         result = self.reconciler.prune_retired()
-        for error in result.source_errors + result.service_account_errors:
+        for error in result.errors:
             log.error("pruning retired secret specs: %s", error)
         log.info("retired secret specs pruned", extra={"result": result.result, "pruned": len(result.outcomes)})
