@@ -6,7 +6,9 @@ Pod admitted before syncd linked its Secret to `default` never gets it. Measured
 without the webhook (the race, its count printed), then with it (every Pod admitted with the
 Secret, and Running: the kubelet logged in with it). Then: syncd stopped, Pods are still admitted;
 a Pod's own pull Secrets keep their order, syncd's appended; no other spec's Secret and nothing
-for an unselected namespace.
+for an unselected namespace. Last, `repair_pods`: Pods stuck without the Secret while syncd was
+down are evicted for their controller (daemon and `once`, as syncd's ServiceAccount under the
+generated RBAC), never a bare Pod nor one of an unselected namespace.
 
 The apiserver calls the webhook at `admission.url` (127.0.0.1); syncd issues the certificate,
 keeps it in its Secret, and patches the caBundle of the configuration `syncd admission` printed.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from harness.wait import wait_until
+from syncd.cli.output import repairs_table, results_json
 from syncd.config import Config, parse_config
 from syncd.core.errors import KubeError
 from syncd.core.values import (
@@ -41,6 +43,7 @@ from syncd.engine.repair import (
     TokenBucket,
     decide,
 )
+from syncd.manifests import rbac
 
 REGISTRY = "registry.example:5000"
 IMAGE = f"{REGISTRY}/team/app:v1"
@@ -426,3 +429,43 @@ def test_the_daemon_reads_only_the_pods_of_events_that_may_concern_it() -> None:
     assert pods.reads == [("team-a", "app-5d9f-x1")]
     assert [p.name for p in pods.evicted] == ["app-5d9f-x1"]
     assert repaired(metrics, "success") == 1
+
+
+# -- what `syncd rbac` grants, what `syncd once` prints ------------------------------------------
+
+
+def _pod_rules(settings: Config) -> list[dict[str, Any]]:
+    rules = rbac.cluster_rules(settings)
+    return [r for r in rules if any(res.startswith("pods") for res in r["resources"]) or r["resources"] == ["events"]]
+
+
+def test_rbac_grants_pods_and_evictions_only_with_repair_pods() -> None:
+    off = parse_config({**CONFIG.model_dump(mode="json", exclude_none=True), "repair_pods": False})
+    assert _pod_rules(off) == [{"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
+    assert _pod_rules(CONFIG) == [
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    ]
+
+
+def test_once_prints_each_repair_with_its_pod_owner_image_and_spec() -> None:
+    evicted = RepairOutcome(Eviction(stuck(), OWNER, "regcred", IMAGE), RepairAction.WOULD_EVICT)
+    printed = repairs_table([evicted])
+    assert f"team-a/app-5d9f-x1  ReplicaSet/app-5d9f  {IMAGE}  regcred  would evict" in printed
+    assert repairs_table([]) == "repair_pods: no Pod stuck without its pull Secret"
+    results = [SyncResult("regcred"), SyncResult("any-sa")]
+    as_json = json.loads(results_json(results, [evicted]))
+    assert as_json[0]["repairs"] == [
+        {
+            "pod": "team-a/app-5d9f-x1",
+            "owner": "ReplicaSet/app-5d9f",
+            "image": IMAGE,
+            "secret": "regcred",
+            "action": "would evict",
+            "error": "",
+        }
+    ]
+    assert as_json[1]["repairs"] == []
+    assert "repairs" not in json.loads(results_json(results))[0]  # repair_pods off: the 0.2 shape
