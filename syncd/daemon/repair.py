@@ -195,7 +195,10 @@ class RepairWorker:
             return
         if pod is None:
             return
-        outcome = self.repairer.consider(pod, self.known, wait=lambda seconds: not self._stopped.wait(seconds))
+        # Waiting for a token: stopping, or no longer leading (or repair turned off) meanwhile, gives up.
+        outcome = self.repairer.consider(
+            pod, self.known, wait=lambda seconds: not self._stopped.wait(seconds) and self._on()
+        )
         if outcome is Refusal.ALREADY_LISTED or (
             not isinstance(outcome, Refusal) and outcome.action is RepairAction.EVICTED
         ):
