@@ -99,6 +99,7 @@ class Eviction:
 
 
 def decide(pod: ObservedPod, config: Config, known: Knowledge) -> Eviction | Refusal:
+    """The eviction for the first spec that passes every check; else why not (the furthest reached)."""
     refused = next((refusal for check, refusal in _POD_CHECKS if check(pod)), None)
     if refused is not None or pod.controller is None:
         return refused or Refusal.BARE
