@@ -175,6 +175,7 @@ class Daemon:
             metrics=self.metrics,
             events=ports.owner_events,
             bucket=TokenBucket(),
+            on_repaired=self._repaired,
         )
         known = StoreKnowledge(
             ports.stores,
@@ -183,6 +184,10 @@ class Daemon:
             conflict=lambda secret, namespace: (secret, namespace) in self.conflicts,
         )
         return RepairWorker(repairer, ports.pods, known, config=lambda: self.config, may_write=self.may_write)
+
+    def _repaired(self, secret: str) -> None:
+        if self.status is not None:
+            self.status.repaired(secret)
 
     def _swapped(self) -> None:
         """A new config is in: its specs are synced at once, then the Pending Pods swept again."""

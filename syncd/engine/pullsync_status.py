@@ -252,11 +252,14 @@ def status_of(
     *,
     generation: int,
     pull_failures: int | None = None,
+    repairs: int | None = None,
 ) -> dict[str, Any]:
     """The object's status (conditions without lastTransitionTime: `carry_transitions` adds it)."""
     counts: dict[str, int] = ledger.counts()
     if pull_failures is not None:
         counts["pullFailuresLastHour"] = pull_failures
+    if repairs is not None:
+        counts["podsRepairedLastHour"] = repairs
     shown, omitted = ledger.failures()
     expiries = [c.expires_at for c in credentials if c.expires_at is not None]
     status: dict[str, Any] = {

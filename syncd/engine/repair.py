@@ -241,7 +241,9 @@ class Repairer:
         events: OwnerEvents | None,
         bucket: TokenBucket,
         clock: Callable[[], dt.datetime] = utcnow,
+        on_repaired: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_repaired = on_repaired  # the spec whose Secret a repair was for (the PullSecretSync counts it)
         self.config = config
         self.pods = pods
         self.metrics = metrics
@@ -282,6 +284,8 @@ class Repairer:
         pod, owner = eviction.pod, eviction.owner
         self.pods.evict(pod)
         self.metrics.record_repair(eviction.secret, ok=True)
+        if self.on_repaired is not None:
+            self.on_repaired(eviction.secret)
         log.info(
             "evicted a Pod stuck without its pull Secret",
             extra={

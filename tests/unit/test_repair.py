@@ -241,6 +241,22 @@ def test_an_eviction_is_counted_and_told_on_the_owner_without_a_value() -> None:
     assert IMAGE in message
 
 
+def test_each_eviction_is_handed_to_the_status_and_a_refused_one_is_not() -> None:
+    told: list[str] = []
+    pods = FakePods([stuck(), stuck(name="p2")], [KubeError("evicting: HTTP 403 Forbidden", status=403)])
+    made = Repairer(
+        config=lambda: CONFIG,
+        pods=pods,
+        metrics=Metrics(CollectorRegistry()),
+        events=None,
+        bucket=TokenBucket(burst=5),
+        on_repaired=told.append,
+    )
+    actions = [o.action for o in made.sweep(Known())]
+    assert actions == [RepairAction.FAILED, RepairAction.EVICTED]
+    assert told == ["regcred"]
+
+
 def test_dry_run_evicts_nothing() -> None:
     pods, notes = FakePods([stuck(), stuck(name="bare", controller=None)]), Notes()
     made, metrics = repairer(pods, notes)
