@@ -46,7 +46,7 @@
 
 ARG BASE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
-# --- builder: the syncd wheel and the wheels of its dependencies --------------------------------
+# --- builder: the wheels of syncd's dependencies, then syncd's own -------------------------------
 FROM ${BASE} AS builder
 ARG BASE
 ARG WHEELS=pypi
@@ -54,15 +54,16 @@ WORKDIR /src
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
-# Only what the wheel is built from and the locks (.dockerignore keeps everything else out).
+# The locks first, alone: the dependencies' steps below depend on them only, so a layer cache
+# (buildah --layers, docker) reuses them until a lock changes, and a change to syncd's code
+# rebuilds syncd's wheel alone. (.dockerignore keeps everything else out of the context.)
 COPY requirements ./requirements
-COPY pyproject.toml README.md ./
-COPY syncd ./syncd
 # The base must be pinned by digest. pip runs from a venv of its own (python:3.11-slim has a pip,
-# a Debian python3 has none): first the build backend, hash-checked, then syncd's wheel built
-# with it (no build isolation: nothing unhashed is fetched for it), then the wheels of the locked
-# dependencies, each checked against its hashes. With WHEELS=local pip sees only the context's
-# build/image-wheels/. /wheels is then exactly what the runtime stage installs, with the lock.
+# a Debian python3 has none): first the build backend, hash-checked, then the wheels of the
+# locked dependencies, each checked against its hashes. With WHEELS=local pip sees only the
+# context's build/image-wheels/. /wheels is then exactly what the runtime stage installs, with the
+# lock. The bind mount is safe behind a cache: this step's parent is the lock, and the lock's
+# hashes pin every wheel it can take.
 RUN --mount=type=bind,target=/context \
     case "${BASE}" in \
       *@sha256:*) ;; \
@@ -71,9 +72,12 @@ RUN --mount=type=bind,target=/context \
     && if [ "${WHEELS}" = local ]; then export PIP_NO_INDEX=1 PIP_FIND_LINKS=/context/build/image-wheels; fi \
     && python3 -m venv /opt/build \
     && /opt/build/bin/pip install --require-hashes --only-binary :all: -r requirements/build.txt \
-    && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
     && /opt/build/bin/pip download --require-hashes --only-binary :all: --dest /wheels -r requirements/image.txt \
     && cp requirements/image.txt /wheels/requirements.txt
+# syncd's wheel, built with that backend (no build isolation: nothing unhashed is fetched for it).
+COPY pyproject.toml README.md ./
+COPY syncd ./syncd
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --no-index --wheel-dir /syncd-wheel .
 
 # --- runtime: tini, the venv, the user, then pip, apt, dpkg and setuid bits removed ----------
 FROM ${BASE} AS runtime
@@ -97,16 +101,19 @@ RUN apt-get update \
 # The wheels are copied from the builder, not bind-mounted: a layer cache (buildah --layers, 1.28)
 # keys a RUN step on its text and its parent layer only, so behind a bind mount new wheels reused
 # the old install. A COPY is keyed on what it copies. The venv's own pip installs the locked
-# dependencies, hash-checked again, then syncd's wheel without dependencies, then uninstalls
-# itself; the wheels go, and the last stage copies only the result. Then every package manager
-# goes: pip anywhere, ensurepip's bundled wheels, apt and dpkg (the dpkg status file stays, for
-# the SBOM and scanners listing the Debian packages). Last, no file keeps a setuid or setgid bit
-# (su, mount, passwd, ... in a Debian base): nothing in the image can gain privileges by exec.
+# dependencies, hash-checked again: a step cached until a lock changes.
 COPY --from=builder /wheels /tmp/wheels
 RUN python3 -m venv /opt/syncd \
     && /opt/syncd/bin/pip install --no-index --find-links=/tmp/wheels --require-hashes --only-binary :all: \
        -r /tmp/wheels/requirements.txt \
-    && /opt/syncd/bin/pip install --no-index --no-deps /tmp/wheels/syncd-*.whl \
+    && rm -rf /tmp/wheels
+# Then syncd's wheel without dependencies, and pip uninstalls itself. Then every package manager
+# goes: pip anywhere, ensurepip's bundled wheels, apt and dpkg (the dpkg status file stays, for
+# the SBOM and scanners listing the Debian packages). Last, no file keeps a setuid or setgid bit
+# (su, mount, passwd, ... in a Debian base): nothing in the image can gain privileges by exec.
+# The last stage copies only the result, so what this step removes is gone from every layer.
+COPY --from=builder /syncd-wheel /tmp/wheels
+RUN /opt/syncd/bin/pip install --no-index --no-deps /tmp/wheels/syncd-*.whl \
     && rm -rf /tmp/wheels \
     && /opt/syncd/bin/pip check \
     && /opt/syncd/bin/pip uninstall --yes pip setuptools \

@@ -127,6 +127,10 @@ class Kube:
         self.apiserver.start(self.apiserver_argv(binary))
         self.apiserver.wait_healthy(self.ready, timeout=120)
 
+    def kill_apiserver(self) -> None:
+        """SIGKILL kube-apiserver: in-flight requests are cut off; start_apiserver brings it back."""
+        self.apiserver.kill()
+
     def restart_apiserver(self) -> None:
         """Stop and start kube-apiserver on the same port, against the same etcd."""
         self.apiserver.stop()

@@ -8,7 +8,6 @@ TypeError on None, and mypy --strict sees plain types.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -16,6 +15,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from harness.wait import wait_until
 from syncd.manifests import crd
 
 
@@ -87,15 +87,19 @@ def default_service_account(
 ) -> client.V1ServiceAccount:
     """The `default` ServiceAccount kube-controller-manager makes in every new namespace, waited
     for; with `pull_secrets` (names) as its imagePullSecrets when given, as a user would set them."""
-    deadline = time.monotonic() + timeout
-    while True:
+    accounts: list[client.V1ServiceAccount] = []
+
+    def made() -> bool:
         try:
-            account = core.read_namespaced_service_account("default", namespace)
-            break
+            accounts.append(core.read_namespaced_service_account("default", namespace))
         except ApiException as exc:
-            if exc.status != 404 or time.monotonic() > deadline:
+            if exc.status != 404:
                 raise
-            time.sleep(0.05)
+            return False
+        return True
+
+    wait_until(made, timeout, f"the controller's default ServiceAccount in {namespace}", interval=0.05)
+    account = accounts[-1]
     if not pull_secrets:
         return account
     body = {"imagePullSecrets": [{"name": name} for name in pull_secrets]}

@@ -1,6 +1,7 @@
 """The Events a kubelet writes when a Pod's image pull fails, written by the kubelet's own code.
 
-There is no kubelet in the harness. `write_events` runs `kubelet-events`
+For what the hollow node (harness/node.py) cannot produce: another runtime's error text, many
+repeats at once. `write_events` runs `kubelet-events`
 (scripts/kubelet-events/main.go): the kubelet's image manager (k8s.io/kubernetes v1.34.4) pulls
 over a container runtime that fails with the error given, and its event recorder writes the
 `Failed` Events (and `FailedToRetrieveImagePullSecret` ones, with the kubelet's format) into the

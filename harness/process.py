@@ -70,6 +70,13 @@ class Server:
         except TimedOut as exc:
             raise HarnessError(f"{exc}; log {self.log_path}:\n{self.log_tail()}") from exc
 
+    def kill(self) -> None:
+        """SIGKILL its process group, no graceful shutdown: a crash, for the fault tests."""
+        assert self.process is not None, f"{self.name} was not started by this process"
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
     def stop(self, timeout: float = 15.0) -> None:
         stop_pid_file(self.pid_path, timeout)
         if self.process is not None:

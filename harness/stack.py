@@ -19,8 +19,11 @@ class Stack:
 
     def __init__(self, state_dir: Path, *, node: bool = False) -> None:
         """`node`: a kubelet (harness/node.py) that pulls from the registry. Off for the test
-        session: Pods some tests create only for their Events or admission must stay unscheduled,
-        so a module that needs a node adds its own."""
+        session: Pods some tests create only for their Events or admission must stay unscheduled
+        (a real kubelet would add its own pull Events to the ones test_pull_failures.py counts), so
+        a module that needs a node adds its own. That costs about 1 s per module to start (Ready
+        0.5-0.9 s here) and 0.2-3 s to stop: a session node would save some 5 s of a 2-worker
+        run, not worth every other Pod's test having to keep its Pods off it."""
         self.dir = state_dir.resolve()
         self.kube = Kube(self.dir)
         self.vault = Vault(self.dir)

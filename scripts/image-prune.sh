@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Remove what earlier image builds left in syncd's image store, keeping the newest KEEP (default 4)
 # untagged images: the builder stage of the last build, which is the layer cache of the next one.
-# Why: the store uses vfs (scripts/image-storage.sh), which keeps every layer whole, ~300 MB an
-# image; each build leaves the previous syncd image and its builder stage untagged, and the store
-# had grown to 14 GB and filled the disk. Removing an image can leave its parent untagged, so it
+# Why: each build leaves the previous syncd image and its builder stage untagged, and the store
+# had grown to 14 GB and filled the disk (with the vfs driver, which keeps every layer whole,
+# ~300 MB an image; an overlay store grows slower, by the files each step changed). Removing an image can leave its parent untagged, so it
 # runs in rounds. An image a running build still uses refuses removal and is kept.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

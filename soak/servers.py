@@ -8,7 +8,6 @@ so the apiserver's audit log says which replica made every write.
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 from kubernetes import client, config
@@ -65,11 +64,7 @@ class Servers:
     # --- faults on the servers ----------------------------------------------------------------
 
     def kill_apiserver(self) -> None:
-        process = self.kube.apiserver.process
-        assert process is not None
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-        self.kube.apiserver.process = None
+        self.kube.kill_apiserver()
 
     def start_apiserver(self) -> None:
         self.kube.start_apiserver(find_binaries().kube_apiserver)

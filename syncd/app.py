@@ -21,15 +21,19 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from syncd.config import Config
+from syncd.core.values import SyncResult
+from syncd.core.watch_events import FAILED_TO_PULL
 from syncd.daemon.routing import Loop
 from syncd.daemon.service import Daemon, Elector, OnEvent, OnRelist, Ports
 from syncd.engine.metrics import Metrics
 from syncd.engine.reconciler import Reconciler
+from syncd.engine.repair import Repairer, RepairOutcome, SyncKnowledge, TokenBucket
 from syncd.kube.cached_cluster import CachedCluster
 from syncd.kube.client import WriteFence, load_api_client
 from syncd.kube.cluster import KubeCluster
 from syncd.kube.elector import LeaderElector
 from syncd.kube.events import EventRecorder
+from syncd.kube.pods import KubePods
 from syncd.kube.pull_events import pull_failure_loops
 from syncd.kube.pullsyncs import CrdMissing, PullSyncObjects
 from syncd.kube.reviews import AccessReviews
@@ -104,10 +108,29 @@ def build_reconciler(config: Config, options: ClusterOptions, registry: Collecto
     return _reconciler(config, api, build_sources(config), Metrics(registry or CollectorRegistry()))
 
 
+def repair_once(
+    config: Config, options: ClusterOptions, results: list[SyncResult], *, dry_run: bool
+) -> list[RepairOutcome]:
+    """`once` with repair_pods: the Pending Pods after the run's sync (--dry-run: listed, not evicted)."""
+    api = _api(options, 4)
+    repairer = Repairer(
+        config=lambda: config,
+        pods=KubePods(api),
+        metrics=Metrics(CollectorRegistry()),
+        events=EventRecorder(api, instance=config.instance),
+        bucket=TokenBucket(),
+    )
+    return repairer.sweep(SyncKnowledge(KubeCluster(api), results), dry_run=dry_run)
+
+
 def _watch_loops(
     api: client.ApiClient, cache: WatchCache, config: Config, on_event: OnEvent, on_relist: OnRelist
 ) -> dict[str, Loop]:
-    loops: dict[str, Loop] = dict(pull_failure_loops(api, on_event)) if config.pull_failures else {}
+    loops: dict[str, Loop] = {}
+    if config.pull_failures:
+        loops = dict(pull_failure_loops(api, on_event))
+    elif config.repair_pods:  # repair's trigger: the kubelet's `Failed to pull image` Events only
+        loops = dict(pull_failure_loops(api, on_event, (FAILED_TO_PULL,)))
     return loops | dict(
         watch_loops(
             api,
@@ -172,6 +195,8 @@ def build_daemon(
         webhook_objects=WebhookObjects(_api(options, 2), instance=config.instance)
         if config.admission.enabled
         else None,
+        pods=KubePods(api),  # fenced: an eviction is a write, the leader's alone
+        owner_events=EventRecorder(api, instance=config.instance),
     )
     daemon = Daemon(config_path, config, ports)
     # Every write asks the lease right before it is sent, not only once per run (the elector has

@@ -16,6 +16,7 @@ SPEC_METRICS = [
     "syncd_status_writes_total",
     "syncd_admission_requests_total",
     "syncd_admission_duration_seconds",
+    "syncd_pods_repaired_total",
     "syncd_vault_lease_renewals_total",
     "syncd_vault_lease_revocations_total",
 ]

@@ -10,8 +10,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from syncd import __version__
-from syncd.app import ClusterOptions, build_cluster, build_reconciler, read_status_objects, run_daemon, write_workers
-from syncd.cli.explain import explain
+from syncd.app import (
+    ClusterOptions,
+    build_cluster,
+    build_reconciler,
+    read_status_objects,
+    repair_once,
+    run_daemon,
+    write_workers,
+)
+from syncd.cli.explain import check_login, explain
 from syncd.cli.output import (
     explain_json,
     explain_table,
@@ -19,6 +27,7 @@ from syncd.cli.output import (
     pullsync_json,
     pullsync_rows,
     pullsync_table,
+    repairs_table,
     results_json,
     status_json,
     status_table,
@@ -72,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--image", required=True, help="the image reference as the Pod spec writes it")
     explain.add_argument("--service-account", default="default", help="the Pod's ServiceAccount (default: default)")
     explain.add_argument("--output", choices=["table", "json"], default="table")
+    explain.add_argument(
+        "--verify",
+        action="store_true",
+        help="also log in to the registry with each offered login, in the kubelet's order (no image is pulled)",
+    )
     rbac = commands.add_parser("rbac", parents=[common], help="print the least-privilege RBAC for the config")
     rbac.add_argument("--namespace", default="syncd", help="namespace of syncd's ServiceAccount (default syncd)")
     rbac.add_argument("--service-account", default="syncd", help="syncd's ServiceAccount (default syncd)")
@@ -94,13 +108,17 @@ def cmd_check_config(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_once(args: argparse.Namespace, config: Config) -> int:
-    reconciler = build_reconciler(config, ClusterOptions(args.kubeconfig, args.context))
-    results = reconciler.sync_all(dry_run=args.dry_run)
+    options = ClusterOptions(args.kubeconfig, args.context)
+    results = build_reconciler(config, options).sync_all(dry_run=args.dry_run)
+    repairs = repair_once(config, options, results, dry_run=args.dry_run) if config.repair_pods else []
     if args.output == "json":
-        print(results_json(results))
+        print(results_json(results, repairs if config.repair_pods else None))
     else:
         print(plan_table(results) if args.dry_run else summary(results))
-    return EXIT_OK if all(r.result is RunResult.SUCCESS for r in results) else EXIT_FAILURE
+        if config.repair_pods:
+            print(repairs_table(repairs))
+    ok = all(r.result is RunResult.SUCCESS for r in results) and all(r.error is None for r in repairs)
+    return EXIT_OK if ok else EXIT_FAILURE
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
@@ -123,10 +141,16 @@ def cmd_status_from_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, config: Config) -> int:
-    """Exit 0 when a login is offered and every listed Secret is readable and well formed."""
+    """Exit 0 when a login is offered and every listed Secret is readable and well formed (and, with
+    --verify, the registry accepts one of the offered logins)."""
     cluster = build_cluster(ClusterOptions(args.kubeconfig, args.context), write_workers())
     explanation = explain(
-        cluster, config, namespace=args.namespace, image=args.image, service_account=args.service_account
+        cluster,
+        config,
+        namespace=args.namespace,
+        image=args.image,
+        service_account=args.service_account,
+        check=check_login if args.verify else None,
     )
     print(explain_json(explanation) if args.output == "json" else explain_table(explanation))
     return EXIT_OK if explanation.ok else EXIT_FAILURE

@@ -10,6 +10,7 @@ from typing import Any
 from syncd.cli.explain import Explanation
 from syncd.cli.status import StatusRow
 from syncd.core.values import Action, SyncResult
+from syncd.engine.repair import RepairOutcome
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -53,20 +54,40 @@ def summary(results: Sequence[SyncResult]) -> str:
             if n
         )
         lines.append(f"{r.secret}: {r.result}" + (f" ({counts})" if counts else ""))
-        lines += [f"  error: {e}" for e in r.source_errors + r.service_account_errors]
+        lines += [f"  error: {e}" for e in r.errors]
         lines += [f"  {o.change.namespace}: {o.error}" for o in r.failed_writes]
         lines += [f"  {o.change.namespace}: conflict: {o.change.reason}" for o in r.conflicts]
     return "\n".join(lines)
 
 
-def results_json(results: Sequence[SyncResult]) -> str:
+def repairs_table(repairs: Sequence[RepairOutcome]) -> str:
+    """repair_pods: the Pods evicted (or that --dry-run would evict), one row each."""
+    rows = [[*_repair_row(r).values()] for r in repairs]
+    headers = ["POD", "OWNER", "IMAGE", "SECRET", "REPAIR", "DETAIL"]
+    return table(headers, rows) if rows else "repair_pods: no Pod stuck without its pull Secret"
+
+
+def _repair_row(repair: RepairOutcome) -> dict[str, str]:
+    eviction = repair.eviction
+    return {
+        "pod": f"{eviction.pod.namespace}/{eviction.pod.name}",
+        "owner": f"{eviction.owner.kind}/{eviction.owner.name}",
+        "image": eviction.image,
+        "secret": eviction.secret,
+        "action": repair.action.value,
+        "error": repair.error or "",
+    }
+
+
+def results_json(results: Sequence[SyncResult], repairs: Sequence[RepairOutcome] | None = None) -> str:
+    """One object per spec; with repair_pods each has `repairs`, the Pods evicted for its Secret."""
     return json.dumps(
         [
             {
                 "secret": r.secret,
                 "result": r.result,
                 "dry_run": r.dry_run,
-                "errors": r.source_errors + r.service_account_errors,
+                "errors": r.errors,
                 "namespaces": [
                     {
                         "namespace": o.change.namespace,
@@ -86,6 +107,11 @@ def results_json(results: Sequence[SyncResult]) -> str:
                     }
                     for c in r.account_changes
                 ],
+                **(
+                    {"repairs": [_repair_row(p) for p in repairs if p.eviction.secret == r.secret]}
+                    if repairs is not None
+                    else {}
+                ),
             }
             for r in results
         ],
@@ -95,18 +121,24 @@ def results_json(results: Sequence[SyncResult]) -> str:
 
 def explain_table(explanation: Explanation) -> str:
     rows = [[str(i), o.secret, o.key, o.credential or "-"] for i, o in enumerate(explanation.offers, start=1)]
+    headers = ["ORDER", "SECRET", "KEY", "CREDENTIAL"]
+    if any(o.login is not None for o in explanation.offers):  # --verify: what the registry said
+        headers.append("LOGIN")
+        rows = [[*row, o.login or "not tried"] for row, o in zip(rows, explanation.offers, strict=True)]
     head = (
         f"image {explanation.image} in namespace {explanation.namespace}, ServiceAccount "
         f"{explanation.service_account} (imagePullSecrets: {', '.join(explanation.pull_secrets) or 'none'})"
     )
-    body = (
-        table(["ORDER", "SECRET", "KEY", "CREDENTIAL"], rows) if rows else "no login is offered: the pull is anonymous"
-    )
+    body = table(headers, rows) if rows else "no login is offered: the pull is anonymous"
     return "\n".join([head, body, *(f"problem: {p}" for p in explanation.problems)])
 
 
 def explain_json(explanation: Explanation) -> str:
-    return json.dumps({**asdict(explanation), "ok": explanation.ok}, indent=2)
+    document = asdict(explanation)
+    for offer in document["offers"]:  # `login` only with --verify, so that plain output stays as it was
+        if offer["login"] is None:
+            del offer["login"]
+    return json.dumps({**document, "ok": explanation.ok}, indent=2)
 
 
 def status_table(rows: Sequence[StatusRow]) -> str:

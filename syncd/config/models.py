@@ -353,7 +353,7 @@ class LeaderElection(_Strict):
         return value
 
 
-INJECT_LABEL = "syncd.io/inject"  # "false" on a Pod or namespace: the admission webhook leaves it alone
+INJECT_LABEL = "syncd.io/inject"  # "false" on a Pod or namespace: neither the webhook nor repair touches it
 
 
 class AdmissionTls(_Strict):
@@ -477,6 +477,15 @@ class Config(_Strict):
         description="watch the kubelet's image-pull failure Events (a refused login, a missing pull Secret) for "
         "images syncd's Secrets serve and count them in syncd_image_pull_failures_total; needs list/watch on "
         "events cluster-wide (`syncd rbac` adds it)",
+    )
+    repair_pods: bool = Field(
+        False,
+        description="evict controller-owned Pods stuck without the pull Secret: a Pending Pod of a selected namespace "
+        "and listed ServiceAccount, admitted without the spec's Secret, failing to pull an image that Secret serves, "
+        "whose Secret is in sync there, is evicted (Eviction API, rate-limited) so that its ReplicaSet, StatefulSet, "
+        "DaemonSet or Job makes a new one, which gets the Secret. Never a bare Pod, nor one labelled "
+        'syncd.io/inject: "false" (or in such a namespace). Watches the kubelet\'s pull-failure Events like '
+        "pull_failures; `syncd rbac` adds pods get/list and pods/eviction create",
     )
 
     @property

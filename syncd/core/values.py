@@ -78,6 +78,7 @@ class EventReason(enum.StrEnum):
     SYNCED = "Synced"  # Normal: created, updated or adopted
     SYNC_FAILED = "SyncFailed"  # Warning: a write failed
     CONFLICT = "Conflict"  # Warning: a Secret of that name is not this instance's
+    POD_REPAIRED = "PodRepaired"  # Normal, on a Pod's owner: the Pod was evicted to get its pull Secret
 
 
 # (namespace, secret, reason, message) of one Event to write: names and counts, never a value.
@@ -148,6 +149,10 @@ class SyncResult:
     secret: str
     outcomes: list[ChangeOutcome] = field(default_factory=list)
     source_errors: list[str] = field(default_factory=list)
+    # The apiserver refused or did not answer a read the sync needs (a list, a namespace): nothing
+    # was planned, so nothing was written. Apart from source_errors, so that the status blames the
+    # cluster, not Vault or the helper.
+    cluster_errors: list[str] = field(default_factory=list)
     service_account_errors: list[str] = field(default_factory=list)
     account_changes: list[AccountChange] = field(default_factory=list)
     dry_run: bool = False
@@ -164,8 +169,18 @@ class SyncResult:
         return [o for o in self.outcomes if o.change.action is Action.CONFLICT]
 
     @property
+    def errors(self) -> list[str]:
+        """Every error of the run that is not one namespace's write: for logs and the CLI."""
+        return self.source_errors + self.cluster_errors + self.service_account_errors
+
+    @property
+    def stopped(self) -> bool:
+        """The run stopped before writing: its sources or the apiserver's reads failed."""
+        return bool(self.source_errors or self.cluster_errors)
+
+    @property
     def result(self) -> RunResult:
-        if self.source_errors:
+        if self.stopped:
             return RunResult.FAILURE
         if self.failed_writes or self.conflicts or self.service_account_errors:
             return RunResult.PARTIAL
@@ -297,4 +312,34 @@ class NamespaceInfo:
 
     name: str
     terminating: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PodOwner:
+    """A Pod's controller, from its ownerReference with `controller: true`."""
+
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedPod:
+    """What repair reads of a Pod (syncd.engine.repair), parsed once at the API's edge (syncd.kube.pods).
+
+    `failing_images` are the spec images of the containers (init ones included) the kubelet reports
+    waiting in ErrImagePull or ImagePullBackOff, in the Pod's order."""
+
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    service_account: str
+    phase: str
+    terminating: bool
+    pull_secrets: tuple[str, ...]
+    controller: PodOwner | None
+    failing_images: tuple[str, ...]
     labels: Mapping[str, str] = field(default_factory=dict, compare=False)

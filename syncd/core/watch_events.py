@@ -51,6 +51,8 @@ class KubeletEvent:
     reason: str
     message: str
     count: int  # occurrences so far: the kubelet's recorder patches repeats onto one Event
+    pod: str = ""  # the involved Pod's name and uid (repair_pods: which Pod to look at)
+    pod_uid: str = ""
 
 
 WatchEvent = NamespaceEvent | SecretEvent | ServiceAccountEvent | KubeletEvent

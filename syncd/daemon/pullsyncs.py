@@ -35,7 +35,26 @@ from syncd.engine.pullsync_status import (
 
 log = logging.getLogger(__name__)
 COALESCE = 1.0  # seconds between two writes of one object while a burst lasts
+# pullFailuresLastHour and podsRepairedLastHour count over this window.
 PULL_FAILURE_WINDOW = dt.timedelta(hours=1)
+
+
+class LastHour:
+    """How many of something happened per spec within the last PULL_FAILURE_WINDOW."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[tuple[dt.datetime, int]]] = {}  # secret -> (when, how many)
+
+    def add(self, secret: str, at: dt.datetime, times: int = 1) -> None:
+        self._seen.setdefault(secret, deque()).append((at, times))
+
+    def total(self, secret: str, now: dt.datetime) -> int:
+        seen = self._seen.get(secret, deque())
+        while seen and now - seen[0][0] > PULL_FAILURE_WINDOW:
+            seen.popleft()
+        return sum(times for _, times in seen)
+
+
 MAX_RETRY_SECONDS = 300.0
 
 
@@ -132,7 +151,8 @@ class StatusPublisher:
         self.crd_missing, self.clock = crd_missing, clock
         self.ledgers: dict[str, SpecLedger] = {}
         self.expiry_seen: ExpirySeen = {}
-        self._pull_failures: dict[str, deque[tuple[dt.datetime, int]]] = {}  # secret -> (when, how many)
+        self._pull_failures = LastHour()
+        self._repairs = LastHour()  # guarded by _wake, like _pull_failures
         self.written: dict[str, _Written] = {}
         self.disabled = False
         self._dirty: set[str] = set()
@@ -152,15 +172,18 @@ class StatusPublisher:
     def pull_failed(self, secret: str, times: int) -> None:
         """Pulls the kubelet reported failed with this spec's Secret (`pull_failures: true`)."""
         with self._wake:
-            self._pull_failures.setdefault(secret, deque()).append((self.clock(), times))
+            self._pull_failures.add(secret, self.clock(), times)
         self.touch([secret])
 
-    def _pull_failures_last_hour(self, secret: str, now: dt.datetime) -> int:
+    def repaired(self, secret: str) -> None:
+        """A Pod stuck without this spec's Secret was evicted for its controller to remake (`repair_pods`)."""
         with self._wake:
-            seen = self._pull_failures.get(secret, deque())
-            while seen and now - seen[0][0] > PULL_FAILURE_WINDOW:
-                seen.popleft()
-            return sum(times for _, times in seen)
+            self._repairs.add(secret, self.clock())
+        self.touch([secret])
+
+    def _last_hour(self, counted: LastHour, secret: str, now: dt.datetime) -> int:
+        with self._wake:
+            return counted.total(secret, now)
 
     def touch(self, names: Iterable[str]) -> None:
         with self._wake:
@@ -252,9 +275,12 @@ class StatusPublisher:
         current = self._current(spec, name)
         identity = Identity(config.instance, self.leader, config_hash(config), config.schedule.refresh_before_expiry)
         described = credential_facts(self.credentials, spec.credentials, self.expiry_seen)
-        failures = self._pull_failures_last_hour(spec.name, now) if config.pull_failures else None
+        failures = self._last_hour(self._pull_failures, spec.name, now) if config.pull_failures else None
+        repairs = self._last_hour(self._repairs, spec.name, now) if config.repair_pods else None
         facts = facts_of(spec.credentials, described)
-        new = status_of(ledger, facts, identity, now, generation=current.generation, pull_failures=failures)
+        new = status_of(
+            ledger, facts, identity, now, generation=current.generation, pull_failures=failures, repairs=repairs
+        )
         new = carry_transitions(new, current.status, now)
         if not needs_write(new, current.status, now - current.at, config.schedule.relist_interval):
             return

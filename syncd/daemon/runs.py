@@ -99,7 +99,7 @@ class SpecRuns:
             result = self.reconciler.sync(spec, freshness=freshness)
         self.on_result(spec, result, None, freshness.vouches_for_sources)
         self.attempted.add(name)
-        failed = bool(result.source_errors or result.failed_writes)
+        failed = bool(result.stopped or result.failed_writes)
         at = self.cadence.next_run(spec, self.config().schedule, failed=failed, now=self.clock(), pending=pending)
         if not self.stopping.is_set() and self._spec(name) is not None:
             self.jobs.schedule(name, at, partial(self.run_scheduled, name))

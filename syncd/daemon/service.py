@@ -28,6 +28,7 @@ from syncd.core.watch_events import KubeletEvent, WatchEvent
 from syncd.daemon.admission import AdmissionService, ConflictLedger, Stores
 from syncd.daemon.pullsyncs import ConditionEvents, PullSyncStore, StatusPublisher
 from syncd.daemon.reload import ConfigWatcher, Reloader
+from syncd.daemon.repair import RepairWorker, StoreKnowledge
 from syncd.daemon.routing import Loop, WatchRouter, WatchSet
 from syncd.daemon.runs import SpecRuns
 from syncd.daemon.scheduler import Scheduler
@@ -41,6 +42,7 @@ from syncd.daemon.webhook_tls import TlsKeeper, WebhookStore
 from syncd.engine.metrics import Metrics
 from syncd.engine.pull_failures import PullFailure, PullFailureCounter
 from syncd.engine.reconciler import Reconciler
+from syncd.engine.repair import OwnerEvents, Pods, Repairer, TokenBucket
 from syncd.engine.timing import Cadence, Lifetime
 from syncd.sources.base import Source
 
@@ -75,6 +77,8 @@ class Ports:
     identity: str = ""  # this replica, as the leader election knows it
     stores: Stores | None = None  # the watch stores, for the admission webhook
     webhook_objects: WebhookStore | None = None  # its TLS Secret and webhook configuration
+    pods: Pods | None = None  # repair_pods: Pending Pods, read and evicted
+    owner_events: OwnerEvents | None = None  # repair_pods: the Event on an evicted Pod's owner
 
 
 class Daemon:
@@ -102,6 +106,8 @@ class Daemon:
             self._record_pull_failure,
             counting=self.may_write,  # every replica watches; one count per failure keeps `sum` right
         )
+        self.repair = self._repair_worker(ports)
+        self._sweep_due = False  # repair_pods: sweep once the specs have been synced (leading, reloaded)
         self.watches = WatchSet(lambda c: ports.watch_loops(c, self._on_event, self._on_relist))
         self.reloader = Reloader(
             config_path,
@@ -112,7 +118,7 @@ class Daemon:
             runs=self.runs,
             metrics=self.metrics,
             may_write=self.may_write,
-            swapped=self.status.reconcile_objects if self.status is not None else lambda: None,
+            swapped=self._swapped,
         )
         self.config_watcher = ConfigWatcher(config_path, self.reloader.reload)
         self.elector = ports.elector(config, self._on_leadership)
@@ -159,10 +165,44 @@ class Daemon:
             self.webhook.start()
         log.info("admission webhook serving", extra={"address": self.config.admission.address})
 
+    def _repair_worker(self, ports: Ports) -> RepairWorker | None:
+        """Built whatever the config says (a reload may turn repair_pods on); idle while it is off."""
+        if ports.pods is None or ports.stores is None:
+            return None
+        repairer = Repairer(
+            config=lambda: self.config,
+            pods=ports.pods,
+            metrics=self.metrics,
+            events=ports.owner_events,
+            bucket=TokenBucket(),
+            on_repaired=self._repaired,
+        )
+        known = StoreKnowledge(
+            ports.stores,
+            config=lambda: self.config,
+            rendered=ports.reconciler.rendered,
+            conflict=lambda secret, namespace: (secret, namespace) in self.conflicts,
+        )
+        return RepairWorker(repairer, ports.pods, known, config=lambda: self.config, may_write=self.may_write)
+
+    def _repaired(self, secret: str) -> None:
+        if self.status is not None:
+            self.status.repaired(secret)
+
+    def _swapped(self) -> None:
+        """A new config is in: its specs are synced at once, then the Pending Pods swept again."""
+        self._sweep_due = True
+        if self.status is not None:
+            self.status.reconcile_objects()
+
     def _on_result(self, spec: SecretSpec, result: SyncResult, namespace: str | None, fetched: bool) -> None:
         self.conflicts.record(spec, result, namespace)
         if self.status is not None:
             self.status.record(spec, result, namespace, fetched=fetched)
+        if namespace is None and self._sweep_due and not self.runs.unattempted() and self.repair is not None:
+            self._sweep_due = False
+            if self.config.repair_pods:
+                self.repair.request_sweep()
 
     def _status_publisher(self, ports: Ports) -> StatusPublisher | None:
         if ports.status_objects is None or ports.condition_events is None:
@@ -193,6 +233,8 @@ class Daemon:
             self.tls_keeper.start()
         self.scheduler.start()
         self.triggers.start()
+        if self.repair is not None:
+            self.repair.start()
         self.watches.start(self.config)
         self.config_watcher.start()
         if self.status is not None:
@@ -217,6 +259,8 @@ class Daemon:
         self.config_watcher.stop()
         self.watches.stop()
         self.triggers.stop()
+        if self.repair is not None:
+            self.repair.stop()
         self.scheduler.shutdown(wait=True)
         if self.status is not None:
             self.status.stop()
@@ -250,7 +294,11 @@ class Daemon:
 
     def _on_event(self, event: WatchEvent) -> None:
         if isinstance(event, KubeletEvent):
-            self.pull_failures.observe(event)
+            # The watch runs for either; each counts or repairs only while its key is on.
+            if self.config.pull_failures:
+                self.pull_failures.observe(event)
+            if self.repair is not None:
+                self.repair.on_event(event)
             return
         self.triggers.request(*self.router.route(event))
 
@@ -271,6 +319,7 @@ class Daemon:
         self.metrics.set_leader(leading)
         log.info("leadership: %s", "leading" if leading else "standing by")
         if leading:
+            self._sweep_due = True
             # Off the elector's thread: a long prune must not delay lease renewals.
             threading.Thread(target=self._prune_retired, name="syncd-prune-retired", daemon=True).start()
             self.runs.schedule_now()
@@ -286,6 +335,6 @@ class Daemon:
         if not self.config.retired_secrets or not self.may_write():
             return
         result = self.reconciler.prune_retired()
-        for error in result.source_errors + result.service_account_errors:
+        for error in result.errors:
             log.error("pruning retired secret specs: %s", error)
         log.info("retired secret specs pruned", extra={"result": result.result, "pruned": len(result.outcomes)})

@@ -126,6 +126,13 @@ class Metrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2),
         )
+        self.pods_repaired = Counter(
+            "syncd_pods_repaired",
+            "Pods stuck without a spec's pull Secret that repair_pods evicted so that their controller makes a "
+            "new one, by result: success, or failure (the eviction was refused: RBAC, the apiserver).",
+            ["secret", "result"],
+            registry=registry,
+        )
         self.lease_renewals = Counter(
             "syncd_vault_lease_renewals",
             "Renewals of the lease of a fetched login (instead of reading a new one), by result: failure "
@@ -191,6 +198,9 @@ class Metrics:
         self.admission_requests.labels(result=result).inc()
         self.admission_duration.observe(seconds)
 
+    def record_repair(self, secret: str, *, ok: bool) -> None:
+        self.pods_repaired.labels(secret=secret, result=_result(ok)).inc()
+
     def set_leader(self, leading: bool) -> None:
         self.leader.set(1 if leading else 0)
 
@@ -213,11 +223,19 @@ class Metrics:
                     self.credential_verifications.labels(credential=credential.name, result=verification)
         for call in CallResult:
             self.config_reloads.labels(result=call)
+        self._optional_at_zero(config)
+
+    def _optional_at_zero(self, config: Config) -> None:
+        """The series of what the config turns on."""
         if config.pull_failures:
             self._pull_failures_at_zero(config)
         if config.admission.enabled:
             for admission in AdmissionResult:
                 self.admission_requests.labels(result=admission)
+        if config.repair_pods:
+            for spec in config.secrets:
+                for call in CallResult:
+                    self.pods_repaired.labels(secret=spec.name, result=call)
 
     def _pull_failures_at_zero(self, config: Config) -> None:
         for spec in config.secrets:

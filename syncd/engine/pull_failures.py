@@ -68,6 +68,12 @@ def is_auth_error(runtime_error: str) -> bool:
     return any(marker in lowered for marker in AUTH_MARKERS)
 
 
+def pulled_image(message: str) -> str | None:
+    """The image of any `Failed to pull image` message, whatever the runtime's error."""
+    match = _PULL.fullmatch(message)
+    return None if match is None else re.sub(r"\\(.)", r"\1", match.group(1))
+
+
 def failed_image(message: str) -> str | None:
     """The image of a `Failed to pull image` message whose error is a refused login."""
     match = _PULL.fullmatch(message)

@@ -31,6 +31,7 @@ CONDITION_TYPES = ("Ready", "Synced", "SourceAvailable", "ExpiringSoon", "Degrad
 # Reasons a runbook names (docs/runbooks.md "PullSecretSync conditions").
 FETCHED, SOURCE_ERROR, NOT_SYNCED_YET = "Fetched", "SourceError", "NotSyncedYet"
 ALL_IN_SYNC, WRITE_FAILED, CONFLICT = "AllInSync", "WriteFailed", "Conflict"
+APISERVER_ERROR = "ApiserverError"
 NO_NAMESPACES = "NoNamespacesSelected"
 NOT_EXPIRING, REFRESH_OVERDUE, EXPIRED = "NotExpiring", "RefreshOverdue", "Expired"
 HEALTHY, SERVICE_ACCOUNT_ERRORS = "Healthy", "ServiceAccountErrors"
@@ -70,6 +71,7 @@ class SpecLedger:
     secret: str
     states: dict[str, tuple[str, str]] = field(default_factory=dict)  # namespace -> (state, reason)
     source_error: str | None = None
+    cluster_error: str | None = None
     account_errors: int = 0
     synced: bool = False
     last_sync: dt.datetime | None = None
@@ -89,6 +91,11 @@ class SpecLedger:
             return
         if fetched:
             self.source_error = None
+        if result.cluster_errors:
+            self.cluster_error = "the apiserver refused or did not answer a read; syncd's log (`sync failed`) says why"
+            return
+        if namespace is None:  # only a whole spec's plan proves the apiserver answers its reads again
+            self.cluster_error = None
         self.synced = True
         # A namespace's result updates in place: a copy per watch event would cost O(namespaces) on
         # the hot path. Readers hold the publisher's lock, so no one sees a half-done update.
@@ -172,6 +179,8 @@ def _source_condition(ledger: SpecLedger) -> dict[str, str]:
 
 
 def _synced_condition(ledger: SpecLedger, counts: Mapping[str, int]) -> dict[str, str]:
+    if ledger.cluster_error is not None:
+        return _condition("Synced", False, APISERVER_ERROR, ledger.cluster_error)
     if not ledger.synced:
         return _condition("Synced", False, NOT_SYNCED_YET, "no sync has finished yet")
     selected, in_sync = counts["selected"], counts["inSync"]
@@ -216,9 +225,9 @@ def _ready_condition(parts: Sequence[dict[str, str]], counts: Mapping[str, int])
     """Ready: the source answers, no write failed, nothing expired. Conflicts degrade, they do not
     unready (a foreign Secret in one namespace would otherwise hold a spec unready for good)."""
     source, synced, expiring = parts
-    if source["status"] == "False":
+    if source["reason"] == SOURCE_ERROR:
         return _condition("Ready", False, source["reason"], source["message"])
-    if synced["reason"] in (WRITE_FAILED, NOT_SYNCED_YET):
+    if synced["reason"] in (APISERVER_ERROR, WRITE_FAILED, NOT_SYNCED_YET):
         return _condition("Ready", False, synced["reason"], synced["message"])
     if expiring["reason"] == EXPIRED:
         return _condition("Ready", False, EXPIRED, expiring["message"])
@@ -243,11 +252,14 @@ def status_of(
     *,
     generation: int,
     pull_failures: int | None = None,
+    repairs: int | None = None,
 ) -> dict[str, Any]:
     """The object's status (conditions without lastTransitionTime: `carry_transitions` adds it)."""
     counts: dict[str, int] = ledger.counts()
     if pull_failures is not None:
         counts["pullFailuresLastHour"] = pull_failures
+    if repairs is not None:
+        counts["podsRepairedLastHour"] = repairs
     shown, omitted = ledger.failures()
     expiries = [c.expires_at for c in credentials if c.expires_at is not None]
     status: dict[str, Any] = {

@@ -108,7 +108,7 @@ class Reconciler:
         freshness = Freshness.per_run(self.clock())
         results = [self.sync(spec, dry_run=dry_run, freshness=freshness) for spec in self.config.secrets]
         retired = self.prune_retired(dry_run=dry_run)
-        return results + ([retired] if retired.outcomes or retired.source_errors or retired.account_changes else [])
+        return results + ([retired] if retired.outcomes or retired.stopped or retired.account_changes else [])
 
     def sync(self, spec: SecretSpec, *, freshness: Freshness, dry_run: bool = False) -> SyncResult:
         """One sync of one spec, from credentials as fresh as `freshness` says."""
@@ -121,9 +121,11 @@ class Reconciler:
                 self.rollout.preview(spec, plan, result)
             else:
                 self.rollout.apply(spec, desired, plan, result)
-                if not result.source_errors and not result.failed_writes:
+                if not result.stopped and not result.failed_writes:
                     # Every selected namespace holds these logins now: replaced leases may go.
                     self.fetcher.rolled_out(spec.name, fetched)
+        except KubeError as exc:
+            result.cluster_errors.append(str(exc))
         except SyncdError as exc:
             result.source_errors.append(str(exc))
         self.report.record(spec.name, result, time.monotonic() - started, vouched=freshness.vouches_for_sources)
@@ -172,7 +174,7 @@ class Reconciler:
             change = plan_namespace(desired, namespace, self.cluster.read_secret(namespace, spec.name))
             self.rollout.apply(spec, desired, [change], result, within=namespace)
         except KubeError as exc:
-            result.source_errors.append(str(exc))
+            result.cluster_errors.append(str(exc))
         self.report.emit(result)
         action = result.outcomes[0].change.action.value if result.outcomes else "none"
         log.info("namespace sync finished", extra={"secret": spec.name, "namespace": namespace, "action": action})

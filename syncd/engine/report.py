@@ -27,11 +27,11 @@ class Report:
         """Metrics and the log line of one sync; only a `vouched` one (its sources asked) moves last success."""
         if result.dry_run:
             return
-        succeeded = vouched and not result.source_errors and not result.failed_writes
+        succeeded = vouched and not result.stopped and not result.failed_writes
         self.metrics.record_sync(secret, result.result, seconds, at=self.clock() if succeeded else None)
-        if not result.source_errors:
+        if not result.stopped:
             self.metrics.set_namespace_states(secret, _namespace_states(result))
-        for error in result.source_errors:
+        for error in result.source_errors + result.cluster_errors:
             log.error("sync failed: %s", error, extra={"secret": secret})
         log.info(
             "sync finished",

@@ -34,7 +34,7 @@ class Retirement:
             try:
                 plan = plan_retired(self.cluster.managed_secrets(name), config.instance)
             except KubeError as exc:
-                result.source_errors.append(str(exc))
+                result.cluster_errors.append(str(exc))
                 continue
             step: Step = ChangeOutcome if dry_run else self._delete
             self.rollout.fan_out(plan, step, secret=name, wanted=[], result=result, edit=not dry_run)

@@ -26,6 +26,8 @@ from syncd.core.values import (
     MANAGED_BY_VALUE,
     EventNote,
     EventReason,
+    ObservedPod,
+    PodOwner,
 )
 from syncd.kube.client import send
 
@@ -98,6 +100,18 @@ class EventRecorder:
         message = f"{condition['type']} is {condition['status']} ({condition.get('reason', '')}): "
         message += condition.get("message", "")
         self._post("default", involved, reason, "Normal" if healthy else "Warning", message, now=now)
+
+    def pod_repaired(self, pod: ObservedPod, owner: PodOwner, message: str, now: dt.datetime) -> None:
+        """A Normal Event on the Pod's owner (where `kubectl describe` of the workload shows it): one per
+        eviction, which repair's own rate limit bounds (names and an image reference, never a value)."""
+        involved = {
+            "apiVersion": owner.api_version,
+            "kind": owner.kind,
+            "namespace": pod.namespace,
+            "name": owner.name,
+            "uid": owner.uid,
+        }
+        self._post(pod.namespace, involved, EventReason.POD_REPAIRED, "Normal", message, now=now)
 
     def _post(
         self, namespace: str, involved: dict[str, str], reason: str, kind: str, message: str, *, now: dt.datetime

@@ -24,6 +24,7 @@ KUBELET_SOURCE = "kubelet"  # pkg/kubelet/server/server.go: ComponentKubelet, th
 
 def kubelet_event(change: Change, item: dict[str, Any]) -> WatchEvent:
     metadata = item.get("metadata") or {}
+    involved = item.get("involvedObject") or {}
     return KubeletEvent(
         change=change,
         uid=str(metadata.get("uid") or ""),
@@ -31,6 +32,8 @@ def kubelet_event(change: Change, item: dict[str, Any]) -> WatchEvent:
         reason=str(item.get("reason") or ""),
         message=str(item.get("message") or ""),
         count=max(1, int(item.get("count") or 1)),
+        pod=str(involved.get("name") or ""),
+        pod_uid=str(involved.get("uid") or ""),
     )
 
 
@@ -44,7 +47,10 @@ class EventWatchLoop(WatchLoop):
         return str((json.loads(response.data).get("metadata") or {}).get("resourceVersion") or "")
 
 
-def pull_failure_loops(api: client.ApiClient, on_event: EventHandler) -> dict[str, EventWatchLoop]:
+def pull_failure_loops(
+    api: client.ApiClient, on_event: EventHandler, reasons: tuple[str, ...] = KUBELET_REASONS
+) -> dict[str, EventWatchLoop]:
+    """One loop per reason: both for `pull_failures`; `repair_pods` alone needs only `Failed`."""
     core = client.CoreV1Api(api)
     loops = [
         EventWatchLoop(
@@ -55,6 +61,6 @@ def pull_failure_loops(api: client.ApiClient, on_event: EventHandler) -> dict[st
             on_relist=lambda: None,  # nothing to resync: only new occurrences count
             field_selector=f"reason={reason},source={KUBELET_SOURCE},involvedObject.kind=Pod",
         )
-        for reason in KUBELET_REASONS
+        for reason in reasons
     ]
     return {loop.kind: loop for loop in loops}

@@ -60,7 +60,9 @@ _CREDENTIAL = _object(
     },
     ["name"],
 )
-_NAMESPACES = _object(dict.fromkeys(("selected", "inSync", "failed", "conflict", "pullFailuresLastHour"), _COUNT))
+_NAMESPACES = _object(
+    dict.fromkeys(("selected", "inSync", "failed", "conflict", "pullFailuresLastHour", "podsRepairedLastHour"), _COUNT)
+)
 _FAILURE = _object({"namespace": _STRING, "reason": {"type": "string", "maxLength": 1024}}, ["namespace"])
 _STATUS = _object(
     {

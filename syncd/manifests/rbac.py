@@ -31,11 +31,13 @@ HEADER = """\
 # It can read no other Secret that exists; what it may create is held by the
 # ValidatingAdmissionPolicy at the end (type, labels, names, namespaces; see
 # syncd/manifests/admission_policy.py).
-# Namespaces: list/watch (selection). Events: create (and list/watch with pull_failures: true, for
-# the kubelet's pull-failure Events). The Lease, with leader_election.enabled only: a Role in
-# leader_election.namespace, by name except create. With admission.enabled: the webhook's TLS
-# Secret (get/update by name) and MutatingWebhookConfiguration (get/patch by name). Never: update
-# (PUT) of any other object, deletecollection, any other kind.
+# Namespaces: list/watch (selection). Events: create (and list/watch with pull_failures or
+# repair_pods: true, for the kubelet's pull-failure Events). Pods, with repair_pods: true only:
+# get/list, and create on pods/eviction (evicting a Pod stuck without its pull Secret). The Lease,
+# with leader_election.enabled only: a Role in leader_election.namespace, by name except create.
+# With admission.enabled: the webhook's TLS Secret (get/update by name) and
+# MutatingWebhookConfiguration (get/patch by name). Never: update (PUT) of any other object,
+# deletecollection, any other kind.
 """
 
 
@@ -63,9 +65,14 @@ def cluster_rules(config: Config) -> list[dict[str, Any]]:
         )
     rules.append({"apiGroups": [""], "resources": ["events"], "verbs": ["create"]})
     rules.extend(status_object_rules(config))
-    if config.pull_failures:
+    if config.pull_failures or config.repair_pods:
         # The kubelet's pull-failure Events, every namespace (watched by reason and source).
         rules.append({"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]})
+    if config.repair_pods:
+        # The Pod an Event names (get) and the Pending ones (one paged list): no watch of Pods;
+        # evictions only (the Eviction API), never a delete, never any other write to a Pod.
+        rules.append({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]})
+        rules.append({"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]})
     return rules
 
 

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import subprocess
 import sys
 import traceback
@@ -295,10 +294,7 @@ class PrivateKube:
 
     def kill_apiserver(self) -> None:
         """SIGKILL, no graceful shutdown: in-flight requests are cut off."""
-        process = self.kube.apiserver.process
-        assert process is not None
-        os.killpg(process.pid, 9)
-        process.wait(timeout=10)
+        self.kube.kill_apiserver()
 
 
 def syncd_daemon(config_doc: dict[str, Any], directory: Path, kubeconfig: Path) -> SyncdProcess:

@@ -384,7 +384,7 @@ def test_a_dry_run_plans_the_same_and_writes_nothing(world: World) -> None:
 
     reconciler = _reconciler(world, instance=ours, selector=f"contract={p}")
     result = reconciler.sync(reconciler.config.secrets[0], freshness=Freshness.per_run(NOW), dry_run=True)
-    assert result.source_errors == []
+    assert result.errors == []
     planned = {o.change.namespace: o.change.action for o in result.outcomes}
     assert planned == {empty: Action.CREATE, foreign: Action.CONFLICT, stale: Action.UPDATE, theirs: Action.CONFLICT}
     linked = {(c.namespace, c.service_account, c.link) for c in result.account_changes}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 
 import hvac
@@ -16,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from harness import Stack
 from harness.accounts import service_account_token
 from harness.kube_objects import default_service_account, meta, secret_data
+from harness.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -145,10 +145,12 @@ def test_the_controllers_give_a_new_namespace_its_default_service_account_and_de
     assert default_service_account(core_v1, name).metadata is not None
     core_v1.create_namespaced_secret(name, _dockerconfig_secret("regcred", b'{"auths":{}}'))
     core_v1.delete_namespace(name)
-    deadline = time.monotonic() + 60
-    while name in {meta(n).name for n in core_v1.list_namespace().items}:
-        assert time.monotonic() < deadline, f"namespace {name} still there a minute after its deletion"
-        time.sleep(0.2)
+    wait_until(
+        lambda: name not in {meta(n).name for n in core_v1.list_namespace().items},
+        60,
+        f"namespace {name} to be gone within a minute of its deletion",
+        interval=0.2,
+    )
 
 
 def test_a_pod_is_admitted_with_its_service_accounts_pull_secrets(core_v1: client.CoreV1Api, namespace: str) -> None:

@@ -147,7 +147,7 @@ def test_no_secret_value_of_any_fault_test_reaches_output_logs_metrics_events_or
     registry = CollectorRegistry()
     loaded = load_config(config)
     results = build_reconciler(loaded, ClusterOptions(str(stack.kube.kubeconfig)), registry).sync_all()
-    record(here, repr(results), generate_latest(registry).decode(), *(e for r in results for e in r.source_errors))
+    record(here, repr(results), generate_latest(registry).decode(), *(e for r in results for e in r.errors))
     sources = build_sources(loaded)
     for credential in loaded.credentials:
         try:

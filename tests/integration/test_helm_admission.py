@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from harness.charts import Doc, find, render, syncd_config
 from syncd.config import parse_config
 from syncd.daemon.server.certs import hosts_of
 from syncd.manifests import admission_policy as policy
 from syncd.manifests import rbac, webhook
-from tests.integration.test_helm_chart import Doc, find, render, syncd_config
 
 pytestmark = pytest.mark.integration
 ON = "admission.enabled=true"

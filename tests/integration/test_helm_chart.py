@@ -9,10 +9,7 @@ they select, scrape and alert on.
 from __future__ import annotations
 
 import copy
-import functools
 import json
-import os
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,17 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from harness import Stack
-from harness.builds import built
+from harness.charts import (
+    CHART,
+    RELEASE,
+    REPO_ROOT,
+    Doc,
+    find,
+    helm,
+    kustomize,
+    render,
+    syncd_config,
+)
 from harness.kubectl import kubectl
 from syncd.cli.commands import main
 from syncd.config import parse_config
@@ -34,12 +41,8 @@ from syncd.manifests import rbac
 # `make helm` (scripts/helm-binary.sh) ahead of pytest avoids that.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART = REPO_ROOT / "deploy" / "helm" / "syncd"
-KUSTOMIZE = REPO_ROOT / "deploy" / "kustomize"
 PROMETHEUS = REPO_ROOT / "deploy" / "prometheus"
 VAULT_TOKEN_FILE = "/var/run/secrets/vault/token"
-RELEASE = "syncd"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 # The kustomize variant each set of chart values stands for.
 VARIANTS: dict[str, list[str]] = {
@@ -47,66 +50,13 @@ VARIANTS: dict[str, list[str]] = {
     "overlays/ha": ["replicaCount=2"],
 }
 MONITORING = ["serviceMonitor.enabled=true", "prometheusRule.enabled=true"]
-Doc = dict[str, Any]
 
 
 # --- helm, kubectl, rendering ------------------------------------------------------------------
 
 
-def helm_binary() -> str:
-    return str(built("helm-binary.sh"))
-
-
-def helm(helm_home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **{f"HELM_{kind}_HOME": str(helm_home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")},
-    }
-    return subprocess.run([helm_binary(), *args], capture_output=True, text=True, timeout=120, check=False, env=env)
-
-
-def render_text(helm_home: Path, *values: str, namespace: str = "syncd", crds: bool = False) -> str:
-    """`key=value` is a --set; `json:key=JSON` a --set-json (lists whole, where --set would splice)."""
-    sets = [
-        arg
-        for value in values
-        for arg in (("--set-json", value.removeprefix("json:")) if value.startswith("json:") else ("--set", value))
-    ]
-    # crds/ (the PullSecretSync CRD) is installed by `helm install`; `template` shows it only when asked.
-    with_crds = ["--include-crds"] if crds else []
-    result = helm(helm_home, "template", RELEASE, str(CHART), "--namespace", namespace, *with_crds, *sets)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def render(helm_home: Path, *values: str, namespace: str = "syncd", crds: bool = False) -> list[Doc]:
-    text = render_text(helm_home, *values, namespace=namespace, crds=crds)
-    return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-@functools.cache
-def _kustomized(variant: str) -> str:
-    result = kubectl("kustomize", str(KUSTOMIZE / variant))
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def kustomize(variant: str) -> list[Doc]:
-    return [doc for doc in yaml.safe_load_all(_kustomized(variant)) if doc]
-
-
 def dump(docs: list[Doc]) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
-
-
-def find(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
-    found = [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
-
-
-def syncd_config(docs: list[Doc]) -> dict[str, Any]:
-    return dict(yaml.safe_load(find(docs, "ConfigMap")["data"]["syncd.yaml"]))
 
 
 def kinds(docs: list[Doc]) -> list[str]:
@@ -285,8 +235,19 @@ def _specs(*service_accounts: list[str]) -> str:
         ],
         [_specs(["default", "builder"], ["default"]), "config.instance=platform"],
         ["config.pull_failures=true"],
+        ["config.repair_pods=true"],
+        ["config.repair_pods=true", "config.pull_failures=true"],
     ],
-    ids=["default", "every-account", "retired-no-accounts", "retired-with-accounts", "two-specs", "pull-failures"],
+    ids=[
+        "default",
+        "every-account",
+        "retired-no-accounts",
+        "retired-with-accounts",
+        "two-specs",
+        "pull-failures",
+        "repair-pods",
+        "repair-and-pull-failures",
+    ],
 )
 def test_the_cluster_role_is_what_syncd_rbac_prints_for_the_release_config(helm_home: Path, values: list[str]) -> None:
     docs = render(helm_home, *values)

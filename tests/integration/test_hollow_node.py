@@ -6,7 +6,8 @@ whose serviceaccount-controller makes each namespace's `default`, kube-scheduler
 harness registry (htpasswd). This module adds a HollowNode to it: v1.34.4's kubelet over fake
 containers, whose image service logs in to the registry with the AuthConfig the kubelet hands it.
 Every outcome asserted on is the kubelet's own: the Pod's phase and container state, and the
-Events it writes.
+Events it writes. A pull the registry refuses (a wrong, stale or missing Secret) is in
+test_pods_pull.py, as a Deployment beside `syncd explain --verify`; its fixtures are these.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from harness import Stack
 from harness.kube_objects import default_service_account, pull_secret_names
 from harness.node import HollowNode
 from harness.oci import Skopeo, dockerconfigjson, make_layout
+from harness.process import free_port
 from harness.registry import Registry
 from harness.syncd_process import SyncdProcess, vault_config
 from harness.wait import wait_until
@@ -160,9 +162,9 @@ class Event:
     host: str
 
 
-def kubelet_events(cluster: Cluster, namespace: str, reason: str) -> list[Event]:
-    """The Events with `reason` the kubelet wrote about Pod `app`."""
-    found = cluster.core.list_namespaced_event(namespace, field_selector="involvedObject.name=app")
+def kubelet_events(cluster: Cluster, namespace: str, reason: str, pod: str = "app") -> list[Event]:
+    """The Events with `reason` the kubelet wrote about `pod`."""
+    found = cluster.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}")
     events: list[dict[str, Any]] = cluster.core.api_client.sanitize_for_serialization(found)["items"]
     return [
         Event(e["type"], e["message"], e["source"].get("host", ""))
@@ -192,88 +194,134 @@ def test_a_pull_secret_that_logs_in_runs_the_pod(cluster: Cluster, image: Image,
     assert any(image.reference in e.message for e in pulled), pulled
 
 
-def _assert_refused(cluster: Cluster, namespace: str, image: Image) -> None:
-    """The kubelet's own failure: the container waits on the pull, the Event names the 401."""
-    phases: set[str] = set()
-
-    def refused_pulls() -> list[Event]:
-        return [e for e in kubelet_events(cluster, namespace, "Failed") if image.reference in e.message]
-
-    def refused() -> bool:
-        state = pod_state(cluster, namespace)
-        phases.add(state.phase)
-        return state.waiting in PULL_FAILED and bool(refused_pulls())
-
-    wait_until(refused, 90, "the kubelet's pull failure")
-    event = refused_pulls()[0]
-    assert event.type == "Warning"
-    assert event.host == cluster.node.name
-    assert event.message.startswith(f'Failed to pull image "{image.reference}": ')
-    assert "401 Unauthorized" in event.message
-    assert "unauthorized: authentication required" in event.message
-    # The kubelet backs off and stays there (its retry is refused too), never Running meanwhile.
-    wait_until(lambda: pod_state(cluster, namespace).waiting == "ImagePullBackOff", 60, "ImagePullBackOff")
-    state = pod_state(cluster, namespace)
-    phases.add(state.phase)
-    assert phases == {"Pending"}
-    assert not state.running
-    assert not state.ready
-
-
-def test_a_wrong_password_never_runs(cluster: Cluster, image: Image, namespace: str) -> None:
-    create_pod(cluster, namespace, image.reference, pull_secret(cluster, namespace, "not-the-password-3c1e"))
-    _assert_refused(cluster, namespace, image)
-
-
-def test_no_pull_secret_never_runs(cluster: Cluster, image: Image, namespace: str) -> None:
-    create_pod(cluster, namespace, image.reference, None)
-    _assert_refused(cluster, namespace, image)
-
-
-def test_syncd_counts_the_pull_the_kubelet_refused_with_its_secret(
-    stack: Stack, cluster: Cluster, image: Image, namespace: str, tmp_path: Path
+def create_named_pod(
+    cluster: Cluster, namespace: str, name: str, image: str, pull_secrets: list[str] | None = None
 ) -> None:
-    """`pull_failures: true` against the kubelet's own Events (issue 21): syncd's Secret carries a
-    password the registry refuses; the Pod is admitted with it through the ServiceAccount, the
-    hollow kubelet's pull fails with the registry's 401, and syncd counts that Event as a refused
-    login of its Secret and registry."""
-    host = stack.registry.host
-    path = f"hollow/{uuid.uuid4().hex[:8]}"
+    """Pod `name` pulling `image` every time (a pull is what is tested); without `pull_secrets` it
+    gets its ServiceAccount's at admission."""
+    refs = [client.V1LocalObjectReference(name=secret) for secret in pull_secrets] if pull_secrets else None
+    spec = client.V1PodSpec(
+        containers=[client.V1Container(name="app", image=image, image_pull_policy="Always")],
+        image_pull_secrets=refs,
+        termination_grace_period_seconds=0,
+    )
+    cluster.core.create_namespaced_pod(namespace, client.V1Pod(metadata=client.V1ObjectMeta(name=name), spec=spec))
+
+
+def failed_pulls(cluster: Cluster, namespace: str, pod: str) -> list[str]:
+    """The kubelet's `Failed` Events of the pull itself (the other says `Error: ErrImagePull`)."""
+    failed = kubelet_events(cluster, namespace, "Failed", pod)
+    return [e.message for e in failed if e.message.startswith("Failed to pull image ")]
+
+
+def pull_failure_settings(stack: Stack, tmp_path: Path, selected: str, refused: str, closed: str) -> dict[str, Any]:
+    """Spec `regcred` in `selected`: the registry's right login, and a key for a host nobody answers
+    on; spec `absent` there too, from a Vault path that does not exist (so its Secret is never
+    written); spec `wrongcred` in `refused`: a password the registry refuses."""
     vault = hvac.Client(url=stack.vault.address, token=stack.vault.token)
-    vault.secrets.kv.v2.create_or_update_secret(path, secret={"username": stack.registry.username, "password": "no"})
-    settings: dict[str, Any] = {
+    registry = stack.registry
+    path = f"hollow/{uuid.uuid4().hex[:8]}"
+    logins = {"right": registry.password, "wrong": "not-the-password"}
+    for name, password in logins.items():
+        vault.secrets.kv.v2.create_or_update_secret(
+            f"{path}/{name}", secret={"username": registry.username, "password": password}
+        )
+
+    def credential(name: str, host: str, vault_path: str) -> dict[str, Any]:
+        return {"name": name, "registry": host, "vault": {"kv": 2, "path": f"{path}/{vault_path}"}}
+
+    def spec(name: str, credentials: list[str], namespace: str) -> dict[str, Any]:
+        return {"name": name, "credentials": credentials, "namespaces": {"names": [namespace]}}
+
+    return {
         "instance": f"hollow-{uuid.uuid4().hex[:6]}",
         "pull_failures": True,
         "vault": vault_config(stack, tmp_path),
-        "credentials": [{"name": "harness", "registry": host, "vault": {"kv": 2, "path": path}}],
+        "credentials": [
+            credential("harness", registry.host, "right"),
+            credential("nobody", closed, "right"),
+            credential("wrong", registry.host, "wrong"),
+            credential("absent", registry.host, "absent"),
+        ],
         "secrets": [
-            {
-                "name": "regcred",
-                "credentials": ["harness"],
-                "namespaces": {"names": [namespace]},
-                "service_accounts": ["default"],
-            }
+            {**spec("regcred", ["harness", "nobody"], selected), "service_accounts": ["default"]},
+            spec("absent", ["absent"], selected),
+            {**spec("wrongcred", ["wrong"], refused), "service_accounts": ["default"]},
         ],
         "schedule": {"interval": "1h"},
     }
-    daemon = SyncdProcess(settings, tmp_path / "daemon", stack.kube.kubeconfig, {})
+
+
+def test_syncd_counts_the_kubelets_refused_pulls_and_missing_secrets_not_its_other_failures(
+    stack: Stack, cluster: Cluster, image: Image, tmp_path: Path
+) -> None:
+    """`pull_failures: true` against the kubelet's own Events (issue 21), for each reason this
+    kubelet fails a pull: a tag the registry does not have (404 manifest unknown), a registry host
+    that does not answer (connection refused), a pull Secret the Pod names that does not exist, and
+    a login the registry refuses (401). Only the last two are syncd's Secrets' doing, and only they
+    count. The Events program (test_pull_failures.py) keeps what this node cannot write: other
+    runtimes' error texts and fast repeats; the recorder's `(combined from similar events)` prefix
+    is unit-tested (tests/unit/test_pull_failures.py)."""
+    registry = stack.registry
+    selected, refused = (f"hollow-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    for name in (selected, refused):
+        cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        default_service_account(cluster.core, name)
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens: the node's dial is refused
+    daemon = SyncdProcess(
+        pull_failure_settings(stack, tmp_path, selected, refused, closed),
+        tmp_path / "daemon",
+        stack.kube.kubeconfig,
+        {},
+    )
     daemon.start()
     try:
         daemon.wait_ready()
-        # The ServiceAccount admission plugin copies the link into the Pod once, at creation.
         wait_until(
-            lambda: "regcred" in pull_secret_names(cluster.core.read_namespaced_service_account("default", namespace)),
+            lambda: "regcred" in pull_secret_names(cluster.core.read_namespaced_service_account("default", selected)),
             30,
             "syncd to link regcred to the default ServiceAccount",
         )
-        create_pod(cluster, namespace, image.reference, None)
+        missing_tag = image.reference.rpartition(":")[0] + ":no-such-tag"
+        create_named_pod(cluster, selected, "tag", missing_tag)
+        create_named_pod(cluster, selected, "nobody", f"{closed}/syncd/app:v1")
+        create_named_pod(cluster, selected, "absent", f"{closed}/syncd/app:v1", ["absent"])
+        # Not syncd's doing: the kubelet's Events for them come first, on the same watch as the 401.
         wait_until(
-            lambda: daemon.metric(FAILURES, secret="regcred", registry=host, reason="auth_failed") > 0,
+            lambda: bool(failed_pulls(cluster, selected, "tag") and failed_pulls(cluster, selected, "nobody")),
+            60,
+            "the kubelet's failed pulls of a missing tag and of a host that does not answer",
+        )
+        not_found, unanswered = (failed_pulls(cluster, selected, pod) for pod in ("tag", "nobody"))
+        assert all("404 Not Found" in m for m in not_found), not_found
+        assert all("connection refused" in m for m in unanswered), unanswered
+        wait_until(
+            lambda: daemon.metric(FAILURES, secret="absent", registry="", reason="secret_unavailable") > 0,
+            60,
+            "the kubelet's missing pull Secret counted by syncd",
+        )
+        unavailable = kubelet_events(cluster, selected, "FailedToRetrieveImagePullSecret", "absent")
+        assert any("(absent)" in e.message for e in unavailable), unavailable
+
+        create_named_pod(cluster, refused, "app", image.reference)
+        wait_until(
+            lambda: daemon.metric(FAILURES, secret="wrongcred", registry=registry.host, reason="auth_failed") > 0,
             90,
             "the kubelet's refused pull counted by syncd",
         )
         # What syncd counted is the kubelet's own Event of the refused pull.
-        assert any("401 Unauthorized" in event.message for event in kubelet_events(cluster, namespace, "Failed"))
-        assert not pod_state(cluster, namespace).running
+        refusals = failed_pulls(cluster, refused, "app")
+        assert refusals, refusals
+        assert all("401 Unauthorized" in m for m in refusals), refusals
+        # The watch of Failed Events delivers in order: the 404 and the refused dial were seen first.
+        counted = {
+            line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+            for line in daemon.metrics().splitlines()
+            if line.startswith(FAILURES) and not line.endswith(" 0.0")
+        }
+        assert set(counted) == {
+            f'{FAILURES}{{reason="secret_unavailable",registry="",secret="absent"}}',
+            f'{FAILURES}{{reason="auth_failed",registry="{registry.host}",secret="wrongcred"}}',
+        }, counted
     finally:
         daemon.stop_quietly()

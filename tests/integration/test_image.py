@@ -52,6 +52,7 @@ from kubernetes import client
 from harness import Stack
 from harness.kube_objects import secret_data
 from harness.process import free_port
+from harness.wait import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
@@ -450,12 +451,15 @@ def test_run_in_the_image_answers_probes_and_metrics(
     with log.open("w") as out:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        answers = _probes(port)
-        while answers != {"/healthz": 200, "/readyz": 200} and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.3)
-            answers = _probes(port)
-        assert answers == {"/healthz": 200, "/readyz": 200}, f"probes: {answers}, log:\n{log.read_text()}"
+        answers: dict[str, int] = {}
+
+        def ready() -> bool:
+            assert process.poll() is None, f"syncd exited with {process.returncode}, log:\n{log.read_text()}"
+            answers.clear()
+            answers.update(_probes(port))
+            return answers == {"/healthz": 200, "/readyz": 200}
+
+        wait_until(ready, 60, "syncd's /healthz and /readyz in the image to answer 200", interval=0.3)
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert metrics.status_code == 200
         assert "syncd_" in metrics.text

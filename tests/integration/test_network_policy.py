@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from harness import Stack
+from harness.charts import helm
 from harness.kubectl import kubectl
-from tests.integration.test_helm_chart import helm
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -1,9 +1,14 @@
 """`pull_failures: true`: the daemon counts the kubelet's pull-failure Events for its own Secrets.
 
-There is no kubelet here, so the kubelet's own code writes the Events (harness/
-kubelet_events.py: its image manager over a runtime that fails, its event recorder). The refused
-login's text is what a real image client (skopeo: containers/image, CRI-O's library) says when the
-harness registry refuses a wrong password.
+The hollow node's real pulls are counted in test_hollow_node.py (a refused login, a missing
+Secret; a missing tag and a host that does not answer, not counted). Here the kubelet's own code
+writes the Events (harness/kubelet_events.py: its image manager over a runtime that fails, its
+event recorder) with what that node cannot produce: another runtime's error text (here
+containers/image's, CRI-O's library, as skopeo prints the harness registry's refusal: the hollow
+node's image service is ours, not containerd or CRI-O), one Event repeated 3 times within a second
+(`count`: the node's back-off, 10 s then 20 s, takes half a minute to pull a third time), and a
+Pod's second container whose image no key of syncd's serves (another registry, which the node
+would have to reach).
 """
 
 from __future__ import annotations

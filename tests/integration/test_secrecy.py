@@ -79,7 +79,7 @@ def test_everything_at_debug_leaks_no_secret(
     captured = "\n".join(
         [r.out + r.err for r in runs]
         + [caplog.text, generate_latest(registry).decode(), repr(results)]
-        + [str(e) for r in results for e in r.source_errors]
+        + [str(e) for r in results for e in r.errors]
     )
     assert "sync finished" in captured
     assert "absent/" in captured  # the not-found error is there, and says where

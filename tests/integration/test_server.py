@@ -20,6 +20,7 @@ from kubernetes import client
 from prometheus_client import CollectorRegistry
 
 from harness import Stack, pki
+from harness.charts import find, render
 from harness.kube_objects import issued_token
 from harness.syncd_process import SyncdProcess, base_config
 from harness.wait import wait_until
@@ -27,7 +28,6 @@ from syncd.daemon.server import HttpServer
 from syncd.daemon.server.auth import MetricsGuard
 from syncd.engine.metrics import Metrics
 from syncd.kube.reviews import AccessReviews
-from tests.integration.test_helm_chart import find, render
 
 RBAC = "rbac.authorization.k8s.io"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from harness import Stack
 from harness.process import Server, free_port
 from harness.vault import Vault, find_bao
+from harness.wait import wait_until
 from syncd.config import VaultConfig, VaultCredential
 from syncd.core.clock import utcnow
 from syncd.core.errors import CredentialNotFound, InvalidCredential, SourceDenied, SourceError, SourceUnavailable
@@ -129,18 +129,19 @@ def _mount(root: hvac.Client, prefix: str, version: str) -> str:
 def _wait_for_kv2(root: hvac.Client, mount: str) -> None:
     """A new KV v2 mount answers "Upgrading from non-versioned to versioned data" for a moment, longer
     on a loaded machine (it failed this fixture once while the 3-minute soak ran beside the suite)."""
-    deadline = time.monotonic() + 15
-    while True:
+
+    def serving() -> bool:
         try:
             root.secrets.kv.v2.read_secret_version("probe", mount_point=mount, raise_on_deleted_version=True)
         except hvac.exceptions.InvalidPath:
-            return  # serving reads: nothing there yet
+            return True  # serving reads: nothing there yet
         except hvac.exceptions.VaultError as exc:
-            if "Upgrading" not in str(exc) or time.monotonic() > deadline:
+            if "Upgrading" not in str(exc):
                 raise
-            time.sleep(0.1)
-        else:
-            return
+            return False
+        return True
+
+    wait_until(serving, 15, f"the KV v2 mount {mount} to serve reads")
 
 
 @pytest.fixture

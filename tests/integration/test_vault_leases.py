@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -188,6 +189,24 @@ def _update_refused(core_v1: client.CoreV1Api, secret: str, namespace: str) -> b
     return False
 
 
+def readme_lease_policy() -> str:
+    """The Vault policy README "Leases" tells users to grant for renewals and revocations, as printed."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```hcl\n(.*?)```", readme, re.DOTALL)
+    found = [block for block in blocks if "sys/leases/renew" in block]
+    assert len(found) == 1, "README has no single hcl block granting sys/leases/renew"
+    return str(found[0])
+
+
+def _policy_token(bao: hvac.Client) -> str:
+    """A token with README's lease policy and a read of the engine's logins, nothing more: the
+    policy the README prints is the one this test proves enough (a root token proved nothing)."""
+    reads = 'path "database/creds/*" { capabilities = ["read"] }\n'
+    bao.sys.create_or_update_policy("syncd-leases", reads + readme_lease_policy())
+    created = bao.auth.token.create(policies=["syncd-leases"], ttl="1h")
+    return str(created["auth"]["client_token"])
+
+
 def test_leases_are_renewed_and_the_previous_one_revoked_once_every_namespace_holds_the_new_login(
     private_vault: Vault,
     postgres: Postgres,
@@ -199,9 +218,9 @@ def test_leases_are_renewed_and_the_previous_one_revoked_once_every_namespace_ho
     start_syncd: Start,
     request: pytest.FixtureRequest,
 ) -> None:
-    _database_engine(private_vault, postgres)
+    bao = _database_engine(private_vault, postgres)
     token_file = tmp_path / "token"
-    token_file.write_text(private_vault.token)
+    token_file.write_text(_policy_token(bao))
     a, b, c, d = (f"{prefix}-{x}" for x in "abcd")
     for namespace, group in ((a, "one"), (b, "one"), (c, "two"), (d, "three")):
         new_namespace(core_v1, namespace, {"pull": f"{prefix}-{group}"})

@@ -47,7 +47,7 @@ class Daemonish:
     def sync(self) -> Action | None:
         """The action the one namespace got; None when the namespace store has not seen it yet."""
         result = self.reconciler.sync(self.reconciler.config.secrets[0], freshness=Freshness.cached())
-        assert not result.source_errors, result.source_errors
+        assert not result.stopped, result.errors
         return result.outcomes[0].change.action if result.outcomes else None
 
     def holds(self, namespace: str) -> bool:

@@ -43,6 +43,7 @@ ALERTS = {
     "SyncdConfigReloadFailing",
     "SyncdImagePullsFailing",
     "SyncdAdmissionErrors",
+    "SyncdPodRepairsFailing",
 }
 METRIC_NAME = re.compile(r"\bsyncd_[a-z_]+")
 

@@ -179,10 +179,25 @@ def test_pull_failures_of_the_last_hour_are_counted_where_enabled() -> None:
     assert setup.store.patches[-1][1]["namespaces"] == {"pullFailuresLastHour": 0}
 
 
+def test_repairs_of_the_last_hour_are_counted_where_enabled() -> None:
+    setup = Setup("regcred", "other", repair_pods=True)
+    setup.sync("regcred", ok("team-a"))
+    assert setup.store.patches[-1][1]["namespaces"]["podsRepairedLastHour"] == 0
+    setup.publisher.repaired("regcred")
+    setup.publisher.repaired("regcred")
+    setup.publisher.repaired("other")
+    setup.publisher.flush(["regcred"])
+    assert setup.store.patches[-1][1]["namespaces"] == {"podsRepairedLastHour": 2}
+    setup.now += dt.timedelta(minutes=61)
+    setup.publisher.flush(["regcred"])
+    assert setup.store.patches[-1][1]["namespaces"] == {"podsRepairedLastHour": 0}
+
+
 def test_without_pull_failures_the_count_is_absent() -> None:
     setup = Setup("regcred")
     setup.sync("regcred", ok("team-a"))
     assert "pullFailuresLastHour" not in setup.store.patches[-1][1]["namespaces"]
+    assert "podsRepairedLastHour" not in setup.store.patches[-1][1]["namespaces"]
 
 
 def test_a_new_leader_writes_nothing_before_its_first_result() -> None:

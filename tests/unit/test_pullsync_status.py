@@ -29,8 +29,12 @@ def outcome(namespace: str, action: Action = Action.UNCHANGED, error: str | None
     return ChangeOutcome(PlannedChange(namespace, "regcred", action), error=error)
 
 
-def synced(*outcomes: ChangeOutcome, source_errors: list[str] | None = None) -> SyncResult:
-    return SyncResult("regcred", outcomes=list(outcomes), source_errors=source_errors or [])
+def synced(
+    *outcomes: ChangeOutcome, source_errors: list[str] | None = None, cluster_errors: list[str] | None = None
+) -> SyncResult:
+    return SyncResult(
+        "regcred", outcomes=list(outcomes), source_errors=source_errors or [], cluster_errors=cluster_errors or []
+    )
 
 
 def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -74,6 +78,30 @@ def test_a_dead_source_unreadies_and_keeps_the_last_namespace_states() -> None:
     assert status["namespaces"]["inSync"] == 1
     ledger.record(synced(outcome("a")), NOW + 2 * HOUR)
     assert conditions(status_of(ledger, fresh(), IDENTITY, NOW, generation=1))["Ready"] == ("True", "Ready")
+
+
+def test_an_apiserver_error_blames_the_cluster_not_the_source_and_only_a_whole_sync_clears_it() -> None:
+    ledger = SpecLedger("regcred")
+    ledger.record(synced(outcome("a")), NOW)
+    ledger.record(synced(cluster_errors=["listing the Secrets of regcred: 503"]), NOW + HOUR)
+    status = status_of(ledger, fresh(), IDENTITY, NOW + HOUR, generation=1)
+    assert conditions(status)["SourceAvailable"] == ("True", "Fetched")
+    assert conditions(status)["Synced"] == ("False", "ApiserverError")
+    assert conditions(status)["Ready"] == ("False", "ApiserverError")
+    assert "503" not in json.dumps(status)  # the log has the detail, the object a pointer to it
+    assert status["namespaces"]["inSync"] == 1  # the last known states stand
+    ledger.record(synced(outcome("a")), NOW + 2 * HOUR, namespace="a")
+    assert conditions(status_of(ledger, fresh(), IDENTITY, NOW, generation=1))["Ready"] == ("False", "ApiserverError")
+    ledger.record(synced(outcome("a")), NOW + 3 * HOUR)
+    assert conditions(status_of(ledger, fresh(), IDENTITY, NOW, generation=1))["Ready"] == ("True", "Ready")
+
+
+def test_an_apiserver_error_on_the_first_sync_says_so_rather_than_not_synced_yet() -> None:
+    ledger = SpecLedger("regcred")
+    ledger.record(synced(cluster_errors=["listing namespaces: connection refused"]), NOW)
+    status = status_of(ledger, fresh(), IDENTITY, NOW, generation=1)
+    assert conditions(status)["Ready"] == ("False", "ApiserverError")
+    assert conditions(status)["SourceAvailable"] == ("False", "NotSyncedYet")
 
 
 def test_failed_writes_unready_and_conflicts_only_degrade() -> None:

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from syncd.config import Config, parse_config
+from syncd.core.errors import KubeError
 from syncd.core.values import Action, ExistingSecret
 from syncd.engine.fetcher import Freshness
 from syncd.engine.metrics import Metrics
@@ -263,3 +264,20 @@ def test_adopting_a_secret_of_another_type_is_refused_as_a_conflict_that_says_wh
     assert "of type Opaque exists; adopting it cannot make it a pull Secret" in outcome.change.reason
     assert cluster.secrets[("team-1", "pull")].secret_type == "Opaque"
     assert not cluster.secrets[("team-1", "pull")].managed
+
+
+def test_an_apiserver_that_fails_the_plans_list_is_a_cluster_error_not_a_source_error(
+    source: FakeSource, cluster: FakeCluster, registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(spec: str) -> list[ExistingSecret]:
+        raise KubeError(f"listing the Secrets of {spec}: 503 Service Unavailable")
+
+    monkeypatch.setattr(cluster, "managed_secrets", refused)
+    results = reconciler(config(), source, cluster, registry).sync_all()
+    assert cluster.writes == []
+    assert results[0].source_errors == []
+    assert results[0].cluster_errors == ["listing the Secrets of pull: 503 Service Unavailable"]
+    assert results[0].result == "failure"
+    assert results[0].errors == results[0].cluster_errors
+    labels = {"credential": "a", "source": "vault", "result": "success"}
+    assert registry.get_sample_value("syncd_source_requests_total", labels) == 1  # the source did answer

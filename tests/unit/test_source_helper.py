@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.wait import wait_until
 from syncd.config import DockerConfigCredential, HelperCredential, parse_config
 from syncd.core.errors import ConfigError, CredentialNotFound, InvalidCredential, SourceError, SourceUnavailable
 from syncd.sources.docker_config import DockerConfigSource
@@ -196,11 +197,7 @@ def test_hanging_helper_is_killed_with_its_children(tmp_path: Path, install_help
         _run(timeout=0.5)
     assert time.monotonic() - started < 5
     _assert_safe(error)
-    child = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child), "the helper's child outlived the timeout"
+    _assert_dies(int(pid_file.read_text()))
 
 
 def test_helper_that_exits_but_leaves_a_child_holding_stdout_times_out(install_helper: InstallHelper) -> None:
@@ -312,7 +309,4 @@ def test_the_config_refuses_syncds_own_variables_in_helper_env(name: str, messag
 
 
 def _assert_dies(pid: int) -> None:
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(pid), "the helper's child outlived the call"
+    wait_until(lambda: not _alive(pid), 5, f"the helper's child {pid} to be killed with the helper", interval=0.05)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from syncd.config import parse_config
 from syncd.core.errors import KubeError
@@ -171,3 +172,31 @@ def test_other_failures_are_raised_for_the_loop_to_retry(tmp_path: Path, status:
 
     with pytest.raises(KubeError):
         keeper(Refusing(), tmp_path, leader=True, now=[NOW]).check()
+
+
+def test_a_replaced_ca_stays_trusted_beside_the_new_one_until_the_next_renewal() -> None:
+    first = issue(HOSTS, NOW)
+    ca_due = NOW + dt.timedelta(days=5 * 365) * (2 / 3)
+    replaced = issue(HOSTS, ca_due, first)
+    trusted = x509.load_pem_x509_certificates(replaced.ca_cert)
+    old_ca = x509.load_pem_x509_certificate(first.ca_cert)
+    assert len(trusted) == 2
+    assert trusted[1] == old_ca
+    assert trusted[0] != old_ca
+    # the new serving certificate is signed by the new CA, the old one by the old: both verify
+    assert _signed_by(replaced.cert, trusted[0])
+    assert not _signed_by(replaced.cert, old_ca)
+    assert _signed_by(first.cert, trusted[1])
+    # the next renewal of the serving certificate keeps the new CA and drops the old one
+    later = issue(HOSTS, ca_due + dt.timedelta(days=250), replaced)
+    assert x509.load_pem_x509_certificates(later.ca_cert) == trusted[:1]
+    # an expired old CA is never carried
+    assert len(x509.load_pem_x509_certificates(issue(HOSTS, NOW + dt.timedelta(days=6 * 365), first).ca_cert)) == 1
+
+
+def _signed_by(cert_pem: bytes, ca: x509.Certificate) -> bool:
+    try:
+        x509.load_pem_x509_certificate(cert_pem).verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True

@@ -4,6 +4,13 @@ The CA lives five years and signs a serving certificate of one year for the webh
 (`<service>.<namespace>.svc` and its shorter forms) or the host of its URL. A certificate is
 renewed once a third of its lifetime is left, or when the names it must carry changed; the CA
 is kept across renewals, so the caBundle the apiserver trusts does not change with them.
+
+When the CA itself is replaced (a third of its five years left), `ca.crt` holds the new CA and
+then the old one, as long as the old one is valid: the caBundle the leader sets from it trusts
+the serving certificates of both, so a replica still serving one signed by the old CA (it reads
+the shared Secret again within a check interval) is not refused by the apiserver meanwhile, which
+with `failurePolicy: Ignore` would admit Pods without their pull Secret. The next renewal of the
+serving certificate, eight months on, drops the old CA.
 """
 
 from __future__ import annotations
@@ -58,11 +65,16 @@ def hosts_of(*, service: str, namespace: str, url_host: str | None) -> list[str]
 def renew_at(bundle: Bundle) -> dt.datetime | None:
     """When the bundle should be replaced; None when it cannot be read (replace it now)."""
     try:
-        ca = x509.load_pem_x509_certificate(bundle.ca_cert)
+        ca = _signing_ca(bundle.ca_cert)
         cert = x509.load_pem_x509_certificate(bundle.cert)
     except ValueError:
         return None
     return min(_renewal(ca), _renewal(cert))
+
+
+def _signing_ca(ca_pem: bytes) -> x509.Certificate:
+    """The CA that signs: the first of `ca.crt` (a replaced one may follow it for a while)."""
+    return x509.load_pem_x509_certificates(ca_pem)[0]
 
 
 def needs_new(bundle: Bundle | None, hosts: list[str], now: dt.datetime) -> bool:
@@ -74,7 +86,8 @@ def needs_new(bundle: Bundle | None, hosts: list[str], now: dt.datetime) -> bool
 
 def issue(hosts: list[str], now: dt.datetime, previous: Bundle | None = None) -> Bundle:
     """A serving pair for `hosts`, signed by the previous CA while it has most of its life left."""
-    ca_cert, ca_key = _reusable_ca(previous, now) or _new_ca(now)
+    reused = _reusable_ca(previous, now)
+    ca_cert, ca_key = reused or _new_ca(now)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
     builder = (
@@ -84,14 +97,26 @@ def issue(hosts: list[str], now: dt.datetime, previous: Bundle | None = None) ->
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     )
     cert = builder.sign(ca_key, hashes.SHA256())
-    return Bundle(_pem(ca_cert), _key_pem(ca_key), _pem(cert), _key_pem(key))
+    trusted = _pem(ca_cert) + (b"" if reused else _still_valid_ca(previous, now))
+    return Bundle(trusted, _key_pem(ca_key), _pem(cert), _key_pem(key))
+
+
+def _still_valid_ca(previous: Bundle | None, now: dt.datetime) -> bytes:
+    """The replaced CA's PEM while it is valid (trusted beside the new one), else nothing."""
+    if previous is None:
+        return b""
+    try:
+        old = _signing_ca(previous.ca_cert)
+    except ValueError:
+        return b""
+    return _pem(old) if old.not_valid_after_utc > now else b""
 
 
 def _reusable_ca(previous: Bundle | None, now: dt.datetime) -> Authority | None:
     if previous is None:
         return None
     try:
-        cert = x509.load_pem_x509_certificate(previous.ca_cert)
+        cert = _signing_ca(previous.ca_cert)
         key = serialization.load_pem_private_key(previous.ca_key, password=None)
     except (ValueError, TypeError):
         return None
