@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -107,7 +108,8 @@ def call(fn: Callable[[], T], *, what: str, sleep: Callable[[float], None] = tim
             # `from None`: the library's exception text carries the response body, and the apiserver
             # echoes invalid Secret data in it; a chained traceback would print it.
             raise KubeError(f"{what}: {describe(exc)}{_hint(exc)}", status=status_of(exc)) from None
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
+        except (OSError, urllib3.exceptions.HTTPError, http.client.HTTPException) as exc:
+            # http.client's own errors come from the direct writes (an empty or broken answer).
             raise KubeError(f"{what}: cannot reach the Kubernetes API ({type(exc).__name__})") from exc
         except FenceClosed:
             raise KubeError(f"{what}: not sent: this replica no longer holds the leader lease") from None
@@ -187,7 +189,7 @@ def send_json(
         if writer is not None:  # syncd/kube/direct.py: the same request on a lighter connection
             writer.send(method_, url, headers, json.dumps(payload).encode(), getattr(api, "fence", None))
             return
-        response = api.call_api(method_, url, headers, payload, form)
+        response = api.call_api(method_, url, headers, payload, form, _request_timeout=direct.WRITE_TIMEOUT)
         if not 200 <= response.status <= 299:
             response.read()
             raise ApiException.from_response(http_resp=response, body=None, data=None)

@@ -33,6 +33,11 @@ from kubernetes.client.exceptions import ApiException
 # SSLEOFError). urllib3 polls each connection before reuse instead; that poll was a quarter of its
 # cost here. One that fails anyway before an answer is replaced once (`send`).
 IDLE_SECONDS = 15.0
+# A write the apiserver accepted the connection of but never answers (a hung apiserver, a
+# half-open connection through a load balancer) fails after this long, instead of holding its
+# writer, and the spec's sync with it, for ever: jobs never overlap, so one hung write would stop
+# that spec's syncs for good. A write's answer takes milliseconds; a throttled one is a 429.
+WRITE_TIMEOUT = 30.0
 
 
 class FenceClosed(Exception):
@@ -104,7 +109,8 @@ class DirectWrites:
             connection.close()
         if found is not None:
             return found, True
-        return http.client.HTTPSConnection(self.host, self.port, context=self.context), False
+        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=WRITE_TIMEOUT)
+        return connection, False
 
     def _give(self, connection: http.client.HTTPSConnection, response: http.client.HTTPResponse) -> None:
         if response.will_close:

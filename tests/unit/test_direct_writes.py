@@ -7,8 +7,10 @@ import base64
 import gc
 import http.server
 import json
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,3 +170,26 @@ def test_a_configuration_it_does_not_reproduce_keeps_urllib3(server: tuple[Seen,
     named = load_api_client(kubeconfig=str(kubeconfig), context=None, pool_size=4)
     named.configuration.tls_server_name = "kubernetes.default"
     assert direct.for_client(named) is None
+
+
+def test_a_write_the_server_never_answers_fails_after_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung apiserver (or a half-open connection) must not hold the writer, and its spec's sync,
+    for ever: the write fails naming what it was, and the next one may go through."""
+    certs = pki.create(tmp_path / "pki")
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []  # accepted, never read from or answered (TLS never completes)
+    threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True).start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(_kubeconfig(f"https://127.0.0.1:{listener.getsockname()[1]}", certs)))
+    monkeypatch.setattr(direct, "WRITE_TIMEOUT", 0.5)
+    api = load_api_client(kubeconfig=str(kubeconfig), context=None, pool_size=4)
+    assert direct.for_client(api) is not None
+    started = time.monotonic()
+    with pytest.raises(KubeError, match="patching: cannot reach the Kubernetes API"):
+        patch(api, "team-a")
+    assert time.monotonic() - started < 5
+    listener.close()
+    for connection in held:
+        connection.close()
