@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Build (once) and print the path of a small Go program that runs the kubelet's own code:
+# Build (once) and print the path of a small Go program built against Kubernetes' own modules:
 #   kubelet-keyring  the kubelet's image-pull credential lookup (scripts/kubelet-keyring/main.go)
 #   kubelet-events   the Events a kubelet writes when a pull fails (scripts/kubelet-events/main.go)
+#   write-floor      bench's writes from client-go over HTTP/2 (scripts/write-floor/main.go)
 # Usage: scripts/kubelet-tool.sh NAME. Built from the Go module proxy like kube-apiserver in
 # scripts/envtest-binaries.sh (a wrapper go.mod that requires k8s.io/kubernetes and replaces every
 # staging module), cached by Kubernetes version outside the repo, and rebuilt when the binary is
 # missing or its main.go changed.
 #
-# Skipped when $KUBELET_KEYRING / $KUBELET_EVENTS (the name in capitals) names an executable.
+# Skipped when $KUBELET_KEYRING / $KUBELET_EVENTS / $WRITE_FLOOR (the name in capitals) names an executable.
 # Prints the binary's path on stdout; progress goes to stderr.
 set -euo pipefail
 
-NAME="${1:?usage: kubelet-tool.sh kubelet-keyring|kubelet-events}"
+NAME="${1:?usage: kubelet-tool.sh kubelet-keyring|kubelet-events|write-floor}"
 KUBE_VERSION="${SYNCD_KUBE_VERSION:-1.34.4}"
 CACHE_ROOT="${SYNCD_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/syncd}/$NAME"
 OUT_DIR="$CACHE_ROOT/k8s-$KUBE_VERSION"
