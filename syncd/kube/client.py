@@ -36,7 +36,21 @@ class WriteFence:
         self.allowed: Callable[[], bool] = lambda: True
 
 
-class FencedApiClient(client.ApiClient):
+CONNECT_TIMEOUT = 10.0
+
+
+class TimedApiClient(client.ApiClient):
+    """An ApiClient whose every request has a timeout: the generated client sends without one
+    unless told, and a request the apiserver never answers then waits for ever (syncd.kube.direct
+    says why that stops a spec). A caller's own `_request_timeout` (the watches') stands."""
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None and len(args) < 5:
+            kwargs["_request_timeout"] = (CONNECT_TIMEOUT, direct.READ_TIMEOUT)
+        return super().call_api(method, url, *args, **kwargs)
+
+
+class FencedApiClient(TimedApiClient):
     """An ApiClient that asks its fence before every write request it sends, each retry included.
 
     A leader checks the lease once per run, but a run's writes go on for seconds, and a write
@@ -73,7 +87,7 @@ def load_api_client(
         where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise KubeError(f"cannot load Kubernetes credentials from {where}: {exc}") from exc
     configuration.connection_pool_maxsize = pool_size
-    return client.ApiClient(configuration) if fence is None else FencedApiClient(configuration, fence)
+    return TimedApiClient(configuration) if fence is None else FencedApiClient(configuration, fence)
 
 
 def status_of(exc: ApiException) -> int:
@@ -189,7 +203,7 @@ def send_json(
         if writer is not None:  # syncd/kube/direct.py: the same request on a lighter connection
             writer.send(method_, url, headers, json.dumps(payload).encode(), getattr(api, "fence", None))
             return
-        response = api.call_api(method_, url, headers, payload, form, _request_timeout=direct.WRITE_TIMEOUT)
+        response = api.call_api(method_, url, headers, payload, form)
         if not 200 <= response.status <= 299:
             response.read()
             raise ApiException.from_response(http_resp=response, body=None, data=None)

@@ -33,11 +33,12 @@ from kubernetes.client.exceptions import ApiException
 # SSLEOFError). urllib3 polls each connection before reuse instead; that poll was a quarter of its
 # cost here. One that fails anyway before an answer is replaced once (`send`).
 IDLE_SECONDS = 15.0
-# A write the apiserver accepted the connection of but never answers (a hung apiserver, a
-# half-open connection through a load balancer) fails after this long, instead of holding its
-# writer, and the spec's sync with it, for ever: jobs never overlap, so one hung write would stop
-# that spec's syncs for good. A write's answer takes milliseconds; a throttled one is a 429.
-WRITE_TIMEOUT = 30.0
+# A request whose connection the apiserver accepted but which it never answers (a hung apiserver,
+# a half-open connection through a load balancer) fails once this long passes without a byte,
+# instead of holding its thread, and the spec's sync with it, for ever: jobs never overlap, so
+# one hung request would stop that spec's syncs for good. Per read, not in total: a large list
+# streams. Watches set their own. syncd.kube.client applies it to every other request.
+READ_TIMEOUT = 30.0
 
 
 class FenceClosed(Exception):
@@ -109,7 +110,7 @@ class DirectWrites:
             connection.close()
         if found is not None:
             return found, True
-        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=WRITE_TIMEOUT)
+        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=READ_TIMEOUT)
         return connection, False
 
     def _give(self, connection: http.client.HTTPSConnection, response: http.client.HTTPResponse) -> None:

@@ -22,8 +22,9 @@ from kubernetes import client
 
 from harness import pki
 from syncd.core.errors import KubeError
+from syncd.kube import client as kube_client
 from syncd.kube import direct
-from syncd.kube.client import MERGE_PATCH, WriteFence, load_api_client, send_json
+from syncd.kube.client import MERGE_PATCH, WriteFence, call, load_api_client, send_json
 
 
 @dataclass
@@ -172,24 +173,43 @@ def test_a_configuration_it_does_not_reproduce_keeps_urllib3(server: tuple[Seen,
     assert direct.for_client(named) is None
 
 
-def test_a_write_the_server_never_answers_fails_after_the_timeout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _hold(listener: socket.socket, held: list[socket.socket]) -> None:
+    """Accept every connection and never read from or answer it (TLS never completes)."""
+    while True:
+        try:
+            held.append(listener.accept()[0])
+        except OSError:  # the listener closed: the test is over
+            return
+
+
+@pytest.mark.parametrize("request_kind", ["direct write", "generated read"])
+def test_a_request_the_server_never_answers_fails_after_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request_kind: str
 ) -> None:
-    """A hung apiserver (or a half-open connection) must not hold the writer, and its spec's sync,
-    for ever: the write fails naming what it was, and the next one may go through."""
+    """A hung apiserver (or a half-open connection) must not hold the thread, and its spec's sync,
+    for ever: the request fails naming what it was. Writes go out direct, reads through the
+    generated client (urllib3): each gets the timeout."""
     certs = pki.create(tmp_path / "pki")
     listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []  # accepted, never read from or answered (TLS never completes)
-    threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True).start()
+    held: list[socket.socket] = []
+    threading.Thread(target=_hold, args=(listener, held), daemon=True).start()
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(_kubeconfig(f"https://127.0.0.1:{listener.getsockname()[1]}", certs)))
-    monkeypatch.setattr(direct, "WRITE_TIMEOUT", 0.5)
+    monkeypatch.setattr(direct, "READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(kube_client, "CONNECT_TIMEOUT", 0.5)  # the TLS handshake never ends either
     api = load_api_client(kubeconfig=str(kubeconfig), context=None, pool_size=4)
-    assert direct.for_client(api) is not None
+    assert direct.for_client(api) is not None  # writes go direct; reads always through urllib3
+
+    def request() -> None:
+        if request_kind == "direct write":
+            patch(api, "team-a")
+        else:
+            call(lambda: client.CoreV1Api(api).list_namespace(), what="listing namespaces")
+
     started = time.monotonic()
-    with pytest.raises(KubeError, match="patching: cannot reach the Kubernetes API"):
-        patch(api, "team-a")
-    assert time.monotonic() - started < 5
+    with pytest.raises(KubeError, match="cannot reach the Kubernetes API"):
+        request()
+    assert time.monotonic() - started < 5  # urllib3 tries a GET 4 times: 4 x 0.5 s
     listener.close()
     for connection in held:
         connection.close()
